@@ -1,0 +1,15 @@
+"""Artifact file names, environment variable names and default directories. No logic."""
+
+from __future__ import annotations
+
+CONFIG_NAME = "slmkit_config.json"
+METRICS_NAME = "metrics.json"
+CONVERTED_MARKER = "slmkit_converted.json"
+
+ENV_CACHE_DIR = "SLMKIT_CACHE"
+ENV_THREADS = "SLMKIT_NUM_THREADS"
+
+DEFAULT_MODEL = "gemma3-270m"
+DEFAULT_SEED = 0
+
+SUPPORTED_TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".parquet")

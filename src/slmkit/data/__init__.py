@@ -1,0 +1,9 @@
+"""Data records, table readers/writers and fingerprints. Never loads a model."""
+
+from __future__ import annotations
+
+from slmkit.data._document import Document
+from slmkit.data._table import fingerprint_file, read_table
+from slmkit.data._write import atomic_open, write_json, write_table
+
+__all__ = ["Document", "read_table", "write_table", "write_json", "atomic_open", "fingerprint_file"]

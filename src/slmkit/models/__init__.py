@@ -1,0 +1,64 @@
+"""Shared model runtime: ModelSpec, the registry of named models, and the backends behind LanguageModel.
+
+Knows nothing about tasks, ROUGE or Ray. torch/transformers are imported only when a model is loaded.
+
+Example:
+    >>> from slmkit.models import load_model
+    >>> lm = load_model("gemma3-270m")
+    >>> lm.embed(["A short text."]).shape
+    (1, 640)
+"""
+
+from __future__ import annotations
+
+from slmkit.models import _builtin  # noqa: F401  (registers the built-in models)
+from slmkit.models._base import GenerationParams, LanguageModel, TokenStates
+from slmkit.models._registry import get_backend, list_models, register_backend, register_model, resolve_model
+from slmkit.models._spec import ModelSpec
+from slmkit.models._weights import cache_dir, converted_dir, locate_weights, package_installed
+
+
+def _load_transformers(spec, **options):
+    from slmkit.models._transformers import load_transformers
+
+    return load_transformers(spec, **options)
+
+
+def _load_llamacpp(spec, **options):
+    from slmkit.models._llamacpp import load_llamacpp
+
+    return load_llamacpp(spec, **options)
+
+
+register_backend("transformers", _load_transformers)
+register_backend("llamacpp", _load_llamacpp)
+
+
+def load_model(name: str | ModelSpec = "gemma3-270m", *, backend: str | None = None, **options) -> LanguageModel:
+    """Load a model by registry name, local directory, `.gguf` file or Hugging Face id.
+
+    Args:
+        name: what to load; see `slmkit models list` for the built-in names.
+        backend: "transformers" (default) or "llamacpp" (optional extra).
+        **options: forwarded to the backend loader (`num_threads`; llama.cpp also takes `n_ctx`).
+    """
+    spec = resolve_model(name, backend=backend)
+    return get_backend(spec.backend)(spec, **options)
+
+
+__all__ = [
+    "GenerationParams",
+    "LanguageModel",
+    "ModelSpec",
+    "TokenStates",
+    "cache_dir",
+    "converted_dir",
+    "get_backend",
+    "list_models",
+    "load_model",
+    "locate_weights",
+    "package_installed",
+    "register_backend",
+    "register_model",
+    "resolve_model",
+]

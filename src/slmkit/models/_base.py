@@ -1,0 +1,165 @@
+"""The one language-model interface every slmkit job uses, whatever the backend."""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from slmkit._constants import ENV_THREADS
+from slmkit.errors import ConfigError
+from slmkit.models._spec import ModelSpec
+
+POOLINGS = ("mean", "last")
+
+
+@dataclass
+class TokenStates:
+    """Hidden states of one text, token by token (for exact per-token explanations).
+
+    Attributes:
+        tokens: the token strings, of length n_tokens.
+        offsets: (start, end) character span of each token in the *formatted* text; (0, 0) for special tokens.
+        text_span: (start, end) of the user's text inside the formatted text (the template wraps it).
+        states: array of shape (n_tokens, n_features), the chosen layers concatenated.
+        pooled_mask: bool array of shape (n_tokens,), the tokens that `embed(pooling="mean")` averages.
+    """
+
+    tokens: list[str]
+    offsets: list[tuple[int, int]]
+    text_span: tuple[int, int]
+    states: np.ndarray
+    pooled_mask: np.ndarray
+
+
+@dataclass
+class GenerationParams:
+    """Decoding knobs shared by every backend (the usual transformers names)."""
+
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    length_penalty: float = 1.0
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.num_beams < 1:
+            raise ConfigError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.do_sample and self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0 when do_sample=True, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+class LanguageModel(abc.ABC):
+    """Batched, no-grad inference over a small LM: embeddings, token losses, choice scores, generation.
+
+    Attributes:
+        spec: the ModelSpec it was loaded from.
+        info: JSON-able facts to record in results (name, backend, checksum, dtype, parameter count, load time).
+    """
+
+    spec: ModelSpec
+    info: dict
+
+    @abc.abstractmethod
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        pooling: str = "mean",
+        layers: Sequence[int] = (-1,),
+        template: str = "{text}",
+        batch_size: int = 16,
+        normalize: bool = False,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Embed texts, each wrapped in `template` ("{text}" marks where the text goes).
+
+        Returns:
+            float32 array of shape (n_texts, hidden_size * len(layers)).
+        """
+
+    @abc.abstractmethod
+    def token_losses(self, texts: Sequence[str], *, batch_size: int = 8, progress: bool = False) -> list[np.ndarray]:
+        """Negative log-likelihood (nats) of every token of each text given the ones before it.
+
+        Returns:
+            one float32 array per text, of shape (n_tokens,) (the BOS token is context, not scored).
+        """
+
+    @abc.abstractmethod
+    def score_choices(
+        self, prompts: Sequence[str], choices: Sequence[str] | Sequence[Sequence[str]], *, reduction: str = "sum"
+    ) -> np.ndarray:
+        """Log-probability of each candidate continuation after each prompt.
+
+        Args:
+            prompts: n_prompts strings.
+            choices: the same candidates for every prompt, or one list per prompt (all of equal length).
+            reduction: "sum" of token log-probs, or "mean" over the choice's tokens.
+
+        Returns:
+            float array of shape (n_prompts, n_choices).
+        """
+
+    @abc.abstractmethod
+    def generate(self, prompts: Sequence[str], params: GenerationParams | None = None, *, batch_size: int = 8,
+                 progress: bool = False, **overrides) -> list[str]:
+        """Continue each prompt; returns only the new text. `overrides` are GenerationParams fields."""
+
+    def token_states(self, texts: Sequence[str], *, layers: Sequence[int] = (-1,), template: str = "{text}") -> list[TokenStates]:
+        raise ConfigError(f"backend {self.spec.backend!r} does not expose per-token hidden states; use transformers")
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        raise NotImplementedError
+
+
+def resolve_params(params: GenerationParams | None, overrides: dict) -> GenerationParams:
+    if params is None:
+        return GenerationParams(**overrides)
+    if overrides:
+        from dataclasses import replace
+
+        return replace(params, **overrides)
+    return params
+
+
+def check_embed_args(pooling: str, layers: Sequence[int], template: str) -> None:
+    if pooling not in POOLINGS:
+        raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if not layers:
+        raise ConfigError("layers must name at least one layer (e.g. [-1] for the last)")
+    if template.count("{text}") != 1:
+        raise ConfigError(f"template must contain '{{text}}' exactly once, got {template!r}")
+
+
+def format_template(template: str, text: str) -> str:
+    # str.replace, not str.format: instruction templates may contain literal braces.
+    return template.replace("{text}", text)
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Indices grouped into batches of similar length (longest first), so padding wastes little compute."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def default_num_threads() -> int:
+    if os.environ.get(ENV_THREADS):
+        return int(os.environ[ENV_THREADS])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

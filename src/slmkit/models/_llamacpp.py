@@ -1,0 +1,133 @@
+"""llama.cpp backend (optional extra `slmkit[llamacpp]`): inference only, same interface, GGUF models only.
+
+What llama.cpp cannot do is refused with a ConfigError rather than approximated: beam search,
+no-repeat-ngram blocking and hidden states of layers other than the last.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from slmkit.errors import ConfigError, MissingExtraError
+from slmkit.models._base import (
+    GenerationParams,
+    LanguageModel,
+    check_embed_args,
+    default_num_threads,
+    format_template,
+    resolve_params,
+)
+from slmkit.models._spec import ModelSpec
+from slmkit.models._weights import gguf_path, sha256_file
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise MissingExtraError(
+            "the llama.cpp backend needs llama-cpp-python; run: pip install 'slmkit[llamacpp]' (compiles ~8 min)"
+        ) from exc
+    return llama_cpp
+
+
+class LlamaCppLM(LanguageModel):
+    """A GGUF model run by llama.cpp. Two contexts are opened lazily: one for logits, one for embeddings."""
+
+    def __init__(self, spec: ModelSpec, path, *, n_ctx: int = 1024, num_threads: int | None = None) -> None:
+        self.spec, self.path, self.n_ctx = spec, path, n_ctx
+        self.n_threads = num_threads or default_num_threads()
+        start = time.perf_counter()
+        self._llm = self._open(logits_all=True)
+        self._emb = None
+        self.info = {"name": spec.name, "backend": "llamacpp", "source": spec.source, "checksum": sha256_file(path),
+                     "dtype": "gguf", "n_ctx": n_ctx, "load_seconds": round(time.perf_counter() - start, 2)}
+
+    def _open(self, **kwargs):
+        llama_cpp = _import_llama_cpp()
+        return llama_cpp.Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, n_batch=self.n_ctx,
+                               verbose=False, **kwargs)
+
+    def _tokens(self, text: str, bos: bool = True) -> list[int]:
+        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
+        if len(ids) > self.n_ctx:
+            raise ConfigError(f"text of {len(ids)} tokens exceeds llama.cpp n_ctx={self.n_ctx}; raise n_ctx")
+        return ids
+
+    def _logits(self, ids: list[int]) -> np.ndarray:
+        """Logits of shape (len(ids), n_vocab): row t predicts token t+1."""
+        self._llm.reset()
+        self._llm.eval(ids)
+        return np.asarray(self._llm.scores[: len(ids)], dtype=np.float64)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self._tokens(t, bos=False)) for t in texts]
+
+    def next_token_logits(self, ids: list[int]) -> np.ndarray:
+        return self._logits(ids)[-1]
+
+    def embed(self, texts, *, pooling="mean", layers=(-1,), template="{text}", batch_size=16, normalize=False,
+              progress=False) -> np.ndarray:
+        check_embed_args(pooling, layers, template)
+        if list(layers) != [-1]:
+            raise ConfigError(f"llama.cpp exposes only the last layer; got layers={list(layers)} (use transformers)")
+        if self._emb is None:
+            self._emb = self._open(embedding=True, pooling_type=_import_llama_cpp().LLAMA_POOLING_TYPE_NONE)
+        out = []
+        for text in texts:
+            states = np.asarray(self._emb.embed(format_template(template, text)), dtype=np.float32)
+            # Skip BOS in mean pooling, as the transformers backend does (it is an attention sink).
+            vec = states[1:].mean(0) if pooling == "mean" and len(states) > 1 else states[-1]
+            out.append(vec / np.linalg.norm(vec) if normalize else vec)
+        return np.stack(out).astype(np.float32)
+
+    def token_losses(self, texts, *, batch_size=8, progress=False) -> list[np.ndarray]:
+        out = []
+        for text in texts:
+            ids = self._tokens(text)
+            logp = _log_softmax(self._logits(ids)[:-1])
+            out.append(-logp[np.arange(len(ids) - 1), ids[1:]].astype(np.float32))
+        return out
+
+    def score_choices(self, prompts, choices, *, reduction="sum", batch_size=16) -> np.ndarray:
+        from slmkit.models._transformers import _choices_per_prompt
+
+        if reduction not in ("sum", "mean"):
+            raise ConfigError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        per_prompt = _choices_per_prompt(prompts, choices)
+        scores = np.zeros((len(prompts), len(per_prompt[0]) if per_prompt else 0))
+        for i, (prompt, options) in enumerate(zip(prompts, per_prompt)):
+            p_ids = self._tokens(prompt)
+            for j, option in enumerate(options):
+                c_ids = self._tokens(option, bos=False)
+                logp = _log_softmax(self._logits(p_ids + c_ids)[len(p_ids) - 1 : -1])
+                picked = logp[np.arange(len(c_ids)), c_ids]
+                scores[i, j] = picked.sum() if reduction == "sum" else picked.mean()
+        return scores
+
+    def generate(self, prompts, params: GenerationParams | None = None, *, batch_size=8, progress=False,
+                 **overrides) -> list[str]:
+        params = resolve_params(params, overrides)
+        if params.num_beams > 1 or params.no_repeat_ngram_size:
+            raise ConfigError("llama.cpp backend supports neither num_beams > 1 nor no_repeat_ngram_size; use transformers")
+        out = []
+        for prompt in prompts:
+            result = self._llm.create_completion(
+                prompt, max_tokens=params.max_new_tokens, temperature=params.temperature if params.do_sample else 0.0,
+                top_k=params.top_k if params.do_sample else 1, top_p=params.top_p,
+                repeat_penalty=params.repetition_penalty, seed=params.seed)
+            out.append(result["choices"][0]["text"])
+        return out
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def load_llamacpp(spec: ModelSpec, *, num_threads: int | None = None, n_ctx: int = 1024) -> LlamaCppLM:
+    _import_llama_cpp()
+    return LlamaCppLM(spec, gguf_path(spec), n_ctx=n_ctx, num_threads=num_threads)

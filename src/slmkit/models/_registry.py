@@ -1,0 +1,92 @@
+"""Registry of named models and of backends. No other code switches on model-name strings."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from slmkit.errors import ConfigError, UnknownModelError
+from slmkit.models._spec import ModelSpec
+
+if TYPE_CHECKING:
+    from slmkit.models._base import LanguageModel
+
+_MODELS: dict[str, ModelSpec] = {}
+_BACKENDS: dict[str, Callable[..., LanguageModel]] = {}
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# A Hub id is "owner/name"; anything else that is not registered must be an existing path.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Register `spec` under `spec.name` (lower case, unused)."""
+    if not _NAME.match(spec.name):
+        raise ConfigError(f"model name {spec.name!r} must be lower case letters, digits, '.', '_' or '-'")
+    if spec.name in _MODELS:
+        raise ConfigError(f"model name {spec.name!r} is already registered")
+    _MODELS[spec.name] = spec
+    return spec
+
+
+def register_backend(name: str, factory: Callable[..., LanguageModel]) -> None:
+    """Register a backend factory `factory(spec, **options) -> LanguageModel`."""
+    if name in _BACKENDS:
+        raise ConfigError(f"backend {name!r} is already registered")
+    _BACKENDS[name] = factory
+
+
+def list_models() -> list[ModelSpec]:
+    return [_MODELS[k] for k in sorted(_MODELS)]
+
+
+def get_backend(name: str) -> Callable[..., LanguageModel]:
+    if name not in _BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}; known: {', '.join(sorted(_BACKENDS))}")
+    return _BACKENDS[name]
+
+
+def resolve_model(name_or_path: str | ModelSpec, backend: str | None = None) -> ModelSpec:
+    """Turn a registry name, a local directory, a `.gguf` file or a Hub id into a ModelSpec.
+
+    Raises:
+        UnknownModelError: not registered, not an existing path and not shaped like a Hub id.
+    """
+    if isinstance(name_or_path, ModelSpec):
+        spec = name_or_path
+    elif name_or_path in _MODELS:
+        spec = _MODELS[name_or_path]
+    else:
+        path = Path(name_or_path).expanduser()
+        if path.is_file() and path.suffix == ".gguf":
+            spec = ModelSpec(name=path.stem.lower(), path=str(path.parent), gguf_file=path.name)
+        elif path.is_dir():
+            spec = ModelSpec(name=_local_name(path), path=str(path), kind=_kind_of_dir(path))
+        elif _HUB_ID.match(str(name_or_path)) and not str(name_or_path).startswith((".", "/", "~")):
+            spec = ModelSpec(name=str(name_or_path).lower(), hub_id=str(name_or_path))
+        else:
+            known = ", ".join(sorted(_MODELS)) or "none"
+            raise UnknownModelError(
+                f"unknown model {name_or_path!r}: not a registered name ({known}), an existing directory or "
+                ".gguf file, or a Hugging Face id like 'owner/name'"
+            )
+    if backend and backend != spec.backend:
+        spec = replace(spec, backend=backend)
+    return spec
+
+
+def _local_name(path: Path) -> str:
+    name = re.sub(r"[^a-z0-9._-]+", "-", path.resolve().name.lower()).strip("-")
+    return name or "local"
+
+
+def _kind_of_dir(path: Path) -> str:
+    """'causal' unless the directory's config.json names an architecture that is not a causal LM."""
+    config = path / "config.json"
+    if not config.is_file():
+        return "causal"
+    architectures = json.loads(config.read_text()).get("architectures") or []
+    return "causal" if not architectures or any("CausalLM" in a for a in architectures) else "encoder"

