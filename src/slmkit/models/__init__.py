@@ -12,6 +12,8 @@ Example:
 from __future__ import annotations
 
 from slmkit.models import _builtin  # noqa: F401  (registers the built-in models)
+from slmkit.models._demo import runtime_report
+from slmkit.models._inventory import ModelStatus, model_statuses
 from slmkit.models._base import GenerationParams, LanguageModel, TokenStates
 from slmkit.models._registry import get_backend, list_models, register_backend, register_model, resolve_model
 from slmkit.models._spec import ModelSpec
@@ -50,6 +52,7 @@ __all__ = [
     "GenerationParams",
     "LanguageModel",
     "ModelSpec",
+    "ModelStatus",
     "TokenStates",
     "cache_dir",
     "converted_dir",
@@ -57,8 +60,10 @@ __all__ = [
     "list_models",
     "load_model",
     "locate_weights",
+    "model_statuses",
     "package_installed",
     "register_backend",
     "register_model",
     "resolve_model",
+    "runtime_report",
 ]

@@ -1,0 +1,3 @@
+from slmkit.cli.main import app
+
+app(prog_name="slmkit")

