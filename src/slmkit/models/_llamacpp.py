@@ -35,14 +35,19 @@ def _import_llama_cpp():
 
 
 class LlamaCppLM(LanguageModel):
-    """A GGUF model run by llama.cpp. Two contexts are opened lazily: one for logits, one for embeddings."""
+    """A GGUF model run by llama.cpp, with one context per use (the weights are mmap-shared between them).
+
+    Generation gets a plain context; scoring one with `logits_all` (which would otherwise make every prompt
+    token of a generation pay for a 262k-way projection); embeddings one in embedding mode. The last two open
+    on first use.
+    """
 
     def __init__(self, spec: ModelSpec, path, *, n_ctx: int = 1024, num_threads: int | None = None) -> None:
         self.spec, self.path, self.n_ctx = spec, path, n_ctx
         self.n_threads = num_threads or default_num_threads()
         start = time.perf_counter()
-        self._llm = self._open(logits_all=True)
-        self._emb = None
+        self._llm = self._open()
+        self._scorer = self._emb = None
         self.info = {"name": spec.name, "backend": "llamacpp", "source": spec.source, "checksum": sha256_file(path),
                      "dtype": "gguf", "n_ctx": n_ctx, "load_seconds": round(time.perf_counter() - start, 2)}
 
@@ -59,9 +64,11 @@ class LlamaCppLM(LanguageModel):
 
     def _logits(self, ids: list[int]) -> np.ndarray:
         """Logits of shape (len(ids), n_vocab): row t predicts token t+1."""
-        self._llm.reset()
-        self._llm.eval(ids)
-        return np.asarray(self._llm.scores[: len(ids)], dtype=np.float64)
+        if self._scorer is None:
+            self._scorer = self._open(logits_all=True)
+        self._scorer.reset()
+        self._scorer.eval(ids)
+        return np.asarray(self._scorer.scores[: len(ids)], dtype=np.float64)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(self._tokens(t, bos=False)) for t in texts]
