@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib.metadata
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 from slmkit._constants import CONVERTED_MARKER
 from slmkit.models._registry import list_models
 from slmkit.models._spec import ModelSpec
-from slmkit.models._weights import cache_dir, package_installed
+from slmkit.models._weights import cache_dir, package_dir, package_installed
 
 
 @dataclass
@@ -52,7 +51,7 @@ def _is_converted(spec: ModelSpec) -> bool:
         return True
     entries = list((cache_dir() / "converted").glob(f"*/{CONVERTED_MARKER}"))
     if spec.package_path:
-        gguf = Path(files(spec.module).joinpath(spec.package_path))
+        gguf = package_dir(spec.module) / spec.package_path
     else:
         gguf = cache_dir() / "gguf" / spec.name / f"{spec.name}.gguf"
     import json

