@@ -52,8 +52,12 @@ def phase_load(model: str) -> dict:
 
     start = time.perf_counter()
     lm = load_model(model)
-    return {"seconds": round(time.perf_counter() - start, 2), "converted_cached": lm.info.get("converted_cached"),
-            "checksum": lm.info["checksum"], "n_parameters": lm.info["n_parameters"]}
+    return {
+        "seconds": round(time.perf_counter() - start, 2),
+        "converted_cached": lm.info.get("converted_cached"),
+        "checksum": lm.info["checksum"],
+        "n_parameters": lm.info["n_parameters"],
+    }
 
 
 def phase_throughput(model: str, n_texts: int, repeats: int, seed: int) -> dict:
@@ -65,7 +69,10 @@ def phase_throughput(model: str, n_texts: int, repeats: int, seed: int) -> dict:
     lm.embed(texts[:4])  # warm-up: first call pays one-off allocation costs
     for batch_size in (1, 8, 32):
         seconds = _median_time(lambda: lm.embed(texts, batch_size=batch_size), repeats)
-        out["embed"][f"batch_{batch_size}"] = {"median_s": round(seconds, 3), "texts_per_s": round(n_texts / seconds, 2)}
+        out["embed"][f"batch_{batch_size}"] = {
+            "median_s": round(seconds, 3),
+            "texts_per_s": round(n_texts / seconds, 2),
+        }
     n_scored = sum(len(x) for x in lm.token_losses(texts))
     seconds = _median_time(lambda: lm.token_losses(texts, batch_size=8), repeats)
     out["token_losses"] = {"median_s": round(seconds, 3), "tokens_per_s": round(n_scored / seconds, 1)}
@@ -75,8 +82,13 @@ def phase_throughput(model: str, n_texts: int, repeats: int, seed: int) -> dict:
     generated = lm.generate(prompts, params, batch_size=1)
     seconds = time.perf_counter() - start
     n_new = sum(lm.count_tokens(generated))
-    out["generate"] = {"prompts": len(prompts), "batch_size": 1, "new_tokens": n_new, "seconds": round(seconds, 2),
-                       "tokens_per_s": round(n_new / seconds, 2)}
+    out["generate"] = {
+        "prompts": len(prompts),
+        "batch_size": 1,
+        "new_tokens": n_new,
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(n_new / seconds, 2),
+    }
     return out
 
 
@@ -137,26 +149,41 @@ def main() -> None:
     parser.add_argument("--phase", choices=["load", "throughput", "llamacpp"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        result = {"load": lambda: phase_load(args.model),
-                  "throughput": lambda: phase_throughput(args.model, args.n_texts, args.repeats, args.seed),
-                  "llamacpp": lambda: phase_llamacpp(args.model, args.n_texts, args.seed)}[args.phase]()
+        result = {
+            "load": lambda: phase_load(args.model),
+            "throughput": lambda: phase_throughput(args.model, args.n_texts, args.repeats, args.seed),
+            "llamacpp": lambda: phase_llamacpp(args.model, args.n_texts, args.seed),
+        }[args.phase]()
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         print(json.dumps(result))
         return
-    import slmkit
     import torch
     import transformers
 
+    import slmkit
+
     env = dict(os.environ)
-    common = ["--model", args.model, "--n-texts", str(args.n_texts), "--repeats", str(args.repeats),
-              "--seed", str(args.seed)]
+    common = [
+        "--model",
+        args.model,
+        "--n-texts",
+        str(args.n_texts),
+        "--repeats",
+        str(args.repeats),
+        "--seed",
+        str(args.seed),
+    ]
     with tempfile.TemporaryDirectory() as fresh:
         first = _run_phase([*common, "--phase", "load"], {**env, "SLMKIT_CACHE": fresh})
     result = {
         "model": args.model,
         "config": vars(args) | {"out": str(args.out), "phase": None},
-        "versions": {"slmkit": slmkit.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "slmkit": slmkit.__version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
         "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(), "processor": platform.processor()},
         "first_load": first,
         "cached_load": _run_phase([*common, "--phase", "load"], env),

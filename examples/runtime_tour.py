@@ -1,6 +1,6 @@
 """A tour of slmkit's shared runtime: embeddings, perplexity, choice scores and generation.
 
-    python examples/runtime_tour.py [MODEL]     # MODEL defaults to gemma3-270m
+python examples/runtime_tour.py [MODEL]     # MODEL defaults to gemma3-270m
 """
 
 from __future__ import annotations
@@ -26,5 +26,8 @@ for text, loss in zip(texts, lm.token_losses(texts)):
     print(f"perplexity {np.exp(loss.mean()):8.1f}  {text[:50]}")
 
 prompt = "Review: The plot was dull and the acting wooden.\nSentiment:"
-print("log p(choice):", dict(zip([" positive", " negative"], lm.score_choices([prompt], [" positive", " negative"])[0].round(2))))
+print(
+    "log p(choice):",
+    dict(zip([" positive", " negative"], lm.score_choices([prompt], [" positive", " negative"])[0].round(2))),
+)
 print("generation:", lm.generate(["The best way to learn a language is"], GenerationParams(max_new_tokens=20))[0])

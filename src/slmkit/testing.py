@@ -29,17 +29,25 @@ def make_tokenizer(corpus: list[str] | None = None, vocab_size: int = 400):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus or TOY_TEXTS * 4, trainer=trainer)
     bos = tok.token_to_id("<bos>")
-    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-                                   unk_token="<unk>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
 
 
-def make_tiny_model_dir(path: str | Path, *, kind: str = "causal", hidden_size: int = 32, num_layers: int = 2,
-                        seed: int = 0) -> Path:
+def make_tiny_model_dir(
+    path: str | Path, *, kind: str = "causal", hidden_size: int = 32, num_layers: int = 2, seed: int = 0
+) -> Path:
     """Write a random-weight model + tokenizer directory that `slmkit.models.load_model(path)` loads.
 
     Args:
@@ -54,16 +62,31 @@ def make_tiny_model_dir(path: str | Path, *, kind: str = "causal", hidden_size: 
     torch.manual_seed(seed)
     if kind == "causal":
         config = Gemma3TextConfig(
-            vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-            num_hidden_layers=num_layers, num_attention_heads=2, num_key_value_heads=1, head_dim=hidden_size // 2,
-            max_position_embeddings=512, sliding_window=64, layer_types=["sliding_attention", "full_attention"][:num_layers],
-            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            vocab_size=len(tokenizer),
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=hidden_size // 2,
+            max_position_embeddings=512,
+            sliding_window=64,
+            layer_types=["sliding_attention", "full_attention"][:num_layers],
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
         )
         model = Gemma3ForCausalLM(config)
     elif kind == "encoder":
-        config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                            num_hidden_layers=num_layers, num_attention_heads=2, max_position_embeddings=512,
-                            pad_token_id=tokenizer.pad_token_id)
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=2,
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         model = BertModel(config)
     else:
         raise ValueError(f"kind must be 'causal' or 'encoder', got {kind!r}")

@@ -32,8 +32,10 @@ def test_demo_writes_report(tiny_causal_dir, tmp_path):
     texts = tmp_path / "texts.csv"
     texts.write_text("id,text\na,hello there\nb,오늘 날씨가 좋네요\nc,the cat sat on the mat\n", encoding="utf-8")
     out = tmp_path / "report.json"
-    result = runner.invoke(app, ["lm", "demo", "--input", str(texts), "--model", str(tiny_causal_dir),
-                                 "--output", str(out), "--seed", "1"])
+    result = runner.invoke(
+        app,
+        ["lm", "demo", "--input", str(texts), "--model", str(tiny_causal_dir), "--output", str(out), "--seed", "1"],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert [r["id"] for r in report["texts"]] == ["a", "b", "c"]
@@ -47,22 +49,39 @@ def test_embed_and_losses_commands(tiny_causal_dir, tmp_path):
     texts = tmp_path / "t.jsonl"
     texts.write_text('{"id": "x", "body": "hello"}\n{"id": "y", "body": "world wide"}\n')
     npy = tmp_path / "e.npy"
-    result = runner.invoke(app, ["lm", "embed", str(texts), "--text-column", "body", "--output", str(npy),
-                                 "--model", str(tiny_causal_dir), "--layers", "0,-1"])
+    result = runner.invoke(
+        app,
+        [
+            "lm",
+            "embed",
+            str(texts),
+            "--text-column",
+            "body",
+            "--output",
+            str(npy),
+            "--model",
+            str(tiny_causal_dir),
+            "--layers",
+            "0,-1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert np.load(npy).shape == (2, 64)
     jsonl = tmp_path / "l.jsonl"
-    result = runner.invoke(app, ["lm", "losses", str(texts), "--text-column", "body", "--output", str(jsonl),
-                                 "--model", str(tiny_causal_dir)])
+    result = runner.invoke(
+        app,
+        ["lm", "losses", str(texts), "--text-column", "body", "--output", str(jsonl), "--model", str(tiny_causal_dir)],
+    )
     assert result.exit_code == 0, result.output
     assert [json.loads(x)["id"] for x in jsonl.read_text().splitlines()] == ["x", "y"]
 
 
 def test_bad_input_names_file_row_and_column(tiny_causal_dir, tmp_path):
     texts = tmp_path / "t.csv"
-    texts.write_text("text\nfine\n\"\"\n")
-    result = runner.invoke(app, ["lm", "losses", str(texts), "--output", str(tmp_path / "o.jsonl"),
-                                 "--model", str(tiny_causal_dir)])
+    texts.write_text('text\nfine\n""\n')
+    result = runner.invoke(
+        app, ["lm", "losses", str(texts), "--output", str(tmp_path / "o.jsonl"), "--model", str(tiny_causal_dir)]
+    )
     assert result.exit_code == 1
     assert "t.csv: row 2, column 'text': empty text" in result.output
     assert not (tmp_path / "o.jsonl").exists()

@@ -27,8 +27,10 @@ def test_gemma_runtime_paths(gemma):
     assert text.strip()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                    reason="llama-cpp-python not installed (optional extra slmkit[llamacpp])")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python not installed (optional extra slmkit[llamacpp])",
+)
 def test_transformers_and_llamacpp_agree(gemma):
     """Same top-5 next tokens on a fixed prompt; mean token loss within 0.05 nats."""
     import torch

@@ -22,9 +22,15 @@ def list_cmd() -> None:
         table.add_column(column)
     for status in model_statuses():
         row = status.to_row()
-        table.add_row(row["name"], row["kind"], row["package"], "yes" if row["installed"] else "no",
-                      "-" if row["size_mb"] is None else f"{row['size_mb']:.0f}", row["licence"],
-                      "ready" if row["converted_cache"] else "not yet")
+        table.add_row(
+            row["name"],
+            row["kind"],
+            row["package"],
+            "yes" if row["installed"] else "no",
+            "-" if row["size_mb"] is None else f"{row['size_mb']:.0f}",
+            row["licence"],
+            "ready" if row["converted_cache"] else "not yet",
+        )
     Console().print(table)
 
 
@@ -35,5 +41,7 @@ def prepare_cmd(name: str = typer.Argument("gemma3-270m", help="Registry name, d
     from slmkit.models import load_model
 
     lm = load_model(name)
-    typer.echo(f"{lm.spec.name}: ready ({lm.info['n_parameters'] / 1e6:.0f}M parameters, "
-               f"loaded in {lm.info['load_seconds']} s, sha256 {lm.info['checksum'][:12]})")
+    typer.echo(
+        f"{lm.spec.name}: ready ({lm.info['n_parameters'] / 1e6:.0f}M parameters, "
+        f"loaded in {lm.info['load_seconds']} s, sha256 {lm.info['checksum'][:12]})"
+    )

@@ -64,7 +64,9 @@ def demo_cmd(
 def embed_cmd(
     input: Path = typer.Argument(..., help="Texts (CSV/TSV/JSONL/Parquet)."),
     output: Path = typer.Option(..., "--output", help=".npy file for the (n_texts, dim) float32 array."),
-    text_column: str = TEXT_COLUMN, model: str = MODEL, backend: str = BACKEND,
+    text_column: str = TEXT_COLUMN,
+    model: str = MODEL,
+    backend: str = BACKEND,
     pooling: str = typer.Option("mean", "--pooling", help="mean | last"),
     layers: str = typer.Option("-1", "--layers", help="Comma-separated layer indices, e.g. -1 or 9,-1."),
     template: str = typer.Option("{text}", "--template", help="Wraps each text; must contain {text}."),
@@ -78,8 +80,9 @@ def embed_cmd(
 
     _, texts = _read_texts(input, text_column)
     lm = load_model(model, backend=backend)
-    vectors = lm.embed(texts, pooling=pooling, layers=[int(x) for x in layers.split(",")], template=template,
-                       progress=True)
+    vectors = lm.embed(
+        texts, pooling=pooling, layers=[int(x) for x in layers.split(",")], template=template, progress=True
+    )
     with atomic_open(output, "wb") as handle:
         np.save(handle, vectors)
     typer.echo(f"{vectors.shape[0]} x {vectors.shape[1]} embeddings written to {output}")
@@ -90,7 +93,10 @@ def embed_cmd(
 def losses_cmd(
     input: Path = typer.Argument(..., help="Texts (CSV/TSV/JSONL/Parquet)."),
     output: Path = typer.Option(..., "--output", help="JSONL: id, n_tokens, mean_loss, perplexity per text."),
-    text_column: str = TEXT_COLUMN, model: str = MODEL, backend: str = BACKEND, seed: int = SEED_OPTION,
+    text_column: str = TEXT_COLUMN,
+    model: str = MODEL,
+    backend: str = BACKEND,
+    seed: int = SEED_OPTION,
 ) -> None:
     """Per-text mean token loss and perplexity."""
     import numpy as np
@@ -112,7 +118,8 @@ def losses_cmd(
 @handle_errors
 def generate_cmd(
     prompt: list[str] = typer.Argument(..., help="One or more prompts."),
-    model: str = MODEL, backend: str = BACKEND,
+    model: str = MODEL,
+    backend: str = BACKEND,
     max_new_tokens: int = typer.Option(48, "--max-new-tokens"),
     num_beams: int = typer.Option(1, "--num-beams"),
     do_sample: bool = typer.Option(False, "--do-sample/--greedy"),
@@ -126,8 +133,16 @@ def generate_cmd(
     """Continue each prompt and print the new text."""
     from slmkit.models import GenerationParams, load_model
 
-    params = GenerationParams(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample,
-                              temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-                              no_repeat_ngram_size=no_repeat_ngram_size, seed=seed)
+    params = GenerationParams(
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        do_sample=do_sample,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        seed=seed,
+    )
     for text in load_model(model, backend=backend).generate(prompt, params):
         typer.echo(text)

@@ -23,7 +23,9 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding, newline="" if "b" not in mode else None) as handle:
+        with os.fdopen(
+            fd, mode, encoding=None if "b" in mode else encoding, newline="" if "b" not in mode else None
+        ) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -12,9 +12,9 @@ Example:
 from __future__ import annotations
 
 from slmkit.models import _builtin  # noqa: F401  (registers the built-in models)
+from slmkit.models._base import GenerationParams, LanguageModel, TokenStates
 from slmkit.models._demo import runtime_report
 from slmkit.models._inventory import ModelStatus, model_statuses
-from slmkit.models._base import GenerationParams, LanguageModel, TokenStates
 from slmkit.models._registry import get_backend, list_models, register_backend, register_model, resolve_model
 from slmkit.models._spec import ModelSpec
 from slmkit.models._weights import cache_dir, converted_dir, locate_weights, package_installed

@@ -115,11 +115,20 @@ class LanguageModel(abc.ABC):
         """
 
     @abc.abstractmethod
-    def generate(self, prompts: Sequence[str], params: GenerationParams | None = None, *, batch_size: int = 8,
-                 progress: bool = False, **overrides) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | None = None,
+        *,
+        batch_size: int = 8,
+        progress: bool = False,
+        **overrides,
+    ) -> list[str]:
         """Continue each prompt; returns only the new text. `overrides` are GenerationParams fields."""
 
-    def token_states(self, texts: Sequence[str], *, layers: Sequence[int] = (-1,), template: str = "{text}") -> list[TokenStates]:
+    def token_states(
+        self, texts: Sequence[str], *, layers: Sequence[int] = (-1,), template: str = "{text}"
+    ) -> list[TokenStates]:
         raise ConfigError(f"backend {self.spec.backend!r} does not expose per-token hidden states; use transformers")
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -10,8 +10,9 @@ import numpy as np
 from slmkit.models._base import GenerationParams, LanguageModel
 
 
-def runtime_report(lm: LanguageModel, ids: Sequence[str], texts: Sequence[str], *, seed: int = 0,
-                   max_new_tokens: int = 24) -> dict:
+def runtime_report(
+    lm: LanguageModel, ids: Sequence[str], texts: Sequence[str], *, seed: int = 0, max_new_tokens: int = 24
+) -> dict:
     """Embed, score and generate for `texts`; return a JSON-able report with timings.
 
     The report shows each text's perplexity, its nearest neighbour by embedding cosine, and a greedy
@@ -28,8 +29,11 @@ def runtime_report(lm: LanguageModel, ids: Sequence[str], texts: Sequence[str], 
     timings["token_losses_s"] = time.perf_counter() - start
     rows = []
     for i, (text_id, text) in enumerate(zip(ids, texts)):
-        row = {"id": text_id, "nearest": ids[int(similarity[i].argmax())],
-               "cosine": round(float(similarity[i].max()), 4)}
+        row = {
+            "id": text_id,
+            "nearest": ids[int(similarity[i].argmax())],
+            "cosine": round(float(similarity[i].max()), 4),
+        }
         if losses is not None:
             row["tokens"] = int(len(losses[i]))
             row["perplexity"] = round(float(np.exp(losses[i].mean())), 2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 from dataclasses import dataclass
-from pathlib import Path
 
 from slmkit._constants import CONVERTED_MARKER
 from slmkit.models._registry import list_models
@@ -20,8 +19,15 @@ class ModelStatus:
     converted: bool
 
     def to_row(self) -> dict:
-        return {"name": self.spec.name, "kind": self.spec.kind, "package": self.spec.package, "installed": self.installed,
-                "size_mb": self.size_mb, "licence": self.spec.licence, "converted_cache": self.converted}
+        return {
+            "name": self.spec.name,
+            "kind": self.spec.kind,
+            "package": self.spec.package,
+            "installed": self.installed,
+            "size_mb": self.size_mb,
+            "licence": self.spec.licence,
+            "converted_cache": self.converted,
+        }
 
 
 def model_statuses() -> list[ModelStatus]:
@@ -29,8 +35,14 @@ def model_statuses() -> list[ModelStatus]:
     out = []
     for spec in list_models():
         installed = package_installed(spec)
-        out.append(ModelStatus(spec, installed, _package_size_mb(spec) if installed else None,
-                               _is_converted(spec) if installed else False))
+        out.append(
+            ModelStatus(
+                spec,
+                installed,
+                _package_size_mb(spec) if installed else None,
+                _is_converted(spec) if installed else False,
+            )
+        )
     return out
 
 

