@@ -54,7 +54,8 @@ def demo_cmd(
     for column in ("id", "perplexity", "nearest", "continuation"):
         table.add_column(column, overflow="fold")
     for row in report["texts"]:
-        table.add_row(row["id"], str(row.get("perplexity", "-")), row["nearest"], row.get("continuation", "-"))
+        shown = " ".join(row.get("continuation", "-").replace("\u200b", " ").split())  # one line per row
+        table.add_row(row["id"], str(row.get("perplexity", "-")), row["nearest"], shown[:80])
     Console().print(table)
     typer.echo(f"report written to {output}")
 
