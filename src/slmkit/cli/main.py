@@ -13,6 +13,12 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(runtime_cli.app, name="lm")
 # -- task command groups: one line each -------------------------------------------------------------------
 # (mounted below by the summarize and classify packages' CLI modules)
+from slmkit.cli import summarize as summarize_cli  # noqa: E402
+
+app.add_typer(summarize_cli.app, name="summarize")
+from slmkit.cli import classify as classify_cli  # noqa: E402
+
+app.add_typer(classify_cli.app, name="classify")
 # -- end task command groups -------------------------------------------------------------------------------
 
 

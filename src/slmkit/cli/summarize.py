@@ -1,0 +1,245 @@
+"""`slmkit summarize ...`: dialogue summarization from the command line (demo, predict, evaluate, eda, clean)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from slmkit.cli._common import SEED_OPTION, handle_errors
+
+app = typer.Typer(no_args_is_help=True, help="Dialogue summarization: data checks, EDA, baselines, ROUGE.")
+
+ID_COLUMN = typer.Option("fname", "--id-column", help="Unique row id column.")
+DIALOGUE_COLUMN = typer.Option("dialogue", "--dialogue-column", help="Column with the #PersonN#-tagged dialogue.")
+SUMMARY_COLUMNS = typer.Option(
+    "", "--summary-columns", help="Comma-separated reference columns; empty finds summary or summary1,summary2,..."
+)
+TOPIC_COLUMN = typer.Option("topic", "--topic-column", help="Topic column (ignored when absent).")
+MODEL = typer.Option("gemma3-270m", "--model", help="Causal LM for zero-/few-shot (registry name or path).")
+METHOD = typer.Option("few-shot", "--method", help="lead | longest | zero-shot | few-shot")
+TOKENIZER = typer.Option(
+    "auto", "--tokenizer", help="auto (kiwi for Korean, default for English) | kiwi | whitespace | char | default"
+)
+
+
+def _columns(id_column: str, dialogue_column: str, summary_columns: str, topic_column: str):
+    from slmkit.summarize import DialogueColumns
+
+    summaries = tuple(c.strip() for c in summary_columns.split(",") if c.strip()) or None
+    return DialogueColumns(id=id_column, dialogue=dialogue_column, summaries=summaries, topic=topic_column)
+
+
+def _print_scores(title: str, report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    result = report.result
+    typer.echo(f"{title}: {result.n} rows, tokenizer {result.tokenizer}, multi-ref {result.multi_ref}")
+    table = Table()
+    for column in ("metric", "F1 x100", "95% CI"):
+        table.add_column(column)
+    scores = result.summary()
+    for name in ("rouge1", "rouge2", "rougeL", "final"):
+        lo, hi = result.ci.get(name, (float("nan"), float("nan")))
+        table.add_row(name, f"{scores[name]:.2f}", f"{lo:.2f}–{hi:.2f}")
+    Console().print(table)
+
+
+@app.command("demo")
+@handle_errors
+def demo_cmd(
+    method: str = METHOD,
+    model: str = MODEL,
+    shots: int = typer.Option(2, "--shots", help="Few-shot examples per prompt."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Generation budget per summary."),
+    languages: str = typer.Option("ko,en", "--languages", help="Example sets to run: ko, en or both."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Folder with dialogues_{ko,en}[_train].csv."),
+    output_dir: Path = typer.Option(Path("out/summarize_demo"), "--output-dir", help="Predictions and reports."),
+    seed: int = SEED_OPTION,
+) -> None:
+    """Summarize the project's example dialogues end to end: predict -> fname,summary CSV -> ROUGE."""
+    from slmkit.summarize import DemoConfig, PredictConfig, run_demo
+
+    predict_config = PredictConfig(method=method, model=model, shots=shots, max_new_tokens=max_new_tokens, seed=seed)
+    config = DemoConfig(
+        predict=predict_config,
+        languages=tuple(x.strip() for x in languages.split(",") if x.strip()),
+        data_dir=str(data_dir) if data_dir else None,
+        output_dir=str(output_dir),
+    )
+    for result in run_demo(config, progress=True):
+        _print_scores(f"demo {result.language} ({method}, {result.seconds:.0f} s)", result.report)
+        typer.echo(f"predictions: {result.predictions}")
+    typer.echo(f"report: {output_dir / 'demo.json'}")
+
+
+@app.command("predict")
+@handle_errors
+def predict_cmd(
+    input: Path = typer.Argument(..., help="Dialogue table (CSV/TSV/JSONL/Parquet)."),
+    output: Path = typer.Option(..., "--output", help="fname,summary CSV; an existing one is resumed."),
+    method: str = METHOD,
+    model: str = MODEL,
+    examples: str = typer.Option(None, "--examples", help="Table of dialogue/summary pairs for few-shot retrieval."),
+    embedder: str = typer.Option(None, "--embedder", help="Retrieval embedder (default: --model), e.g. minilm-l6."),
+    language: str = typer.Option("auto", "--language", help="auto | ko | en"),
+    shots: int = typer.Option(2, "--shots"),
+    lead_k: int = typer.Option(2, "--lead-k"),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    num_beams: int = typer.Option(1, "--num-beams"),
+    batch_size: int = typer.Option(4, "--batch-size"),
+    limit: int = typer.Option(None, "--limit", help="Summarize at most this many remaining rows."),
+    id_column: str = ID_COLUMN,
+    dialogue_column: str = DIALOGUE_COLUMN,
+    topic_column: str = TOPIC_COLUMN,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Summarize every dialogue and write the competition's fname,summary CSV (resumes where it stopped)."""
+    from slmkit.summarize import PredictConfig, predict
+
+    config = PredictConfig(
+        method=method,
+        model=model,
+        examples=examples,
+        embedder=embedder,
+        language=language,
+        shots=shots,
+        lead_k=lead_k,
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        batch_size=batch_size,
+        limit=limit,
+        seed=seed,
+    )
+    columns = _columns(id_column, dialogue_column, "", topic_column)
+    frame = predict(input, output, config, columns=columns, progress=True)
+    typer.echo(f"{len(frame)} summaries in {output}")
+
+
+@app.command("evaluate")
+@handle_errors
+def evaluate_cmd(
+    predictions: Path = typer.Argument(..., help="fname,summary CSV."),
+    references: Path = typer.Argument(..., help="Dialogue table with reference summaries."),
+    tokenizer: str = TOKENIZER,
+    multi_ref: str = typer.Option("max", "--multi-ref", help="max | mean over several references."),
+    n_bootstrap: int = typer.Option(1000, "--n-bootstrap", help="Bootstrap resamples for the 95% CIs."),
+    output_dir: Path = typer.Option(None, "--output-dir", help="Write rouge.json, per_example.csv, per_topic.csv."),
+    topics: int = typer.Option(10, "--topics", help="Topics shown in the per-topic table."),
+    id_column: str = ID_COLUMN,
+    dialogue_column: str = DIALOGUE_COLUMN,
+    summary_columns: str = SUMMARY_COLUMNS,
+    topic_column: str = TOPIC_COLUMN,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Score a prediction file against references: ROUGE-1/2/L, the competition mean, CIs, per topic."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from slmkit.summarize import evaluate
+
+    report = evaluate(
+        predictions,
+        references,
+        tokenizer=tokenizer,
+        multi_ref=multi_ref,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        columns=_columns(id_column, dialogue_column, summary_columns, topic_column),
+    )
+    _print_scores(str(predictions.name), report)
+    table = Table(title="per topic (most frequent)")
+    for column in ("topic", "n", "R-1", "R-2", "R-L", "final"):
+        table.add_column(column)
+    for row in report.per_topic.head(topics).itertuples():
+        table.add_row(
+            str(row.topic), str(row.n), *(f"{x:.1f}" for x in (row.rouge1, row.rouge2, row.rougeL, row.final))
+        )
+    Console().print(table)
+    if output_dir:
+        typer.echo(f"written to {report.save(output_dir)}")
+
+
+@app.command("eda")
+@handle_errors
+def eda_cmd(
+    input: Path = typer.Argument(..., help="Dialogue table."),
+    output_dir: Path = typer.Option(Path("out/summarize_eda"), "--output-dir", help="Plots, report.md, eda.json."),
+    model: str = typer.Option("gemma3-270m", "--model", help="Model whose tokens are counted; 'none' for chars only."),
+    coverage: int = typer.Option(99, "--coverage", help="Token percentile the recommended max lengths cover."),
+    id_column: str = ID_COLUMN,
+    dialogue_column: str = DIALOGUE_COLUMN,
+    summary_columns: str = SUMMARY_COLUMNS,
+    topic_column: str = TOPIC_COLUMN,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Lengths (chars, tokens), turns, speakers, topics and keywords, compression, plots, recommended lengths."""
+    from slmkit.summarize import EdaConfig, describe, load_dialogues, write_eda_report
+
+    frame = load_dialogues(input, _columns(id_column, dialogue_column, summary_columns, topic_column), strict=False)
+    lm = None
+    if model.lower() != "none":
+        from slmkit.models import load_model
+
+        lm = load_model(model)
+    result = describe(frame, EdaConfig(coverage=coverage), lm=lm)
+    path = write_eda_report(result, output_dir, title=f"EDA of {input.name}")
+    if result.recommendation:
+        r = result.recommendation
+        typer.echo(
+            f"recommended max input tokens {r.get('max_input_tokens')}, "
+            f"max output tokens {r.get('max_output_tokens')} (p{coverage})"
+        )
+    typer.echo(f"report: {path}")
+
+
+@app.command("clean")
+@handle_errors
+def clean_cmd(
+    input: Path = typer.Argument(..., help="Dialogue table."),
+    output: Path = typer.Option(..., "--output", help="Cleaned table (CSV/TSV/JSONL/Parquet by suffix)."),
+    disable: str = typer.Option("", "--disable", help="Comma-separated steps to skip (see --help of the API)."),
+    report: Path = typer.Option(None, "--report", help="Markdown cleaning report (default: beside --output)."),
+    id_column: str = ID_COLUMN,
+    dialogue_column: str = DIALOGUE_COLUMN,
+    summary_columns: str = SUMMARY_COLUMNS,
+    topic_column: str = TOPIC_COLUMN,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Apply the cleaning steps; print what each changed; flag (never drop) suspicious summaries."""
+    from slmkit.data import atomic_open, write_table
+    from slmkit.summarize import CleaningConfig, clean_dialogues, load_dialogues
+
+    config = CleaningConfig(disable=tuple(x.strip() for x in disable.split(",") if x.strip()))
+    frame = load_dialogues(input, _columns(id_column, dialogue_column, summary_columns, topic_column), strict=False)
+    cleaned, result = clean_dialogues(frame, config)
+    write_table(output, cleaned[["fname", "dialogue", "summary", "topic"]])
+    report = report or output.with_suffix(".cleaning.md")
+    with atomic_open(report) as handle:
+        handle.write(result.to_markdown())
+    for name, count in result.changed.items():
+        typer.echo(f"{name}: {count} row(s) changed")
+    typer.echo(f"{len(result.flags)} flagged row(s); report: {report}")
+
+
+@app.command("validate")
+@handle_errors
+def validate_cmd(
+    input: Path = typer.Argument(..., help="Dialogue table."),
+    id_column: str = ID_COLUMN,
+    dialogue_column: str = DIALOGUE_COLUMN,
+    summary_columns: str = SUMMARY_COLUMNS,
+    topic_column: str = TOPIC_COLUMN,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Check columns, quoting, ids and every dialogue's turn tags; list the problems by row."""
+    from slmkit.summarize import load_dialogues
+
+    frame = load_dialogues(input, _columns(id_column, dialogue_column, summary_columns, topic_column), strict=False)
+    issues = frame.attrs["issues"]
+    for issue in issues:
+        typer.echo(f"{issue.severity}: {issue}")
+    typer.echo(f"{len(frame)} rows, {len(issues)} issue(s)")
+    if any(i.severity == "error" for i in issues):
+        raise typer.Exit(code=1)

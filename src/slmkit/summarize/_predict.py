@@ -1,0 +1,244 @@
+"""`predict`: run a baseline over a dialogue table and write the competition's `fname,summary` CSV.
+
+The output is rewritten atomically after every chunk, so an interrupted run resumes where it stopped: rows
+already in the output (matched by fname) are not generated again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from slmkit._constants import DEFAULT_MODEL, DEFAULT_SEED
+from slmkit.data import read_table, write_table
+from slmkit.errors import ConfigError, DataError
+from slmkit.summarize._data import DialogueColumns, load_dialogues
+from slmkit.summarize._dialogue import detect_language
+
+logger = logging.getLogger(__name__)
+METHODS = ("lead", "longest", "zero-shot", "few-shot")
+
+
+@dataclass
+class PredictConfig:
+    """How to summarize. Every field has a default; CLI options have the same names in kebab-case.
+
+    Attributes:
+        method: "lead" (first turns), "longest" (longest turn), "zero-shot" or "few-shot" prompting.
+        model: causal LM for the prompting methods (a registry name or a path).
+        language: "ko", "en" or "auto" (from the share of Hangul in the dialogues).
+        lead_k: turns kept by "lead".
+        shots: few-shot examples per prompt.
+        examples: table of (dialogue, summary) pairs to draw few-shot examples from; required for "few-shot".
+        embedder: model that embeds dialogues for example retrieval; None reuses `model`.
+        max_example_chars: longest dialogue eligible as a few-shot example.
+        center_embeddings: subtract the pool's mean embedding before retrieval (see FewShotRetriever).
+        max_dialogue_chars: longer input dialogues are cut at a turn boundary (counted in the log).
+        max_new_tokens: generation budget per summary.
+        num_beams: beam width (1 = greedy).
+        repetition_penalty: >1 discourages loops (it also discourages repeating speaker tags).
+        max_sentences: sentences kept by post-processing (0 keeps all).
+        batch_size: prompts generated together.
+        chunk_size: rows between two saves of the output file.
+        limit: summarize only the first `limit` rows still to do (None: all).
+        seed: generation seed.
+    """
+
+    method: str = "few-shot"
+    model: str = DEFAULT_MODEL
+    language: str = "auto"
+    lead_k: int = 2
+    shots: int = 2
+    examples: str | None = None
+    embedder: str | None = None
+    max_example_chars: int = 700
+    center_embeddings: bool = True
+    max_dialogue_chars: int = 2000
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    repetition_penalty: float = 1.0
+    max_sentences: int = 2
+    batch_size: int = 4
+    chunk_size: int = 8
+    limit: int | None = None
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.language not in ("auto", "ko", "en"):
+            raise ConfigError(f"language must be 'auto', 'ko' or 'en', got {self.language!r}")
+        for name in ("lead_k", "shots", "max_new_tokens", "num_beams", "batch_size", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_ids=()):
+    """Make the summarizer `config.method` names.
+
+    Args:
+        config: the prediction config.
+        language: "ko" or "en" (already resolved).
+        lm: an already loaded causal LM to reuse (else `config.model` is loaded).
+        exclude_ids: example-table ids never used as examples (e.g. the rows being evaluated).
+    """
+    from slmkit.summarize._methods import LeadSummarizer, LongestTurnSummarizer, PromptSummarizer, summary_params
+
+    if config.method == "lead":
+        return LeadSummarizer(config.lead_k)
+    if config.method == "longest":
+        return LongestTurnSummarizer()
+    from slmkit.models import load_model
+
+    lm = lm or load_model(config.model)
+    params = summary_params(
+        lm,
+        max_new_tokens=config.max_new_tokens,
+        num_beams=config.num_beams,
+        repetition_penalty=config.repetition_penalty,
+        seed=config.seed,
+    )
+    retriever = _fit_retriever(config, lm, set(exclude_ids)) if config.method == "few-shot" else None
+    return PromptSummarizer(
+        lm,
+        language,
+        params,
+        retriever=retriever,
+        max_dialogue_chars=config.max_dialogue_chars,
+        max_sentences=config.max_sentences,
+        batch_size=config.batch_size,
+    )
+
+
+def _fit_retriever(config: PredictConfig, lm, exclude: set[str]):
+    if not config.examples:
+        raise ConfigError(
+            "method 'few-shot' needs examples: a table of dialogue/summary pairs to retrieve from (--examples)"
+        )
+    from slmkit.models import load_model
+    from slmkit.summarize._fewshot import FewShotRetriever
+
+    pool = load_dialogues(config.examples, require_summary=True, strict=False)
+    pool = pool[~pool["fname"].isin(exclude)]
+    if pool.empty:
+        raise ConfigError(
+            f"{config.examples}: every example row is excluded (they are the rows being summarized); "
+            "give a separate example table"
+        )
+    embedder = load_model(config.embedder) if config.embedder and config.embedder != config.model else lm
+    retriever = FewShotRetriever(
+        embedder, k=config.shots, max_example_chars=config.max_example_chars, center=config.center_embeddings
+    )
+    return retriever.fit(list(pool["dialogue"]), list(pool["summary"]), list(pool["fname"]))
+
+
+def predict(
+    input_path: str | Path,
+    output_path: str | Path,
+    config: PredictConfig | None = None,
+    *,
+    columns: DialogueColumns | None = None,
+    summarizer=None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Summarize every dialogue of `input_path` into `output_path` (`fname,summary` CSV), resuming.
+
+    Args:
+        input_path: dialogue table (fname, dialogue; references are not needed).
+        output_path: CSV to write; rows already there are kept and skipped.
+        config: method and decoding settings.
+        columns: source column names.
+        summarizer: an already built summarizer (skips `build_summarizer`).
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The output table (fname, summary) in input order.
+
+    Raises:
+        DataError: the existing output file is not a `fname,summary` table of this input.
+    """
+    config = config or PredictConfig()
+    frame = load_dialogues(input_path, columns, strict=True)
+    if summarizer is None and not (_load_done(Path(output_path), set(frame["fname"])).keys() >= set(frame["fname"])):
+        language = config.language if config.language != "auto" else detect_language(list(frame["dialogue"]))
+        # No ids excluded from the example pool: the retriever already skips each input's own row by fname.
+        summarizer = build_summarizer(config, language)
+    return predict_frame(
+        frame, output_path, summarizer, chunk_size=config.chunk_size, limit=config.limit, progress=progress
+    )
+
+
+def predict_frame(
+    frame: pd.DataFrame,
+    output_path: str | Path,
+    summarizer,
+    *,
+    chunk_size: int = 8,
+    limit: int | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Summarize the rows of a loaded table (columns fname, dialogue) into `output_path`, resuming.
+
+    Args:
+        frame: dialogues, e.g. from `load_dialogues` (a subset is fine).
+        output_path: `fname,summary` CSV, rewritten atomically after every chunk.
+        summarizer: any object with `summarize(dialogues, ids) -> list[str]`; None only if nothing is left.
+        chunk_size: rows between two saves.
+        limit: summarize at most this many of the rows still to do.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The output rows (fname, summary) in `frame` order.
+    """
+    done = _load_done(Path(output_path), set(frame["fname"]))
+    todo = frame[~frame["fname"].isin(done)]
+    if limit is not None:
+        todo = todo.iloc[:limit]
+    if len(todo):
+        if summarizer is None:
+            raise ConfigError("predict_frame has rows left to summarize but no summarizer")
+        _run_chunks(summarizer, todo, done, frame, Path(output_path), chunk_size, progress)
+    return _ordered(frame, done)
+
+
+def _run_chunks(summarizer, todo, done: dict, frame, output: Path, chunk_size: int, progress: bool) -> None:
+    with tqdm(total=len(todo), desc="summarize", unit="dialogue", disable=not progress) as bar:
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo.iloc[start : start + chunk_size]
+            tic = time.perf_counter()
+            outputs = summarizer.summarize(list(chunk["dialogue"]), list(chunk["fname"]))
+            done.update(zip(chunk["fname"], outputs))
+            write_table(output, _ordered(frame, done))
+            logger.info(
+                "%d/%d summarized (%.1f s per dialogue)",
+                len(done),
+                len(frame),
+                (time.perf_counter() - tic) / len(chunk),
+            )
+            bar.update(len(chunk))
+
+
+def _load_done(output: Path, known: set[str]) -> dict[str, str]:
+    if not output.exists():
+        return {}
+    table = read_table(output, required=("fname", "summary"), id_column="fname")
+    stray = [f for f in table["fname"] if f not in known]
+    if stray:
+        raise DataError(
+            f"{output}: fname {stray[0]!r} is not in the input; this output belongs to another input "
+            "(choose a new output path or delete the file)"
+        )
+    return dict(zip(table["fname"], table["summary"].fillna("").astype(str)))
+
+
+def _ordered(frame: pd.DataFrame, done: dict[str, str]) -> pd.DataFrame:
+    rows = [(f, done[f]) for f in frame["fname"] if f in done]
+    return pd.DataFrame(rows, columns=["fname", "summary"])

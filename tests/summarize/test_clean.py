@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from slmkit.errors import ConfigError
+from slmkit.summarize import STEP_NAMES, CleaningConfig, clean_dialogues, load_dialogues
+from slmkit.summarize._clean import (
+    ControlChars,
+    EscapeSequences,
+    JamoRuns,
+    RepeatedChars,
+    SpeakerTags,
+    Whitespace,
+)
+
+MESSY = [
+    "#person 1#: 안녕ㅋㅋㅋ  하세요!!!!!! \\n&amp;amp; 좋아\r\n\t# Person2 #:  응ㅎㅎ\x07\n\n#phonenumber# 로 연락줘",
+    "#Person1#:\u200b Hi there\\t!!!!\n#PERSON2#: wait.......   ok\r\n#Person1#: ㅠㅠ ㅋ",
+    "#Person1#: clean text.\n#Person2#: still clean.",
+]
+
+
+@pytest.mark.parametrize(
+    "step, before, after",
+    [
+        (ControlChars(), "a\r\nb\tc\x07", "a\nb c"),
+        (EscapeSequences(), "it\\'s\\nfine &quot;ok&quot;", 'it\'s\nfine "ok"'),
+        (
+            SpeakerTags(),
+            "#person 1#: hi # Person2 #, call #PHONENUMBER#",
+            "#Person1#: hi #Person2#, call #PhoneNumber#",
+        ),
+        (JamoRuns(), "좋아ㅋㅋㅋ 응ㅎㅎ ㅋ", "좋아 응 ㅋ"),
+        (RepeatedChars(), "와아아아아!!!!! 1000000 ...", "와아아아!!! 1000000 ..."),
+        (Whitespace(), "  a   b \n\n c\u3000d ", "a b\nc d"),
+    ],
+)
+def test_each_step(step, before, after):
+    assert step.apply(before) == after
+    assert step.apply(after) == after  # each step is idempotent on its own
+
+
+def test_pipeline_counts_samples_and_is_idempotent():
+    frame = pd.DataFrame(
+        {"fname": ["a", "b", "c"], "dialogue": MESSY, "summary": ["#person1#이 인사한다.", "x y", "ok"]}
+    )
+    cleaned, report = clean_dialogues(frame)
+    assert report.changed["speaker_tags"] == 3  # two dialogues + one summary
+    assert report.changed["jamo_runs"] == 2
+    assert report.samples["control_chars"][0]["fname"] == "a"
+    assert cleaned["dialogue"][0] == "#Person1#: 안녕 하세요!!!\n& 좋아\n#Person2#: 응\n#PhoneNumber# 로 연락줘"
+    again, report2 = clean_dialogues(cleaned)
+    assert all(count == 0 for count in report2.changed.values())
+    assert again.equals(cleaned)
+    assert "| speaker_tags | 3 |" in report.to_markdown()
+
+
+def test_example_data_is_already_clean_and_stays_so():
+    from slmkit.summarize import find_example_data
+
+    frame = load_dialogues(find_example_data() / "dialogues_ko.csv")
+    cleaned, report = clean_dialogues(frame)
+    assert sum(report.changed.values()) == 0 and cleaned["dialogue"].equals(frame["dialogue"])
+
+
+def test_disable_and_unknown_step():
+    frame = pd.DataFrame({"fname": ["a"], "dialogue": ["#Person1#: ㅋㅋ 네"], "summary": ["네"]})
+    cleaned, report = clean_dialogues(frame, CleaningConfig(disable=("jamo_runs",)))
+    assert "jamo_runs" not in report.changed and "ㅋㅋ" in cleaned["dialogue"][0]
+    with pytest.raises(ConfigError, match="unknown cleaning step"):
+        CleaningConfig(disable=("nope",))
+    assert STEP_NAMES[0] == "control_chars" and STEP_NAMES[-1] == "whitespace"
+
+
+def test_flags_keep_rows():
+    frame = pd.DataFrame(
+        {
+            "fname": ["a", "b"],
+            "dialogue": ["#Person1#: 안녕하세요 " * 5, "#Person1#: hi"],
+            "summary": ["Person1 greets.", "#Person1# says hi and then a much longer summary text"],
+        }
+    )
+    cleaned, report = clean_dialogues(frame)
+    flags = {(f["fname"], f["flag"]) for f in report.flags}
+    assert ("a", "summary_language") in flags and ("b", "summary_length") in flags
+    assert len(cleaned) == 2

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from slmkit.errors import DataError
+from slmkit.summarize import DialogueColumns, load_dialogues
+
+GOOD = "#Person1#: 안녕하세요.\n#Person2#: 네, 안녕하세요."
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_competition_csv_with_crlf_inside_quotes(tmp_path):
+    path = _write(
+        tmp_path,
+        "dev.csv",
+        'fname,dialogue,summary,topic\r\ndev_0,"#Person1#: 안녕.\r\n#Person2#: 응.","#Person1#이 인사한다.",인사\r\n',
+    )
+    frame = load_dialogues(path, require_summary=True)
+    assert list(frame.columns) == ["fname", "dialogue", "references", "summary", "topic"]
+    assert frame["references"][0] == ["#Person1#이 인사한다."] and frame["topic"][0] == "인사"
+
+
+def test_dialogsum_jsonl_three_references(tmp_path):
+    rows = [{"fname": "test_0", "dialogue": GOOD, "summary1": "a", "summary2": "b", "summary3": "c", "topic1": "t"}]
+    path = _write(tmp_path, "test.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    frame = load_dialogues(path, DialogueColumns(topic="topic1"), require_summary=True)
+    assert frame["references"][0] == ["a", "b", "c"] and frame["summary"][0] == "a"
+    assert frame.attrs["summary_columns"] == ["summary1", "summary2", "summary3"]
+
+
+def test_chosen_columns(tmp_path):
+    path = _write(tmp_path, "any.tsv", f"id\tconv\tgold\nx\t{GOOD.replace(chr(10), ' ')}\tok\n")
+    frame = load_dialogues(path, DialogueColumns(id="id", dialogue="conv", summaries=("gold",), topic="none"))
+    assert frame["fname"][0] == "x" and frame["summary"][0] == "ok" and frame["topic"][0] == ""
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("fname,summary\nd0,x\n", r"missing column\(s\) 'dialogue'"),
+        ('fname,dialogue,summary\nd0,"#Person1#: a\n#Person2#: b",x\nd1,"#Person1#: broken,x\nd2,ok,y\n', r"row 2"),
+        ('fname,dialogue,summary\nd0,"#Person1#: a\n#Person2#: b",x\nd1,"  ",x\n', r"row 2, column 'dialogue': empty"),
+        (
+            'fname,dialogue,summary\nd0,"#Person1#: a\n#Person2#: b",x\nd0,"#Person1#: c",y\n',
+            r"row 2.*duplicate id 'd0'",
+        ),
+        (
+            'fname,dialogue,summary\nd0,"#Person1#: a\n#Person2#: b",x\nd1,no tags at all,y\n',
+            r"row 2 \(d1\): no '#PersonN#:'",
+        ),
+    ],
+)
+def test_malformed_csv_names_the_row(tmp_path, content, match):
+    path = _write(tmp_path, "bad.csv", content)
+    with pytest.raises(DataError, match=match):
+        load_dialogues(path)
+
+
+def test_non_strict_collects_issues(tmp_path, caplog):
+    path = _write(tmp_path, "d.csv", 'fname,dialogue\nd0,"#Person1#: a\n#Person2#: "\nd1,"#Person 1#: a"\n')
+    frame = load_dialogues(path, strict=False)
+    messages = [str(i) for i in frame.attrs["issues"]]
+    assert any("row 1 (d0): empty turn" in m for m in messages)
+    assert any("row 2 (d1)" in m and "variant tag '#Person 1#'" in m for m in messages)
+    assert "row 1 (d0)" in caplog.text
+
+
+def test_require_summary(tmp_path):
+    path = _write(tmp_path, "t.csv", f'fname,dialogue\nd0,"{GOOD}"\n')
+    with pytest.raises(DataError, match="no reference summary column"):
+        load_dialogues(path, require_summary=True)
+    path = _write(tmp_path, "t2.csv", f'fname,dialogue,summary\nd0,"{GOOD}",\n')
+    with pytest.raises(DataError, match=r"row 1 \(d0\): empty reference"):
+        load_dialogues(path, require_summary=True)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from slmkit.errors import ConfigError, DataError
+from slmkit.summarize import PredictConfig, build_summarizer, evaluate, load_dialogues, predict, predict_frame
+
+ROWS = [
+    ("d0", "#Person1#: 병원에 가야 해.\n#Person2#: 어디가 아파?", "#Person1#은 병원에 가야 한다.", "건강"),
+    ("d1", "#Person1#: 시험이 내일이야.\n#Person2#: 같이 공부하자.", "#Person2#는 같이 공부하자고 한다.", "학교"),
+    ("d2", "#Person1#: 배고파.\n#Person2#: 밥 먹으러 가자.", "둘은 밥을 먹으러 간다.", "건강"),
+]
+
+
+@pytest.fixture
+def table(tmp_path):
+    path = tmp_path / "dev.csv"
+    pd.DataFrame(ROWS, columns=["fname", "dialogue", "summary", "topic"]).to_csv(path, index=False)
+    return path
+
+
+class CountingSummarizer:
+    def __init__(self):
+        self.seen = []
+
+    def summarize(self, dialogues, ids=None):
+        self.seen += list(ids)
+        return [f"summary of {i}" for i in ids]
+
+
+def test_predict_writes_fname_summary_and_resumes(table, tmp_path):
+    out = tmp_path / "pred.csv"
+    first = CountingSummarizer()
+    frame = load_dialogues(table)
+    predict_frame(frame, out, first, chunk_size=1, limit=2)
+    assert first.seen == ["d0", "d1"] and list(pd.read_csv(out).columns) == ["fname", "summary"]
+    second = CountingSummarizer()
+    result = predict_frame(frame, out, second, chunk_size=2)
+    assert second.seen == ["d2"] and list(result["fname"]) == ["d0", "d1", "d2"]
+    assert predict_frame(frame, out, None)["summary"].iloc[2] == "summary of d2"  # nothing left: no summarizer needed
+
+
+def test_predict_refuses_output_of_another_input(table, tmp_path):
+    out = tmp_path / "pred.csv"
+    out.write_text("fname,summary\nother_9,x\n", encoding="utf-8")
+    with pytest.raises(DataError, match="'other_9' is not in the input"):
+        predict(table, out, PredictConfig(method="lead"))
+
+
+def test_predict_lead_then_evaluate_per_topic(table, tmp_path):
+    out = tmp_path / "pred.csv"
+    predict(table, out, PredictConfig(method="lead", lead_k=1))
+    report = evaluate(out, table, n_bootstrap=100)
+    assert report.language == "ko" and report.result.tokenizer == "kiwi"
+    assert list(report.per_topic["topic"]) == ["건강", "학교"] and list(report.per_topic["n"]) == [2, 1]
+    assert report.per_example.shape[0] == 3
+    assert report.result.summary()["final"] > 0
+    saved = report.save(tmp_path / "eval")
+    assert (saved / "rouge.json").is_file() and (saved / "per_topic.csv").is_file()
+
+
+def test_evaluate_alignment_errors(table, tmp_path):
+    partial = tmp_path / "partial.csv"
+    partial.write_text("fname,summary\nd0,x\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no prediction for 2 of 3 reference row"):
+        evaluate(partial, table)
+    extra = tmp_path / "extra.csv"
+    extra.write_text("fname,summary\nd0,x\nd1,y\nd2,z\ntest_5,w\n", encoding="utf-8")
+    with pytest.raises(DataError, match="'test_5'"):
+        evaluate(extra, table)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="method must be one of"):
+        PredictConfig(method="beam")
+    with pytest.raises(ConfigError, match="needs examples"):
+        build_summarizer(PredictConfig(method="few-shot"), "ko", lm=object())
+    with pytest.raises(ConfigError, match="max_new_tokens must be >= 1"):
+        PredictConfig(method="lead", max_new_tokens=0)
+
+
+def test_few_shot_predict_with_tiny_model(table, tmp_path, tiny_causal_dir):
+    config = PredictConfig(
+        method="few-shot", model=str(tiny_causal_dir), examples=str(table), shots=1, max_new_tokens=6
+    )
+    # The examples table is the input itself: each row's own reference must never be its example.
+    frame = predict(table, tmp_path / "pred.csv", config)
+    assert len(frame) == 3
