@@ -1,0 +1,366 @@
+"""Tens-of-shot classification benchmark (issue 3) on the shared classification tasks.
+
+For each task: a held-out test set (>= 500 rows), a training pool, learning curves at several examples per class
+(several random draws each) for PLR on gemma3-270m and smollm2-135m embeddings, MiniLM + PLR and TF-IDF + LR,
+zero-shot and calibrated zero-shot with gemma3-270m, and PLR on the whole pool as a ceiling. The gemma template,
+layers and pooling are chosen per task by cross-validation on a slice of the training pool only (never the test
+set); smollm2 reuses gemma's choice.
+
+Results are written atomically after every (task, method), so a cut-off run keeps what it finished, and a rerun
+skips finished entries (embeddings come back from the cache). Run with one thread on a shared machine:
+
+    SLMKIT_NUM_THREADS=1 nohup python bench/classify.py > bench/results/classify.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+
+from slmkit.classify import (
+    EmbeddingCache,
+    LearningCurve,
+    LMClassifier,
+    LMEmbedder,
+    ZeroShotClassifier,
+    learning_curve,
+    plot_learning_curves,
+    sample_per_class,
+)
+from slmkit.data import atomic_open, read_table, write_json
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "classification"
+logger = logging.getLogger("bench.classify")
+
+
+@dataclass
+class Task:
+    name: str
+    template: str  # the task's one-line instruction (a tuning candidate)
+    prompt: str  # zero-shot prompt; the label word follows it
+    label_words: dict
+    train_split: str | None  # None: the file has no train split; the pool is what the test sample leaves
+    test_split: str | None
+
+
+TASKS = {
+    "sst2": Task("sst2", "Movie review: {text}\nIs this review positive or negative? Answer:",
+                 "Movie review: {text}\nIs this review positive or negative? Answer:",
+                 {0: " negative", 1: " positive"}, "train", "test"),
+    "ag_news": Task("ag_news", "News article: {text}\nIs this article about world, sports, business or "
+                    "science/technology? Answer:",
+                    "News article: {text}\nIs this article about world, sports, business or science/technology? "
+                    "Answer:",
+                    {1: " world", 2: " sports", 3: " business", 4: [" science", " technology"]}, None, None),
+    "sms_spam": Task("sms_spam", "SMS message: {text}\nIs this message spam? Answer:",
+                     "SMS message: {text}\nIs this message spam? Answer (yes or no):",
+                     {"ham": " no", "spam": " yes"}, None, None),
+    "nsmc_ko": Task("nsmc_ko", "영화 리뷰: {text}\n이 리뷰는 긍정적인가요, 부정적인가요? 답:",
+                    "영화 리뷰: {text}\n이 리뷰는 긍정적인가요, 부정적인가요? 답:",
+                    {0: " 부정", 1: " 긍정"}, None, None),
+    "trec": Task("trec", "Question: {text}\nDoes this question ask for an abbreviation, a description, a thing, "
+                 "a person, a location or a number? Answer:",
+                 "Question: {text}\nDoes this question ask for an abbreviation, a description, a thing, a person, "
+                 "a location or a number? Answer: a",
+                 {"ABBR": [" abbreviation", "n abbreviation"], "DESC": " description", "ENTY": " thing",
+                  "HUM": " person", "LOC": " location", "NUM": " number"}, "train", "test"),
+}
+PLAIN = "{text}"
+LAYER_SETS = [(-1,), (0.5,), (0.75,), (0.5, -1)]
+
+
+def load_task(task: Task, test_size: int, pool_per_class: int, seed: int):
+    path = DATA / task.name / "data.csv"
+    frame = read_table(path, required=["label"], text_columns=["text"])
+    labels = frame["label"].tolist()
+    frame["label"] = [int(v) if str(v).lstrip("-").isdigit() else v for v in labels]
+    rng = np.random.default_rng(seed)
+    if task.test_split:
+        test_rows = frame.index[frame["split"] == task.test_split].to_numpy()
+        pool_rows = frame.index[frame["split"] == task.train_split].to_numpy()
+    else:
+        test_rows, pool_rows = frame.index.to_numpy(), frame.index.to_numpy()
+    test_rows = np.sort(rng.permutation(test_rows)[:test_size])
+    pool_rows = np.setdiff1d(pool_rows, test_rows)
+    test, pool = frame.loc[test_rows], frame.loc[pool_rows].reset_index(drop=True)
+    if pool_per_class:
+        pool = pool.iloc[sample_per_class(pool["label"].to_numpy(), pool_per_class, seed + 1000)]
+    pool = pool.drop_duplicates("text").reset_index(drop=True)
+    pool = pool[~pool["text"].isin(set(test["text"]))].reset_index(drop=True)  # no test text in training
+    return (pool["text"].tolist(), pool["label"].to_numpy(), test["text"].tolist(), test["label"].to_numpy(),
+            {"file": str(path), "n_pool": len(pool), "n_test": len(test),
+             "pool_counts": {str(k): int(v) for k, v in pool["label"].value_counts().items()},
+             "test_counts": {str(k): int(v) for k, v in test["label"].value_counts().items()}})
+
+
+def tune_features(task: Task, texts, y, cache, tune_per_class: int, seed: int) -> dict:
+    """Choose template, pooling and layers by CV on `tune_per_class` pool examples per class (no test data)."""
+    idx = sample_per_class(y, tune_per_class, seed + 2000)
+    Xt, yt = [texts[i] for i in idx], y[idx]
+    for template in (task.template, PLAIN):  # one forward pass per (template, pooling) fills every layer
+        for pooling in ("mean", "last"):
+            LMEmbedder("gemma3-270m", template=template, pooling=pooling, layers=(0.5, 0.75, -1),
+                       cache=cache).fit().transform(Xt)
+    grid = {"template": [task.template, PLAIN], "pooling": ["mean", "last"], "layers": LAYER_SETS}
+    base = LMClassifier("gemma3-270m", cache=cache, random_state=seed, Cs=9)
+    folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=seed)
+    search = GridSearchCV(base, grid, cv=folds, scoring="accuracy").fit(Xt, yt)
+    table = [{"template": "plain" if p["template"] == PLAIN else "task", "pooling": p["pooling"],
+              "layers": list(p["layers"]), "cv_accuracy": round(float(s), 4)}
+             for p, s in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"])]
+    best = search.best_params_
+    return {"template": best["template"], "pooling": best["pooling"], "layers": list(best["layers"]),
+            "n_tuning": len(idx), "grid": table}
+
+
+def score(y_true, pred) -> dict:
+    return {"accuracy": round(float(accuracy_score(y_true, pred)), 4),
+            "macro_f1": round(float(f1_score(y_true, pred, average="macro")), 4)}
+
+
+def tfidf_lr(seed: int):
+    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
+                         LogisticRegressionCV(Cs=10, cv=StratifiedKFold(3, shuffle=True, random_state=seed),
+                                              max_iter=2000, l1_ratios=(0.0,), scoring="accuracy",
+                                              use_legacy_attributes=False))
+
+
+def reference_recipe(task: Task, cache, seed: int):
+    """The plain recipe the issue measured outside slmkit: task template, mean-pooled last layer, default LR-CV."""
+    return make_pipeline(LMEmbedder("gemma3-270m", template=task.template, pooling="mean", layers=(-1,), cache=cache),
+                         LogisticRegressionCV(max_iter=2000, l1_ratios=(0.0,), scoring="accuracy",
+                                              use_legacy_attributes=False))
+
+
+def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=None) -> None:
+    texts, y, test_texts, y_test = data
+    if warm is not None:  # embed pool + test once, timed, so embeddings/s is a clean number
+        start = time.perf_counter()
+        emb = warm.fit()
+        before = emb.cache_.misses
+        emb.transform(sorted(set(test_texts) | set(texts)))
+        n_new = emb.cache_.misses - before
+        seconds = time.perf_counter() - start
+        task_out.setdefault("speed", {})[name] = {"new_texts_embedded": n_new, "seconds": round(seconds, 1),
+                                                  "embeddings_per_s": round(n_new / seconds, 2) if n_new else None}
+    curve = learning_curve(estimator, texts, y, test_texts, y_test, shots=shots or args.shots, draws=args.draws,
+                           seed=args.seed)
+    task_out["methods"][name] = curve.to_dict()
+    write_json(result, args.payload)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="sst2,nsmc_ko,ag_news,sms_spam,trec")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--cache-dir", default="default", help="embedding cache dir (default: slmkit cache)")
+    parser.add_argument("--shots", default="8,16,32,64,128")
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--test-size", type=int, default=500)
+    parser.add_argument("--pool-per-class", type=int, default=256, help="cap on the training pool (0 = all)")
+    parser.add_argument("--tune-per-class", type=int, default=32)
+    parser.add_argument("--methods", default="plr_gemma,tfidf_lr,minilm_plr,ceiling,zero_shot,reference_recipe,plr_smollm2")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table-only", action="store_true", help="only rewrite classify_table.md from the JSON")
+    args = parser.parse_args()
+    args.shots = [int(k) for k in args.shots.split(",")]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if os.environ.get("SLMKIT_NUM_THREADS"):  # BLAS threads too: the head fits otherwise oversubscribe a shared CPU
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(os.environ["SLMKIT_NUM_THREADS"]))
+    result = args.out / "classify.json"
+    payload = json.loads(result.read_text()) if result.is_file() else {}
+    if args.table_only:
+        write_table_md(payload, args.out / "classify_table.md")
+        return
+    payload["meta"] = meta(args)
+    payload.setdefault("tasks", {})
+    args.payload = payload
+    cache = EmbeddingCache(args.cache_dir)
+    methods = args.methods.split(",")
+    for phase in methods:  # method-major: every task gets the main numbers before the slow extras
+        for name in args.tasks.split(","):
+            run_phase(phase, TASKS[name], cache, args, result)
+    for name in args.tasks.split(","):
+        plot_task(name, payload["tasks"].get(name, {}), args.out)
+    write_table_md(payload, args.out / "classify_table.md")
+
+
+def run_phase(phase: str, task: Task, cache, args, result) -> None:
+    out = args.payload["tasks"].setdefault(task.name, {"methods": {}})
+    texts, y, test_texts, y_test, info = load_task(task, args.test_size, args.pool_per_class, args.seed)
+    out["data"] = info
+    data = (texts, y, test_texts, y_test)
+    done = set(out["methods"]) | ({"zero_shot"} if "zero_shot" in out else set()) | (
+        {"ceiling"} if "ceiling" in out else set())
+    if phase in done or (phase == "plr_smollm2" and "tuning" not in out):
+        return
+    logger.info("task %s: %s (pool %d, test %d)", task.name, phase, len(texts), len(test_texts))
+    start = time.perf_counter()
+    if phase == "plr_gemma":
+        if "tuning" not in out:
+            out["tuning"] = tune_features(task, texts, y, cache, args.tune_per_class, args.seed)
+            write_json(result, args.payload)
+        clf = chosen(out["tuning"], "gemma3-270m", cache, args.seed)
+        run_curve(phase, clf, data, args, result, out, warm=wide(clf))
+    elif phase == "reference_recipe":
+        run_curve(phase, reference_recipe(task, cache, args.seed), data, args, result, out, shots=[64])
+    elif phase == "plr_smollm2":
+        clf = chosen(out["tuning"], "smollm2-135m", cache, args.seed)
+        run_curve(phase, clf, data, args, result, out, warm=clf._make_embedder())
+    elif phase == "minilm_plr":
+        clf = LMClassifier("minilm-l6", template=PLAIN, pooling="mean", layers=(-1,), cache=cache,
+                           random_state=args.seed)
+        run_curve(phase, clf, data, args, result, out, warm=clf._make_embedder())
+    elif phase == "tfidf_lr":
+        run_curve(phase, tfidf_lr(args.seed), data, args, result, out)
+    elif phase == "zero_shot":
+        zs = ZeroShotClassifier("gemma3-270m", prompt=task.prompt, label_words=task.label_words, cache=cache).fit()
+        t0 = time.perf_counter()
+        raw = zs.predict(test_texts)
+        seconds = time.perf_counter() - t0
+        zs_cal = ZeroShotClassifier("gemma3-270m", prompt=task.prompt, label_words=task.label_words, calibrate=True,
+                                    cache=cache).fit()
+        out["zero_shot"] = {"raw": score(y_test, raw), "calibrated": score(y_test, zs_cal.predict(test_texts)),
+                            "prompt": task.prompt, "label_words": {str(k): v for k, v in task.label_words.items()},
+                            "seconds": round(seconds, 1), "prior": [round(float(v), 3) for v in zs.prior_]}
+    elif phase == "ceiling" and "tuning" in out:
+        clf = chosen(out["tuning"], "gemma3-270m", cache, args.seed).fit(texts, y)
+        out["ceiling"] = {**score(y_test, clf.predict(test_texts)), "n_train": len(texts),
+                          "fit_seconds": round(clf.fit_seconds_, 2), "C": clf.head_.C_}
+    out.setdefault("seconds", {})[phase] = round(time.perf_counter() - start, 1)
+    args.payload["meta"].setdefault("models", {}).update(cache.loaded_models())
+    write_json(result, args.payload)
+    plot_task(task.name, out, args.out)
+    write_table_md(args.payload, args.out / "classify_table.md")
+
+
+def wide(clf: LMClassifier) -> LMEmbedder:
+    # Every layer comes out of the same forward pass: cache the candidates too, so any layer set is a hit later.
+    layers = tuple(dict.fromkeys((*clf.layers, 0.5, 0.75, -1)))
+    return LMEmbedder(clf.model, template=clf.template, pooling=clf.pooling, layers=layers, cache=clf.cache)
+
+
+def chosen(tuning: dict, model: str, cache, seed: int) -> LMClassifier:
+    return LMClassifier(model, template=tuning["template"], pooling=tuning["pooling"],
+                        layers=tuple(tuning["layers"]), cache=cache, random_state=seed)
+
+
+def plot_task(name: str, out: dict, directory: Path) -> None:
+    curves = {}
+    labels = {"plr_gemma": "PLR gemma3-270m", "plr_smollm2": "PLR smollm2-135m", "minilm_plr": "MiniLM + PLR",
+              "tfidf_lr": "TF-IDF + LR", "reference_recipe": "plain recipe (64/class)"}
+    for key, entry in out.get("methods", {}).items():
+        if len(entry["shots"]) < 2:
+            continue
+        arrays = {m: np.array([entry["points"][str(k)][m] for k in entry["shots"]])
+                  for m in ("accuracy", "macro_f1", "n_train")}
+        curves[labels.get(key, key)] = LearningCurve(entry["shots"], arrays["accuracy"], arrays["macro_f1"],
+                                                     arrays["n_train"], np.zeros((len(entry["shots"]), 1)))
+    if not curves:
+        return
+    baselines = {}
+    if "zero_shot" in out:
+        baselines["zero-shot gemma"] = out["zero_shot"]["raw"]["accuracy"]
+        baselines["calibrated zero-shot"] = out["zero_shot"]["calibrated"]["accuracy"]
+    if "ceiling" in out:
+        baselines[f"PLR full pool (n={out['ceiling']['n_train']})"] = out["ceiling"]["accuracy"]
+    plot_learning_curves(curves, directory / f"classify_{name}.png", baselines=baselines, title=name)
+
+
+COLUMNS = [("plr_gemma", "PLR gemma3-270m"), ("plr_smollm2", "PLR smollm2-135m"), ("minilm_plr", "MiniLM + PLR"),
+           ("tfidf_lr", "TF-IDF + LR"), ("reference_recipe", "plain recipe")]
+
+
+def _cell(task: dict, key: str, k: int, metric: str) -> tuple[str, float | None]:
+    point = task.get("methods", {}).get(key, {}).get("points", {}).get(str(k))
+    if not point:
+        return "n/a", None
+    mean = point[f"{metric}_mean"]
+    return f"{mean:.3f} ± {point[f'{metric}_std']:.3f}", mean
+
+
+def write_table_md(payload: dict, path: Path, k: int = 64) -> None:
+    """README table: every method at `k` examples per class (mean ± std over draws), plus a task average."""
+    tasks = payload.get("tasks", {})
+    config = payload.get("meta", {}).get("config", {})
+    lines = [
+        "### Tens-of-shot classification benchmark", "",
+        f"`SLMKIT_NUM_THREADS=1 python bench/classify.py` on this CPU ({config.get('draws')} random draws per budget, "
+        f"training pool capped at {config.get('pool_per_class')} examples per class, 500 held-out test rows per "
+        "task; gemma's template / pooling / layers chosen per task by 4-fold CV on "
+        f"{config.get('tune_per_class')} pool examples per class, never on test rows; smollm2 reuses that choice). "
+        "`plain recipe` = the issue's reference (task instruction, mean-pooled last layer, default "
+        "LogisticRegressionCV). `full pool` = PLR gemma on the whole capped pool. n/a = not run in this session. "
+        "Raw numbers, timings, versions and model checksums: `bench/results/classify.json`; curves: "
+        "`bench/results/classify_<task>.png`.", ""]
+    for metric in ("accuracy", "macro_f1"):
+        header = ["task"] + [label for _, label in COLUMNS] + ["zero-shot", "calibrated zero-shot", "full pool"]
+        title = (f"**{metric.replace('_', '-')} at {k} examples per class** (test: 500 held-out rows per task; "
+                 "mean ± std over draws)")
+        lines += [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        sums: dict[str, list[float]] = {}
+        for name, task in tasks.items():
+            row = [name]
+            for key, _ in COLUMNS:
+                text, value = _cell(task, key, k, metric)
+                row.append(text)
+                sums.setdefault(key, []).append(value)
+            zs = task.get("zero_shot")
+            for variant in ("raw", "calibrated"):
+                value = zs[variant][metric] if zs else None
+                row.append(f"{value:.3f}" if value is not None else "n/a")
+                sums.setdefault(variant, []).append(value)
+            ceiling = task.get("ceiling")
+            row.append(f"{ceiling[metric]:.3f} (n={ceiling['n_train']})" if ceiling else "n/a")
+            sums.setdefault("ceiling", []).append(ceiling[metric] if ceiling else None)
+            lines.append("| " + " | ".join(row) + " |")
+        avg = ["**average**"]
+        for key in [c for c, _ in COLUMNS] + ["raw", "calibrated", "ceiling"]:
+            values = sums.get(key, [])
+            avg.append(f"{np.mean(values):.3f}" if values and None not in values else "n/a")
+        lines += ["| " + " | ".join(avg) + " |", ""]
+    lines += ["**PLR gemma3-270m learning curve** (accuracy, mean ± std over draws)", ""]
+    shots = payload.get("meta", {}).get("config", {}).get("shots", [])
+    lines += ["| task | " + " | ".join(f"{s}/class" for s in shots) + " | chosen features |",
+              "|" + "---|" * (len(shots) + 2)]
+    for name, task in tasks.items():
+        tuning = task.get("tuning", {})
+        chosen = (f"{'task instruction' if tuning.get('template') != PLAIN else 'no template'}, "
+                  f"{tuning.get('pooling')} pooling, layers {tuning.get('layers')}") if tuning else "n/a"
+        lines.append(f"| {name} | " + " | ".join(_cell(task, "plr_gemma", s, "accuracy")[0] for s in shots)
+                     + f" | {chosen} |")
+    with atomic_open(path) as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def meta(args) -> dict:
+    import sklearn
+    import torch
+    import transformers
+
+    import slmkit
+
+    return {"versions": {"slmkit": slmkit.__version__, "torch": torch.__version__, "sklearn": sklearn.__version__,
+                         "transformers": transformers.__version__, "python": platform.python_version()},
+            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                        "threads": os.environ.get("SLMKIT_NUM_THREADS")},
+            "config": {k: v for k, v in vars(args).items() if k != "payload"} | {"out": str(args.out)}}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Table-in, artifact-out entry points behind `slmkit classify ...` (also usable from Python)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, classification_report, f1_score
+
+from slmkit._constants import DEFAULT_MODEL, DEFAULT_SEED
+from slmkit.classify._artifact import load_classifier, save_classifier
+from slmkit.classify._cache import EmbeddingCache
+from slmkit.classify._classifier import DEFAULT_TEMPLATE, LMClassifier
+from slmkit.classify._curves import DEFAULT_SHOTS, learning_curve, plot_learning_curves
+from slmkit.classify._explain import explain
+from slmkit.classify._global import explanation_stability, global_explanation
+from slmkit.classify._plr import check_label_counts
+from slmkit.classify._report import write_html_report
+from slmkit.data import fingerprint_file, read_table, write_json, write_table
+from slmkit.errors import ConfigError
+
+
+@dataclass
+class ClassifyConfig:
+    """Everything `slmkit classify fit` and `curve` need besides file paths (CLI options map 1:1 to fields)."""
+
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "registry name or local model directory"})
+    template: str = field(default=DEFAULT_TEMPLATE, metadata={"help": "instruction around the text ({text} once)"})
+    pooling: str = field(default="mean", metadata={"help": "mean (exact explanations) or last"})
+    layers: tuple = field(default=(-1,), metadata={"help": "layers to concatenate; floats are depth fractions"})
+    penalty: str = field(default="l2", metadata={"help": "l2, l1 or elasticnet"})
+    cv: int = field(default=5, metadata={"help": "folds used to choose the penalty strength"})
+    class_weight: str | None = field(default="balanced", metadata={"help": "balanced or None"})
+    batch_size: int = field(default=16, metadata={"help": "texts per forward pass"})
+    text_column: str = field(default="text", metadata={"help": "column holding the texts"})
+    label_column: str = field(default="label", metadata={"help": "column holding the labels"})
+    seed: int = field(default=DEFAULT_SEED, metadata={"help": "seed for CV folds and draws"})
+    cache_dir: str | None = field(default="default", metadata={"help": "embedding cache dir; None: memory only"})
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("mean", "last"):
+            raise ConfigError(f"pooling must be 'mean' or 'last', got {self.pooling!r}")
+        if self.penalty not in ("l2", "l1", "elasticnet"):
+            raise ConfigError(f"penalty must be 'l2', 'l1' or 'elasticnet', got {self.penalty!r}")
+        if self.template.count("{text}") != 1:
+            raise ConfigError(f"template must contain '{{text}}' exactly once, got {self.template!r}")
+        if self.class_weight not in ("balanced", None):
+            raise ConfigError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
+        self.layers = tuple(self.layers)
+
+    def classifier(self, cache: EmbeddingCache | None = None) -> LMClassifier:
+        return LMClassifier(self.model, template=self.template, pooling=self.pooling, layers=self.layers,
+                            penalty=self.penalty, cv=self.cv, class_weight=self.class_weight,
+                            batch_size=self.batch_size, random_state=self.seed, cache=cache or self.cache())
+
+    def cache(self) -> EmbeddingCache:
+        return EmbeddingCache(self.cache_dir)
+
+
+def read_labelled(path, text_column: str, label_column: str) -> tuple[list[str], np.ndarray]:
+    """Texts and labels from a table; errors name the file, row and column."""
+    frame = read_table(path, required=[label_column], text_columns=[text_column])
+    y = frame[label_column].astype(str).to_numpy()
+    check_label_counts(y, where=f"{path}: column {label_column!r}")
+    return frame[text_column].tolist(), y
+
+
+def _scores(y_true, pred) -> dict:
+    return {"accuracy": float(accuracy_score(y_true, pred)),
+            "macro_f1": float(f1_score(y_true, pred, average="macro")),
+            "per_class": classification_report(y_true, pred, output_dict=True, zero_division=0), "n": len(y_true)}
+
+
+def fit_classifier(train_path, out_dir, config: ClassifyConfig) -> tuple[LMClassifier, dict]:
+    """Fit on a labelled table and save the artifact to `out_dir`; returns it with its training metrics."""
+    texts, y = read_labelled(train_path, config.text_column, config.label_column)
+    clf = config.classifier().fit(texts, y)
+    metrics = {"train": _scores(y, clf.predict(texts)), "C": clf.head_.C_, "fit_seconds": clf.fit_seconds_,
+               "embed_seconds": clf.embed_seconds_, "train_file": str(train_path)}
+    save_classifier(clf, out_dir, metrics=metrics, data_fingerprint=fingerprint_file(train_path))
+    return clf, metrics
+
+
+def predict_table(model_dir, input_path, output_path, *, text_column: str = "text",
+                  cache_dir: str | None = "default") -> pd.DataFrame:
+    """Add `prediction` and `probability` columns to a table and write it to `output_path`."""
+    clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
+    frame = read_table(input_path, text_columns=[text_column])
+    proba = clf.predict_proba(frame[text_column].tolist())
+    frame["prediction"] = clf.classes_[proba.argmax(axis=1)]
+    frame["probability"] = proba.max(axis=1).round(5)
+    write_table(output_path, frame)
+    return frame
+
+
+def evaluate_table(model_dir, input_path, *, text_column: str = "text", label_column: str = "label",
+                   output_path=None, cache_dir: str | None = "default") -> dict:
+    """Accuracy, macro-F1 and a per-class report of a saved classifier on a labelled table."""
+    clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
+    frame = read_table(input_path, required=[label_column], text_columns=[text_column])
+    y = frame[label_column].astype(str).to_numpy()
+    metrics = _scores(y, clf.predict(frame[text_column].tolist()).astype(str)) | {"file": str(input_path)}
+    if output_path:
+        write_json(output_path, metrics)
+    return metrics
+
+
+def curve_tables(train_path, test_path, out_dir, config: ClassifyConfig, *, shots=DEFAULT_SHOTS,
+                 draws: int = 5) -> dict:
+    """Learning curve of `config`'s classifier: writes `curve.json` and `curve.png` to `out_dir`."""
+    texts, y = read_labelled(train_path, config.text_column, config.label_column)
+    test_texts, y_test = read_labelled(test_path, config.text_column, config.label_column)
+    curve = learning_curve(config.classifier(), texts, y, test_texts, y_test, shots=shots, draws=draws,
+                           seed=config.seed)
+    out_dir = Path(out_dir)
+    result = curve.to_dict() | {"model": config.model, "template": config.template, "train": str(train_path),
+                                "test": str(test_path)}
+    write_json(out_dir / "curve.json", result)
+    plot_learning_curves({config.model: curve}, out_dir / "curve.png", title=f"{Path(train_path).name}")
+    return result
+
+
+def explain_table(model_dir, input_path, output_html, *, text_column: str = "text", limit: int = 20,
+                  method: str = "auto", train_path=None, label_column: str = "label", n_boot: int = 0,
+                  seed: int = DEFAULT_SEED, cache_dir: str | None = "default") -> dict:
+    """Explain the first `limit` texts of a table as an HTML report (+ a JSON beside it).
+
+    With `train_path` (mean pooling), the report adds the words that push toward each class over the training
+    texts, and `n_boot` > 1 measures explanation stability across bootstrap re-fits of the head.
+    """
+    if limit < 1:
+        raise ConfigError(f"limit must be >= 1, got {limit}")
+    clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
+    frame = read_table(input_path, text_columns=[text_column])
+    texts = frame[text_column].tolist()[:limit]
+    explanations = explain(clf, texts, method=method)
+    result: dict = {"explanations": [e.to_dict() for e in explanations]}
+    global_words = None
+    if train_path is not None:
+        train_texts, y = read_labelled(train_path, text_column, label_column)
+        global_words = global_explanation(clf, train_texts)
+        result["global"] = global_words
+        if n_boot > 1:
+            result["stability"] = explanation_stability(clf, train_texts, y, texts, n_boot=n_boot,
+                                                        seed=seed).to_dict()
+    write_html_report(output_html, explanations, title=f"Explanations: {Path(input_path).name}",
+                      global_words=global_words)
+    write_json(Path(output_html).with_suffix(".json"), result)
+    return result

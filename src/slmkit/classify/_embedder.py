@@ -1,0 +1,175 @@
+"""LMEmbedder: texts -> vectors from a small LM (template, pooling, layers), cached on disk."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from slmkit._constants import DEFAULT_MODEL
+from slmkit.classify._cache import EmbeddingCache, namespace_key
+from slmkit.errors import ConfigError, DataError
+from slmkit.models import LanguageModel
+
+POOLINGS = ("mean", "last")
+_STORE_EVERY = 256  # texts embedded between cache writes
+
+
+def check_texts(X, where: str = "X") -> list[str]:
+    """A list of non-empty strings from a list, array, Series or single-column frame; else DataError."""
+    if isinstance(X, str):
+        raise DataError(f"{where}: expected a sequence of texts, got a single string; wrap it in a list")
+    if hasattr(X, "ndim") and X.ndim == 2:
+        if X.shape[1] != 1:
+            raise DataError(f"{where}: expected one text column, got an array of shape {X.shape}")
+        X = np.asarray(X)[:, 0]
+    texts = list(X)
+    for row, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise DataError(f"{where}: row {row + 1}: expected text, found {type(text).__name__} ({text!r:.40})")
+        if not text.strip():
+            raise DataError(f"{where}: row {row + 1}: empty text; fill it in or drop the row")
+    return texts
+
+
+def n_model_layers(lm: LanguageModel) -> int | None:
+    config = getattr(getattr(lm, "model", None), "config", None)
+    return getattr(config, "num_hidden_layers", None)
+
+
+def resolve_layers(layers: Sequence[int | float], n_layers: int | None) -> tuple[int, ...]:
+    """Absolute hidden-state indices (0 = embeddings, n_layers = last); floats in (0, 1] are depth fractions."""
+    if isinstance(layers, (int, float)):
+        layers = (layers,)
+    if not layers:
+        raise ConfigError("layers must name at least one layer, e.g. (-1,) for the last or (0.5,) for the middle")
+    out = []
+    for layer in layers:
+        if isinstance(layer, float):
+            if not 0 < layer <= 1:
+                raise ConfigError(f"a fractional layer must be in (0, 1] (depth fraction), got {layer}")
+            if n_layers is None:
+                raise ConfigError("fractional layers need a transformers model that reports its depth")
+            layer = round(layer * n_layers)
+        elif n_layers is not None:
+            if not -(n_layers + 1) <= layer <= n_layers:
+                raise ConfigError(f"layer {layer} is out of range for a {n_layers}-layer model "
+                                  f"(use {-(n_layers + 1)}..{n_layers})")
+            layer = layer % (n_layers + 1)
+        out.append(int(layer))
+    return tuple(out)
+
+
+class LMEmbedder(TransformerMixin, BaseEstimator):
+    """Featurise texts with a small LM's hidden states, wrapped in an instruction template.
+
+    Args:
+        model: registry name (`slmkit models list`), local directory or ModelSpec; loaded in `fit`.
+        template: where the text goes ("{text}" exactly once), e.g.
+            "Review: {text}\\nIs this review positive or negative? Answer:".
+        pooling: "mean" (average over the formatted text's tokens, BOS excluded) or "last" (last token).
+        layers: hidden-state indices to concatenate (-1 = last layer; a float in (0, 1] is a depth fraction,
+            0.5 = middle layer).
+        batch_size: texts per forward pass.
+        cache: an EmbeddingCache shared with other estimators; `None` makes a private one in the default
+            cache dir at `fit`.
+
+    Attributes:
+        lm_: the loaded LanguageModel.
+        layers_: the absolute layer indices used.
+        model_info_: the model's name, backend and checksum (recorded in saved artifacts).
+        n_features_out_: hidden size x number of layers.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, template: str = "{text}", pooling: str = "mean",
+                 layers: Sequence[int | float] = (-1,), batch_size: int = 16,
+                 cache: EmbeddingCache | None = None) -> None:
+        self.model = model
+        self.template = template
+        self.pooling = pooling
+        self.layers = layers
+        self.batch_size = batch_size
+        self.cache = cache
+
+    def _validate_params(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"LMEmbedder: pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if not isinstance(self.template, str) or self.template.count("{text}") != 1:
+            raise ConfigError(f"LMEmbedder: template must contain '{{text}}' exactly once, got {self.template!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"LMEmbedder: batch_size must be a positive int, got {self.batch_size!r}")
+
+    def fit(self, X=None, y=None) -> LMEmbedder:
+        """Load the model (nothing is learned; X and y are ignored)."""
+        self._validate_params()
+        self.cache_ = self.cache if self.cache is not None else EmbeddingCache()
+        self.lm_ = self.cache_.model(self.model)
+        self.layers_ = resolve_layers(self.layers, n_model_layers(self.lm_))
+        info = self.lm_.info
+        self.model_info_ = {k: info.get(k) for k in ("name", "backend", "checksum", "dtype")}
+        config = getattr(getattr(self.lm_, "model", None), "config", None)
+        if getattr(config, "hidden_size", None):
+            self.hidden_size_ = int(config.hidden_size)
+        else:  # backends without a config (llama.cpp) reveal the width only by embedding something
+            probe = self.lm_.embed(["probe"], pooling=self.pooling, layers=self.layers_[:1], template=self.template)
+            self.hidden_size_ = int(probe.shape[1])
+        self.n_features_out_ = self.hidden_size_ * len(self.layers_)
+        self.embed_seconds_ = 0.0
+        self.n_embedded_ = 0
+        return self
+
+    def _namespace(self, layer: int) -> str:
+        return namespace_key(kind="embed", checksum=self.model_info_["checksum"], template=self.template,
+                             pooling=self.pooling, layer=layer)
+
+    def transform(self, X) -> np.ndarray:
+        """Embed texts (cached ones are read back, the rest computed once).
+
+        Args:
+            X: sequence of n_samples non-empty strings (or an array / frame of shape (n_samples, 1)).
+
+        Returns:
+            float32 array of shape (n_samples, n_features_out_).
+        """
+        check_is_fitted(self, "lm_")
+        texts = check_texts(X)
+        cached = {layer: self.cache_.get(self._namespace(layer), texts) for layer in self.layers_}
+        missing = list(dict.fromkeys(t for i, t in enumerate(texts)
+                                     if any(cached[layer][i] is None for layer in self.layers_)))
+        self.cache_.hits += len(texts) - len(missing)
+        self.cache_.misses += len(missing)
+        fresh: dict[str, np.ndarray] = {}
+        # Chunks are stored as they finish, so an interrupted run over thousands of texts keeps its work.
+        for start_at in range(0, len(missing), _STORE_EVERY):
+            chunk = missing[start_at : start_at + _STORE_EVERY]
+            start = time.perf_counter()
+            # One forward pass gives every layer; each is stored on its own so other layer sets reuse it.
+            vectors = self.lm_.embed(chunk, pooling=self.pooling, layers=self.layers_, template=self.template,
+                                     batch_size=self.batch_size)
+            self.embed_seconds_ += time.perf_counter() - start
+            self.n_embedded_ += len(chunk)
+            for j, layer in enumerate(self.layers_):
+                block = vectors[:, j * self.hidden_size_ : (j + 1) * self.hidden_size_]
+                self.cache_.put(self._namespace(layer), chunk, block)
+            fresh.update(zip(chunk, vectors))
+        out = np.empty((len(texts), self.n_features_out_), np.float32)
+        for i, text in enumerate(texts):
+            if text in fresh:
+                out[i] = fresh[text]
+            else:
+                out[i] = np.concatenate([cached[layer][i] for layer in self.layers_])
+        return out
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "lm_")
+        return np.array([f"layer{layer}_{k}" for layer in self.layers_ for k in range(self.hidden_size_)], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        return tags
