@@ -18,7 +18,7 @@ $(BIN)/slmkit: pyproject.toml
 setup: $(BIN)/slmkit
 
 demo: setup
-	HF_HUB_OFFLINE=1 $(BIN)/slmkit lm demo --seed $(SEED)
+	HF_HUB_OFFLINE=1 $(BIN)/slmkit summarize demo --seed $(SEED)
 
 # Headless Chromium renders the classification HTML report in a browser test; without it that test skips.
 chromium:

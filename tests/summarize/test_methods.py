@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -56,7 +58,7 @@ def test_prompt_summarizer_runs_and_post_processes(tiny_lm):
 class _FakeEmbedder:
     """Vectors = a large shared direction + small topic directions; "h" is a hub with a larger shared part."""
 
-    VECTORS = {"a1": [10, 1, 0], "b1": [10, 0, 1], "h1": [20, 0.2, 0.2], "b2": [12, 0.2, 0.5]}
+    VECTORS: ClassVar[dict] = {"a1": [10, 1, 0], "b1": [10, 0, 1], "h1": [20, 0.2, 0.2], "b2": [12, 0.2, 0.5]}
 
     def embed(self, texts, **kwargs):
         return np.asarray([self.VECTORS[t] for t in texts], dtype=np.float32)

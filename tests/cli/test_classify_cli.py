@@ -1,0 +1,52 @@
+"""`slmkit classify ...` through typer's CliRunner: the happy path and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from slmkit.cli.main import app
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
+runner = CliRunner()
+
+
+def test_fit_predict_evaluate_curve_explain(tiny_causal_dir, tmp_path):
+    train = str(EXAMPLES / "sentences_en.csv")
+    common = ["--cache-dir", str(tmp_path / "cache"), "--seed", "1"]
+    result = runner.invoke(app, ["classify", "fit", "--train", train, "--out", str(tmp_path / "m"),
+                                 "--model", str(tiny_causal_dir), "--layers", "0.5,-1", "--cv", "3", *common])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m" / "slmkit_config.json").is_file()
+    result = runner.invoke(app, ["classify", "predict", "--model-dir", str(tmp_path / "m"), "--input", train,
+                                 "--output", str(tmp_path / "p.jsonl"), *common])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_json(tmp_path / "p.jsonl", lines=True)) == 40
+    result = runner.invoke(app, ["classify", "evaluate", "--model-dir", str(tmp_path / "m"), "--input", train,
+                                 *common])
+    assert result.exit_code == 0 and "accuracy" in result.output
+    result = runner.invoke(app, ["classify", "curve", "--train", train, "--test", train, "--out",
+                                 str(tmp_path / "c"), "--shots", "2,4", "--draws", "1", "--model",
+                                 str(tiny_causal_dir), *common])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "c" / "curve.png").is_file()
+    result = runner.invoke(app, ["classify", "explain", "--model-dir", str(tmp_path / "m"), "--input", train,
+                                 "--output", str(tmp_path / "r.html"), "--limit", "2", *common])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.html").is_file()
+
+
+def test_errors_are_one_line_with_exit_code_1(tiny_causal_dir, tmp_path):
+    train = str(EXAMPLES / "sentences_en.csv")
+    result = runner.invoke(app, ["classify", "fit", "--train", train, "--out", str(tmp_path / "m"), "--model",
+                                 str(tiny_causal_dir), "--text-column", "sentence"])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "missing column(s) 'sentence'" in result.output
+    result = runner.invoke(app, ["classify", "fit", "--train", train, "--out", str(tmp_path / "m"), "--model",
+                                 str(tiny_causal_dir), "--layers", "last"])
+    assert result.exit_code == 1 and "--layers must be" in result.output
+    result = runner.invoke(app, ["classify", "predict", "--model-dir", str(tmp_path), "--input", train,
+                                 "--output", str(tmp_path / "p.csv")])
+    assert result.exit_code == 1 and "no slmkit_config.json" in result.output
