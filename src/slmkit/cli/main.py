@@ -1,25 +1,20 @@
-"""The `slmkit` root app: mounts one sub-app per command group."""
+"""The `slmkit` root app: mounts one sub-app per command group (one file each in this package)."""
 
 from __future__ import annotations
 
 import typer
 
 from slmkit import __version__
+from slmkit.cli import classify as classify_cli
 from slmkit.cli import models as models_cli
 from slmkit.cli import runtime as runtime_cli
+from slmkit.cli import summarize as summarize_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Small language models, strong and local.")
+app.add_typer(summarize_cli.app, name="summarize")
+app.add_typer(classify_cli.app, name="classify")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(runtime_cli.app, name="lm")
-# -- task command groups: one line each -------------------------------------------------------------------
-# (mounted below by the summarize and classify packages' CLI modules)
-from slmkit.cli import summarize as summarize_cli  # noqa: E402
-
-app.add_typer(summarize_cli.app, name="summarize")
-from slmkit.cli import classify as classify_cli  # noqa: E402
-
-app.add_typer(classify_cli.app, name="classify")
-# -- end task command groups -------------------------------------------------------------------------------
 
 
 @app.callback(invoke_without_command=True)
