@@ -22,27 +22,9 @@ TOY_TEXTS = [
 
 def make_tokenizer(corpus: list[str] | None = None, vocab_size: int = 400):
     """A byte-level BPE `PreTrainedTokenizerFast` with <bos>/<eos>/<pad>/<unk>, trained on `corpus`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from slmkit.train import train_tokenizer
 
-    special = ["<pad>", "<eos>", "<bos>", "<unk>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=special,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus or TOY_TEXTS * 4, trainer=trainer)
-    bos = tok.token_to_id("<bos>")
-    tok.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
-    )
+    return train_tokenizer(corpus or TOY_TEXTS * 4, vocab_size)
 
 
 def make_tiny_model_dir(
@@ -52,10 +34,17 @@ def make_tiny_model_dir(
 
     Args:
         kind: "causal" (a two-layer Gemma 3 text model, the architecture of the default model) or
-            "encoder" (a two-layer BERT, like MiniLM).
+            "encoder" (a two-layer BERT, like MiniLM) or "seq2seq" (a two-layer BART, like KoBART).
     """
     import torch
-    from transformers import BertConfig, BertModel, Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import (
+        BartConfig,
+        BartForConditionalGeneration,
+        BertConfig,
+        BertModel,
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+    )
 
     path = Path(path)
     tokenizer = make_tokenizer()
@@ -88,8 +77,26 @@ def make_tiny_model_dir(
             pad_token_id=tokenizer.pad_token_id,
         )
         model = BertModel(config)
+    elif kind == "seq2seq":
+        config = BartConfig(
+            vocab_size=len(tokenizer),
+            d_model=hidden_size,
+            encoder_layers=num_layers,
+            decoder_layers=num_layers,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=2 * hidden_size,
+            decoder_ffn_dim=2 * hidden_size,
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.bos_token_id,
+            forced_eos_token_id=None,
+        )
+        model = BartForConditionalGeneration(config)
     else:
-        raise ValueError(f"kind must be 'causal' or 'encoder', got {kind!r}")
+        raise ValueError(f"kind must be 'causal', 'seq2seq' or 'encoder', got {kind!r}")
     model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     return path

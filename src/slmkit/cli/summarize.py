@@ -8,7 +8,9 @@ import typer
 
 from slmkit.cli._common import SEED_OPTION, handle_errors
 
-app = typer.Typer(no_args_is_help=True, help="Dialogue summarization: data checks, EDA, baselines, ROUGE.")
+app = typer.Typer(
+    no_args_is_help=True, help="Dialogue summarization: data checks, EDA, baselines, fine-tuning, tuning, ROUGE."
+)
 
 ID_COLUMN = typer.Option("fname", "--id-column", help="Unique row id column.")
 DIALOGUE_COLUMN = typer.Option("dialogue", "--dialogue-column", help="Column with the #PersonN#-tagged dialogue.")
@@ -243,3 +245,101 @@ def validate_cmd(
     typer.echo(f"{len(frame)} rows, {len(issues)} issue(s)")
     if any(i.severity == "error" for i in issues):
         raise typer.Exit(code=1)
+
+
+@app.command("train")
+@handle_errors
+def train_cmd(
+    train: Path = typer.Argument(..., help="Dialogue table with reference summaries (any format `predict` reads)."),
+    output: Path = typer.Option(..., "--output", help="Run folder (an unfinished run there resumes)."),
+    model: str = typer.Option("gemma3-270m", "--model", help="Base model (causal LM, or seq2seq such as KoBART)."),
+    dev: Path = typer.Option(None, "--dev", help="Dev table: eval loss and ROUGE each epoch; best checkpoint by ROUGE."),
+    extra: Path = typer.Option(None, "--extra", help="Extra training table, e.g. English rows for a Korean model."),
+    eval_rows: int = typer.Option(0, "--eval-rows", help="Dev rows decoded for ROUGE per evaluation (0 = all)."),
+    language: str = typer.Option("auto", "--language", help="auto | ko | en (the prompt's instruction)."),
+    method: str = typer.Option("lora", "--method", help="full | lora | ptuning"),
+    epochs: float = typer.Option(None, "--epochs", help="Passes over the training data (default 3)."),
+    learning_rate: float = typer.Option(None, "--learning-rate", help="Peak learning rate."),
+    config: Path = typer.Option(None, "--config", help="A train_config.json to start from."),
+    set_: list[str] = typer.Option(None, "--set", help="Any TrainConfig field, e.g. --set lora_r=16."),
+    id_column: str = ID_COLUMN,
+    dialogue_column: str = DIALOGUE_COLUMN,
+    summary_columns: str = SUMMARY_COLUMNS,
+    topic_column: str = TOPIC_COLUMN,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Fine-tune a summarizer; `predict --model RUN` then uses it with the prompt it was trained on."""
+    from slmkit.cli.train import build_train_config, print_result
+    from slmkit.summarize._train import SummarizeTrainConfig, train_summarizer
+
+    fixed = {"objective": "pairs"}
+    if dev is not None and not any(s.startswith("metric_for_best") for s in set_ or []):
+        fixed["metric_for_best"] = "rouge"
+    train_config = build_train_config(method, epochs, learning_rate, config, set_, seed, **fixed)
+    columns = _columns(id_column, dialogue_column, summary_columns, topic_column)
+    result = train_summarizer(
+        train,
+        output,
+        SummarizeTrainConfig(model=model, language=language, eval_rows=eval_rows),
+        train_config,
+        dev_data=dev,
+        extra_data=extra,
+        columns=columns,
+    )
+    print_result(result)
+
+
+@app.command("tune")
+@handle_errors
+def tune_cmd(
+    train: Path = typer.Argument(..., help="Training dialogue table (unused by a decoding-only study)."),
+    dev: Path = typer.Option(..., "--dev", help="Dev table the trials are scored on (ROUGE)."),
+    output: Path = typer.Option(..., "--output", help="Study folder (SQLite study, trial runs, plots)."),
+    space: str = typer.Option("training", "--space", help="training | decoding | both"),
+    n_trials: int = typer.Option(8, "--n-trials", help="Trials per space; a resumed study counts its old ones."),
+    methods: str = typer.Option("lora", "--methods", help="Comma-separated methods the study may pick."),
+    max_epochs: int = typer.Option(4, "--max-epochs"),
+    eval_rows: int = typer.Option(0, "--eval-rows", help="Dev rows decoded per evaluation (0 = all)."),
+    model: str = typer.Option("gemma3-270m", "--model", help="Base model; for --space decoding, the trained run."),
+    id_column: str = ID_COLUMN,
+    dialogue_column: str = DIALOGUE_COLUMN,
+    summary_columns: str = SUMMARY_COLUMNS,
+    topic_column: str = TOPIC_COLUMN,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Optuna study over training and/or decoding knobs, pruned on dev ROUGE, resumable (SQLite)."""
+    from slmkit.summarize._train import SummarizeTrainConfig
+    from slmkit.summarize._tune import TuneConfig, tune
+
+    config = TuneConfig(
+        space=space,
+        n_trials=n_trials,
+        methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        max_epochs=max_epochs,
+        eval_rows=eval_rows,
+        model=model if space == "decoding" else None,
+        seed=seed,
+    )
+    base = SummarizeTrainConfig(model=model)
+    columns = _columns(id_column, dialogue_column, summary_columns, topic_column)
+    result = tune(train, dev, output, config, base, columns=columns)
+    for name, best in result.best.items():
+        typer.echo(f"best {name} trial: ROUGE {best['value']:.2f} with {best['params']} ({best['run_dir']})")
+    typer.echo(f"study: {output / 'tune.json'} (plots beside it)")
+
+
+@app.command("ensemble")
+@handle_errors
+def ensemble_cmd(
+    predictions: list[Path] = typer.Argument(..., help="Two or more fname,summary CSVs of the same dialogues."),
+    output: Path = typer.Option(..., "--output", help="fname,summary CSV of the chosen candidates."),
+    tokenizer: str = typer.Option("kiwi", "--tokenizer", help="ROUGE tokenizer: kiwi (Korean) | default (English)"),
+    seed: int = SEED_OPTION,
+) -> None:
+    """Minimum-Bayes-risk ensemble: per dialogue, keep the candidate with the highest mean ROUGE to the rest."""
+    from slmkit.summarize._ensemble import ensemble_files
+
+    frame = ensemble_files(predictions, output, tokenizer=tokenizer)
+    for path, count in frame.attrs["source_counts"].items():
+        typer.echo(f"{count} summaries from {path}")
+    typer.echo(f"{len(frame)} summaries in {output}")

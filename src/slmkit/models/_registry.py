@@ -63,6 +63,8 @@ def resolve_model(name_or_path: str | ModelSpec, backend: str | None = None) -> 
         path = Path(name_or_path).expanduser()
         if path.is_file() and path.suffix == ".gguf":
             spec = ModelSpec(name=path.stem.lower(), path=str(path.parent), gguf_file=path.name)
+        elif path.is_dir() and (path / "slmkit_run.json").is_file():
+            spec = _run_spec(path)
         elif path.is_dir():
             spec = ModelSpec(name=_local_name(path), path=str(path), kind=_kind_of_dir(path))
         elif _HUB_ID.match(str(name_or_path)) and not str(name_or_path).startswith((".", "/", "~")):
@@ -78,15 +80,34 @@ def resolve_model(name_or_path: str | ModelSpec, backend: str | None = None) -> 
     return spec
 
 
+def _run_spec(run_dir: Path) -> ModelSpec:
+    """A fine-tuned run folder (slmkit.train): full weights load directly; adapters load over their base."""
+    try:
+        info = json.loads((run_dir / "slmkit_run.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{run_dir}: unreadable slmkit_run.json ({exc})") from exc
+    model_dir = run_dir / "model"
+    if info.get("status") != "done" or not model_dir.is_dir():
+        raise ConfigError(f"{run_dir}: the training run has not finished (no model/ folder); resume it first")
+    name = _local_name(run_dir)
+    if info.get("method") == "full":
+        return ModelSpec(name=name, path=str(model_dir), kind=info.get("kind", "causal"))
+    base = {k: v for k, v in info["base_model"].items() if k not in ("name", "adapter")}
+    return ModelSpec(name=name, adapter=str(model_dir), **base)
+
+
 def _local_name(path: Path) -> str:
     name = re.sub(r"[^a-z0-9._-]+", "-", path.resolve().name.lower()).strip("-")
     return name or "local"
 
 
 def _kind_of_dir(path: Path) -> str:
-    """'causal' unless the directory's config.json names an architecture that is not a causal LM."""
+    """'seq2seq' for encoder-decoders, 'encoder' for architectures that are not LMs, else 'causal'."""
     config = path / "config.json"
     if not config.is_file():
         return "causal"
-    architectures = json.loads(config.read_text()).get("architectures") or []
+    values = json.loads(config.read_text())
+    if values.get("is_encoder_decoder"):
+        return "seq2seq"
+    architectures = values.get("architectures") or []
     return "causal" if not architectures or any("CausalLM" in a for a in architectures) else "encoder"

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from slmkit.errors import ConfigError
 
 BACKENDS = ("transformers", "llamacpp")
-KINDS = ("causal", "encoder")
+KINDS = ("causal", "seq2seq", "encoder")
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,9 @@ class ModelSpec:
         inside the module; when it is empty the module's `assemble(target)` builds the GGUF.
       * `hub_id` (+ `revision`): a Hugging Face Hub repository, for online users.
       * `path`: a local directory (transformers format) or a `.gguf` file.
+
+    `adapter` names a peft adapter folder (a LoRA or P-tuning run's `model/`) applied on top of the source:
+    that is how a fine-tuned run folder loads like any model.
     """
 
     name: str
@@ -31,6 +34,7 @@ class ModelSpec:
     revision: str | None = None
     path: str | None = None
     gguf_file: str | None = None
+    adapter: str | None = None
     dtype: str = "float32"
     licence: str = ""
     description: str = ""

@@ -39,6 +39,8 @@ class TransformersLM(LanguageModel):
     `model` and `tokenizer` are public so fine-tuning code can train the very object that serves inference.
     """
 
+    prompt_tuned = False  # a P-tuning PeftModel: generation only (its virtual tokens live in peft's forward)
+
     def __init__(self, spec: ModelSpec, model, tokenizer, info: dict) -> None:
         self.spec, self.model, self.tokenizer, self.info = spec, model, tokenizer, info
         self.model.eval()
@@ -83,6 +85,11 @@ class TransformersLM(LanguageModel):
         return input_ids, mask
 
     def _backbone(self, input_ids, mask, hidden_states: bool):
+        if self.prompt_tuned or self.spec.kind == "seq2seq":
+            raise ConfigError(
+                f"{self.spec.name!r} serves generation only (a P-tuned or encoder-decoder model); "
+                "embeddings and token losses need a causal LM or a merged LoRA/full fine-tune"
+            )
         return self.model.base_model(input_ids=input_ids, attention_mask=mask, output_hidden_states=hidden_states)
 
     def _log_probs_at(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -217,7 +224,9 @@ class TransformersLM(LanguageModel):
 
     @torch.no_grad()
     def generate(self, prompts, params=None, *, batch_size=8, progress=False, **overrides) -> list[str]:
-        self._require_causal("generate")
+        if self.spec.kind == "encoder":
+            self._require_causal("generate")
+        seq2seq = self.spec.kind == "seq2seq"
         params = resolve_params(params, overrides)
         ids = self._encode(prompts)
         out: list[str | None] = [None] * len(ids)
@@ -238,9 +247,11 @@ class TransformersLM(LanguageModel):
             knobs.update(temperature=None, top_k=None, top_p=None)
         with self._progress(len(ids), "generate", progress) as bar:
             for batch in length_sorted_batches([len(x) for x in ids], batch_size):
-                input_ids, mask = self._pad([ids[i] for i in batch], side="left")
+                input_ids, mask = self._pad([ids[i] for i in batch], side="right" if seq2seq else "left")
                 torch.manual_seed(params.seed)  # generate() samples from torch's global generator
-                new = self.model.generate(input_ids=input_ids, attention_mask=mask, **knobs)[:, input_ids.shape[1] :]
+                new = self.model.generate(input_ids=input_ids, attention_mask=mask, **knobs)
+                if not seq2seq:  # a decoder-only model returns the prompt before the new tokens
+                    new = new[:, input_ids.shape[1] :]
                 for row, i in enumerate(batch):
                     out[i] = self.tokenizer.decode(new[row], skip_special_tokens=True)
                 bar.update(len(batch))
@@ -262,10 +273,10 @@ def _choices_per_prompt(prompts, choices) -> list[list[str]]:
 
 def load_transformers(spec: ModelSpec, *, num_threads: int | None = None) -> TransformersLM:
     """Load a spec with transformers (GGUF specs go through the converted-safetensors cache)."""
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     torch.set_num_threads(num_threads or default_num_threads())
-    auto = AutoModelForCausalLM if spec.kind == "causal" else AutoModel
+    auto = {"causal": AutoModelForCausalLM, "seq2seq": AutoModelForSeq2SeqLM}.get(spec.kind, AutoModel)
     dtype = getattr(torch, spec.dtype)
     start = time.perf_counter()
     info = {"name": spec.name, "backend": "transformers", "source": spec.source, "dtype": spec.dtype}
@@ -296,9 +307,32 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None) -> Tra
             else "the files look incomplete"
         )
         raise ModelUnavailableError(f"cannot load model {spec.name!r} from {target}: {hint} ({exc})") from exc
+    prompt_tuned = False
+    if spec.adapter:
+        model, prompt_tuned = _apply_adapter(model, spec.adapter)
+        info["adapter"] = spec.adapter
+        info["checksum"] = f"{info['checksum']}+adapter:{_dir_checksum(spec.adapter)[:16]}"
     info["load_seconds"] = round(time.perf_counter() - start, 2)
     info["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
-    return TransformersLM(spec, model, tokenizer, info)
+    lm = TransformersLM(spec, model, tokenizer, info)
+    lm.prompt_tuned = prompt_tuned
+    return lm
+
+
+def _apply_adapter(model, adapter: str):
+    """Load a peft adapter over `model`: LoRA is merged into the weights (plain, fast inference); a prompt
+    encoder (P-tuning) stays a PeftModel, which prepends its virtual tokens at generation."""
+    from peft import PeftConfig, PeftModel
+
+    try:
+        peft_config = PeftConfig.from_pretrained(adapter)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"cannot read the adapter in {adapter} ({exc})") from exc
+    wrapped = PeftModel.from_pretrained(model, adapter)
+    if peft_config.is_prompt_learning:
+        wrapped.eval()
+        return wrapped, True
+    return wrapped.merge_and_unload(), False
 
 
 def _converted_ready(gguf) -> bool:

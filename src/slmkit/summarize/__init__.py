@@ -19,8 +19,29 @@ from slmkit.summarize._fewshot import FewShotRetriever
 from slmkit.summarize._methods import LeadSummarizer, LongestTurnSummarizer, PromptSummarizer, summary_params
 from slmkit.summarize._predict import METHODS, PredictConfig, build_summarizer, predict, predict_frame
 from slmkit.summarize._prompts import Example, build_prompt, fix_speaker_tags, postprocess
+from slmkit.summarize._ensemble import ensemble_files, mbr_select
+from slmkit.summarize._train import (
+    DecodeConfig,
+    FineTunedSummarizer,
+    SummarizeTrainConfig,
+    task_info_of,
+    train_summarizer,
+    training_pairs,
+)
+from slmkit.summarize._tune import TuneConfig, TuneResult, tune
 
 __all__ = [
+    "DecodeConfig",
+    "FineTunedSummarizer",
+    "SummarizeTrainConfig",
+    "TuneConfig",
+    "TuneResult",
+    "ensemble_files",
+    "mbr_select",
+    "task_info_of",
+    "train_summarizer",
+    "training_pairs",
+    "tune",
     "METHODS",
     "STEP_NAMES",
     "CleaningConfig",

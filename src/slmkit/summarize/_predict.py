@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -97,7 +97,23 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
     if config.method == "longest":
         return LongestTurnSummarizer()
     from slmkit.models import load_model
+    from slmkit.summarize._train import DecodeConfig, FineTunedSummarizer, task_info_of
 
+    trained = task_info_of(config.model)
+    if trained is not None:
+        # A fine-tuned summarizer is prompted exactly as it was trained (no few-shot examples: it learned the
+        # task, and examples would only lengthen a prompt it has never seen).
+        if config.method == "few-shot":
+            logger.info("%s is a fine-tuned summarizer: using its training prompt, no few-shot examples", config.model)
+        decode = DecodeConfig(**trained.get("decode", {}))
+        decode = replace(
+            decode,
+            max_new_tokens=max(decode.max_new_tokens, config.max_new_tokens),
+            num_beams=config.num_beams,
+            batch_size=config.batch_size,
+        )
+        lm = lm or load_model(config.model)
+        return FineTunedSummarizer(lm, trained.get("language", language), decode, seed=config.seed)
     lm = lm or load_model(config.model)
     params = summary_params(
         lm,

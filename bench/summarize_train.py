@@ -1,0 +1,346 @@
+"""Fine-tuned summarizers (slmkit.train) against the prompted and extractive baselines, on the same rows.
+
+Korean: train on the first 399 rows of ko_dialogsum/dev.csv (ordered by the number in fname), evaluate on the
+last 100. English: train on the 601 rows of dialogsum_en/train_subset.csv, evaluate on the first 200 rows of
+dev.jsonl. Nothing is selected on the evaluation rows: every run trains for a fixed number of epochs and is
+scored once at the end (no best-checkpoint pick, no early stopping on eval rows).
+
+Stages run in order and each one's result is saved to bench/results/summarize_train.json as soon as it ends,
+so a killed run resumes with the next stage (`--stages` picks some). Run folders go to out/bench_train/
+(not committed: they hold weights), predictions to bench/results/summarize_preds/ (not committed: they
+embed benchmark data).
+
+    nohup .venv/bin/python bench/summarize_train.py > /tmp/sumtrain.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import re
+import statistics
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pandas as pd
+
+from slmkit.data import fingerprint_file, write_json, write_table
+from slmkit.metrics import rouge
+from slmkit.summarize import LeadSummarizer, load_dialogues
+from slmkit.summarize._train import DecodeConfig, FineTunedSummarizer, SummarizeTrainConfig, train_summarizer
+from slmkit.train import TrainConfig
+
+LOGGER = logging.getLogger("summarize_train")
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parent.parent / "shared" / "data" / "summarization"
+RUNS = HERE.parent / "out" / ("bench_train_smoke" if os.environ.get("BENCH_SMOKE") == "1" else "bench_train")
+TOKENIZER = {"ko": "kiwi", "en": "default"}
+
+# The default recipe (TrainConfig defaults) and the variants measured against it.
+DEFAULT = TrainConfig()
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"  # 2 steps, 4 eval rows: checks the script end to end
+STAGES = {
+    "ko_lora": dict(lang="ko", train=DEFAULT),
+    "en_lora": dict(lang="en", train=DEFAULT),
+    "speed": dict(),
+    "ko_lora_beam4": dict(lang="ko", reuse="ko_lora", decode=dict(num_beams=4, no_repeat_ngram_size=4)),
+    "ko_lora_100": dict(lang="ko", train=DEFAULT, rows=100),
+    "ko_lora_200": dict(lang="ko", train=DEFAULT, rows=200),
+    "ko_full": dict(lang="ko", train=replace(DEFAULT, method="full", learning_rate=5e-5)),
+    "ko_ptuning": dict(lang="ko", train=replace(DEFAULT, method="ptuning", learning_rate=1e-3)),
+    "ko_lora_plus_en": dict(lang="ko", train=DEFAULT, extra="en_train"),
+    "ko_mbr": dict(lang="ko", mbr=["ko_lora", "ko_lora_beam4", "ko_full", "ko_lora_plus_en"]),
+}
+
+
+def main() -> None:
+    args = _parse()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    results_path = Path(args.out) / "summarize_train.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results["meta"] = _meta(args)
+    results.setdefault("runs", {})
+    sets = _load_sets(Path(args.data))
+    results["baselines"] = _baselines(sets)
+    write_json(results_path, results)
+    for name in args.stages or list(STAGES):
+        if name in results["runs"] and not args.redo:
+            LOGGER.info("stage %s already measured; skipping", name)
+            continue
+        LOGGER.info("stage %s", name)
+        spec = STAGES[name]
+        if name == "speed":
+            results["runs"][name] = _speed(sets, args)
+        elif "mbr" in spec:
+            results["runs"][name] = _mbr(name, spec, sets, results, Path(args.out))
+        else:
+            results["runs"][name] = _train_and_eval(name, spec, sets, args, Path(args.out))
+        write_json(results_path, results)
+    _write_table(results, Path(args.out) / "summarize_train_table.md")
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--stages", nargs="*", help=f"subset of {', '.join(STAGES)}")
+    parser.add_argument("--redo", action="store_true", help="re-measure stages already in the JSON")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def _number(fname: str) -> int:
+    return int(re.findall(r"\d+", fname)[-1])
+
+
+def _load_sets(data: Path) -> dict:
+    ko = load_dialogues(data / "ko_dialogsum" / "dev.csv", require_summary=True, strict=False)
+    ko = ko.iloc[sorted(range(len(ko)), key=lambda i: _number(ko["fname"].iloc[i]))].reset_index(drop=True)
+    en_dev = load_dialogues(data / "dialogsum_en" / "dev.jsonl", require_summary=True, strict=False)
+    en_dev = en_dev.iloc[sorted(range(len(en_dev)), key=lambda i: _number(en_dev["fname"].iloc[i]))]
+    en_train = load_dialogues(data / "dialogsum_en" / "train_subset.csv", require_summary=True, strict=False)
+    for frame, path in ((ko, "ko_dialogsum/dev.csv"), (en_train, "dialogsum_en/train_subset.csv")):
+        frame.attrs["path"] = path
+    return {
+        "ko_train": ko.iloc[:399].reset_index(drop=True),
+        "ko_eval": ko.iloc[399:].reset_index(drop=True),
+        "en_train": en_train.reset_index(drop=True),
+        "en_eval": en_dev.iloc[:200].reset_index(drop=True),
+        "files": {
+            "ko_dev": fingerprint_file(data / "ko_dialogsum" / "dev.csv"),
+            "en_dev": fingerprint_file(data / "dialogsum_en" / "dev.jsonl"),
+            "en_train": fingerprint_file(data / "dialogsum_en" / "train_subset.csv"),
+        },
+    }
+
+
+def _score(predictions: list[str], frame: pd.DataFrame, lang: str) -> dict:
+    result = rouge(predictions, list(frame["references"]), tokenizer=TOKENIZER[lang], n_bootstrap=1000, seed=0)
+    ws = rouge(predictions, list(frame["references"]), tokenizer="whitespace", n_bootstrap=0)
+    scores = {k: round(v, 2) for k, v in result.summary().items()}
+    return {
+        **scores,
+        "final_ci95": [round(x, 2) for x in result.ci["final"]],
+        "final_whitespace": round(ws.summary()["final"], 2),
+        "tokenizer": TOKENIZER[lang],
+        "n": len(predictions),
+    }
+
+
+def _baselines(sets: dict) -> dict:
+    """Extractive baselines on the evaluation rows (instant); prompted ones come from summarize_baselines.json."""
+    out = {}
+    for lang in ("ko", "en"):
+        frame = sets[f"{lang}_eval"]
+        for k in (2, 3):
+            preds = LeadSummarizer(k).summarize(list(frame["dialogue"]))
+            out[f"{lang}_lead{k}"] = _score(preds, frame, lang)
+        preds = LeadSummarizer(2, keep_tags=True).summarize(list(frame["dialogue"]))
+        out[f"{lang}_lead2_tags"] = _score(preds, frame, lang)
+    prompted = HERE / "results" / "summarize_baselines.json"
+    if prompted.is_file():
+        lm = json.loads(prompted.read_text()).get("lm", {})
+        for run in ("ko_gemma_fewshot", "ko_gemma_fewshot_uncentered", "ko_gemma_zeroshot"):
+            if run in lm:  # the same last-100 Korean rows
+                scores = lm[run].get("scores", lm[run])
+                out[f"{run} (summarize_baselines.json)"] = scores
+    return out
+
+
+class _StepTimer:
+    """A TrainerCallback recording wall time per optimiser step and the loss logged along the way."""
+
+    def __new__(cls):
+        from transformers import TrainerCallback
+
+        class Timer(TrainerCallback):
+            def __init__(self):
+                self.times, self._t = [], None
+
+            def on_step_begin(self, args, state, control, **kwargs):
+                self._t = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                self.times.append(time.perf_counter() - self._t)
+
+        return Timer()
+
+
+def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
+    lang = spec["lang"]
+    decode = DecodeConfig(**spec.get("decode", {}))
+    evaluate_on = sets[f"{lang}_eval"].iloc[: 4 if SMOKE else None]
+    if "reuse" in spec:
+        run_dir = RUNS / spec["reuse"]
+        info = json.loads((run_dir / "slmkit_run.json").read_text())
+        train_info = {"reused_run": spec["reuse"]}
+    else:
+        train_frame = sets[f"{lang}_train"]
+        if spec.get("rows"):
+            train_frame = train_frame.iloc[: spec["rows"]]
+        config = replace(spec["train"], seed=args.seed, **({"max_steps": 2} if SMOKE else {}))
+        run_dir = RUNS / name
+        timer = _StepTimer()
+        result = _train(train_frame, run_dir, lang, config, sets.get(spec.get("extra")), timer)
+        info = result.info
+        train_info = {
+            "config": asdict(config),
+            "n_train_rows": len(train_frame) + (len(sets[spec["extra"]]) if spec.get("extra") else 0),
+            "extra_data": spec.get("extra"),
+            "train_seconds": info["seconds"],
+            "seconds_per_step_median": round(statistics.median(timer.times), 3) if timer.times else None,
+            "steps": info["steps"],
+            "tokens_per_second": info["tokens_per_second"],
+            "peak_rss_mb": info["peak_rss_mb"],
+            "train_loss": info["metrics"].get("train_loss"),
+            "trainable_parameters": info["trainable_parameters"],
+        }
+    from slmkit.models import load_model
+
+    lm = load_model(str(run_dir))
+    summarizer = FineTunedSummarizer(lm, lang, decode, seed=args.seed)
+    start = time.perf_counter()
+    preds = _predict_resumable(summarizer, evaluate_on, out / "summarize_preds" / f"train_{name}.csv")
+    seconds = time.perf_counter() - start
+    scores = _score(preds, evaluate_on, lang)
+    n_tokens = sum(lm.count_tokens(preds))
+    LOGGER.info("%s: final %.2f %s", name, scores["final"], scores["final_ci95"])
+    return {
+        "lang": lang,
+        "scores": scores,
+        "train": train_info,
+        "decode": asdict(decode),
+        "eval_seconds": round(seconds, 1),
+        "eval_seconds_per_dialogue": round(seconds / len(preds), 2),
+        "empty_predictions": sum(not p.strip() for p in preds),
+        "mean_summary_tokens": round(n_tokens / max(1, len(preds)), 1),
+        "base_checksum": info.get("base_checksum"),
+        "versions": info.get("versions"),
+    }
+
+
+def _train(frame, run_dir, lang, config, extra, timer):
+    return train_summarizer(
+        frame,
+        run_dir,
+        SummarizeTrainConfig(model="gemma3-270m", language=lang),
+        config,
+        extra_data=extra,
+        progress=True,
+        callbacks=[timer],
+    )
+
+
+def _predict_resumable(summarizer, frame: pd.DataFrame, path: Path) -> list[str]:
+    from slmkit.summarize import predict_frame
+
+    done = predict_frame(frame[["fname", "dialogue"]], path, summarizer, chunk_size=16, progress=True)
+    return list(done["summary"].fillna(""))
+
+
+def _speed(sets: dict, args) -> dict:
+    """Median step time of three loss paths on the same batches: naive full-vocabulary loss, logits at target
+    positions only, and that with bf16 autocast. LoRA r16 on all linear layers, batches of 4 Korean rows."""
+    base = replace(DEFAULT, lora_r=16, lora_alpha=32, max_steps=8, report_to="none", logging_steps=1)
+    from slmkit.train._config import native_bf16
+
+    variants = {
+        "full_vocab_fp32": replace(base, loss_path="full", precision="fp32"),
+        "target_fp32": replace(base, loss_path="target", precision="fp32"),
+    }
+    out = {}
+    if native_bf16():
+        variants["target_bf16"] = replace(base, loss_path="target", precision="bf16")
+    else:
+        # Without AVX-512 BF16 / AMX, torch emulates bf16 autocast: one backward of Gemma's 262k-wide output
+        # layer over 200 positions took 140 s against 0.7 s in float32 on this AVX2-only EPYC.
+        out["target_bf16"] = {"skipped": "this CPU has no native bf16 (no avx512_bf16 / amx_bf16 flag)"}
+    frame = sets["ko_train"].iloc[:64]
+    for key, config in variants.items():
+        run_dir = RUNS / f"speed_{key}"
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        timer = _StepTimer()
+        result = _train(frame, run_dir, "ko", config, None, timer)
+        losses = [h["loss"] for h in result.history if "loss" in h]
+        times = timer.times[2:]  # the first steps warm up allocator and kernels
+        out[key] = {
+            "median_step_seconds": round(statistics.median(times), 3),
+            "step_seconds": [round(t, 3) for t in timer.times],
+            "loss_last": round(losses[-1], 4) if losses else None,
+            "losses": [round(x, 4) for x in losses],
+        }
+        LOGGER.info("speed %s: %.2f s/step", key, out[key]["median_step_seconds"])
+    naive = out["full_vocab_fp32"]["median_step_seconds"]
+    out["speedup_target_vs_full"] = round(naive / out["target_fp32"]["median_step_seconds"], 2)
+    if "median_step_seconds" in out["target_bf16"]:
+        out["speedup_target_bf16_vs_full"] = round(naive / out["target_bf16"]["median_step_seconds"], 2)
+    return out
+
+
+def _mbr(name: str, spec: dict, sets: dict, results: dict, out: Path) -> dict:
+    from slmkit.summarize._ensemble import mbr_select
+
+    lang = spec["lang"]
+    frame = sets[f"{lang}_eval"]
+    members = [m for m in spec["mbr"] if (out / "summarize_preds" / f"train_{m}.csv").is_file()]
+    tables = [pd.read_csv(out / "summarize_preds" / f"train_{m}.csv", keep_default_na=False) for m in members]
+    frame = frame[frame["fname"].isin(set.intersection(*(set(t["fname"]) for t in tables)))]
+    candidates = []
+    for table in tables:
+        by = dict(zip(table["fname"], table["summary"]))
+        candidates.append([by[f] for f in frame["fname"]])
+    picked, _ = mbr_select(list(zip(*candidates)), tokenizer=TOKENIZER[lang])
+    write_table(
+        out / "summarize_preds" / f"train_{name}.csv", pd.DataFrame({"fname": frame["fname"], "summary": picked})
+    )
+    return {"lang": lang, "members": members, "scores": _score(picked, frame, lang)}
+
+
+def _meta(args) -> dict:
+    import importlib.metadata as md
+
+    return {
+        "command": "python bench/summarize_train.py " + " ".join(f"--stages {s}" for s in (args.stages or [])),
+        "seed": args.seed,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "threads": os.environ.get("SLMKIT_NUM_THREADS"),
+        },
+        "versions": {p: md.version(p) for p in ("slmkit", "torch", "transformers", "peft")},
+        "default_recipe": asdict(DEFAULT),
+        "protocol": "fixed epochs, scored once at the end on the eval rows; nothing selected on eval rows",
+    }
+
+
+def _write_table(results: dict, path: Path) -> None:
+    lines = [
+        "| lang | run | method | train rows | R-1 | R-2 | R-L | final (95% CI) | train time | s/step | tokens/s | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, run in results["runs"].items():
+        if "scores" not in run:
+            continue
+        s, t = run["scores"], run.get("train", {})
+        method = t.get("config", {}).get("method", "mbr" if "members" in run else "reuse")
+        lines.append(
+            f"| {run['lang']} | {name} | {method} | {t.get('n_train_rows', '')} | {s['rouge1']:.2f} | {s['rouge2']:.2f} | "
+            f"{s['rougeL']:.2f} | **{s['final']:.2f}** ({s['final_ci95'][0]:.2f}–{s['final_ci95'][1]:.2f}) | "
+            f"{t.get('train_seconds', '')} | {t.get('seconds_per_step_median', '')} | {t.get('tokens_per_second', '')} | "
+            f"{t.get('peak_rss_mb', '')} |"
+        )
+    from slmkit.data import atomic_open
+
+    with atomic_open(path) as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""`tune`: one Optuna study over training knobs and/or decoding knobs of a fine-tuned summarizer.
+
+Each training trial fine-tunes a run (study_dir/trial_N) and reports dev ROUGE after every epoch, so the
+pruner stops trials that fall behind; decoding trials decode the dev rows with one trained model. The study
+lives in SQLite inside study_dir: a killed study resumes (trials that were running when it died are marked
+failed and queued again with the same parameters). Plots: Optuna's history and parameter importances.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from slmkit.data import write_json
+from slmkit.errors import ConfigError
+from slmkit.summarize._data import DialogueColumns, load_dialogues
+from slmkit.summarize._dialogue import detect_language
+from slmkit.summarize._train import DecodeConfig, FineTunedSummarizer, SummarizeTrainConfig, train_summarizer
+
+logger = logging.getLogger(__name__)
+SPACES = ("training", "decoding", "both")
+
+
+@dataclass
+class TuneConfig:
+    """The study.
+
+    Attributes:
+        space: "training" (learning rate, epochs, warm-up, weight decay, LoRA r/alpha, method), "decoding"
+            (beams, lengths, penalties, n-gram blocking) or "both" (training trials, then decoding trials on
+            the best trained run).
+        n_trials: trials per space (a resumed study counts the trials it already has).
+        methods: training methods the study may pick from.
+        max_epochs: upper bound of the epochs knob.
+        eval_rows: dev rows decoded per evaluation (0 = all).
+        model: decoding-only studies: the fine-tuned run to decode with.
+        seed: sampler seed (TPE) and training seed.
+    """
+
+    space: str = "training"
+    n_trials: int = 8
+    methods: tuple[str, ...] = ("lora",)
+    max_epochs: int = 4
+    eval_rows: int = 0
+    model: str | None = None
+    seed: int = 0
+    study_name: str = "summarize"
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise ConfigError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        if self.n_trials < 1 or self.max_epochs < 1 or self.eval_rows < 0:
+            raise ConfigError("n_trials and max_epochs must be >= 1, eval_rows >= 0")
+        from slmkit.train import METHODS
+
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ConfigError(f"methods must be some of {', '.join(METHODS)}, got {self.methods}")
+        if self.space == "decoding" and not self.model:
+            raise ConfigError("a decoding-only study needs the fine-tuned run to decode with (model)")
+
+
+@dataclass
+class TuneResult:
+    study_dir: Path
+    best: dict = field(default_factory=dict)
+    trials: list[dict] = field(default_factory=list)
+
+
+def suggest_training(trial, config: TuneConfig, base):
+    """A TrainConfig with the trial's training knobs on top of `base`."""
+    method = trial.suggest_categorical("method", list(config.methods))
+    knobs = dict(
+        method=method,
+        epochs=float(trial.suggest_int("epochs", 1, config.max_epochs)),
+        warmup_ratio=trial.suggest_float("warmup_ratio", 0.0, 0.2),
+        weight_decay=trial.suggest_float("weight_decay", 0.0, 0.1),
+        seed=config.seed,
+        metric_for_best="rouge",
+        report_to="none",
+    )
+    if method == "full":
+        knobs["learning_rate"] = trial.suggest_float("full_learning_rate", 1e-5, 2e-4, log=True)
+    elif method == "ptuning":
+        knobs["learning_rate"] = trial.suggest_float("ptuning_learning_rate", 1e-4, 3e-3, log=True)
+    else:
+        knobs["learning_rate"] = trial.suggest_float("learning_rate", 5e-5, 1e-3, log=True)
+        knobs["lora_r"] = trial.suggest_categorical("lora_r", [8, 16, 32, 64])
+        knobs["lora_alpha"] = trial.suggest_categorical("lora_alpha", [16, 32, 64])
+    return replace(base, **knobs)
+
+
+def suggest_decoding(trial, base: DecodeConfig) -> DecodeConfig:
+    beams = trial.suggest_categorical("num_beams", [1, 2, 4])
+    return replace(
+        base,
+        num_beams=beams,
+        length_penalty=trial.suggest_float("length_penalty", 0.6, 1.6) if beams > 1 else 1.0,
+        no_repeat_ngram_size=trial.suggest_categorical("no_repeat_ngram_size", [0, 3, 4]),
+        repetition_penalty=trial.suggest_float("repetition_penalty", 1.0, 1.3),
+        max_new_tokens=trial.suggest_categorical("max_new_tokens", [64, 96, 128]),
+    )
+
+
+def tune(
+    train_data,
+    dev_data,
+    study_dir: str | Path,
+    config: TuneConfig | None = None,
+    summarize_config: SummarizeTrainConfig | None = None,
+    train_config=None,
+    *,
+    columns: DialogueColumns | None = None,
+    progress: bool = True,
+) -> TuneResult:
+    """Run (or resume) the study in `study_dir`; returns the best trial and every trial's values."""
+    import optuna
+
+    from slmkit.train import TrainConfig
+
+    config = config or TuneConfig()
+    summarize_config = summarize_config or SummarizeTrainConfig()
+    base_train = train_config or TrainConfig(metric_for_best="rouge")
+    study_dir = Path(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    dev = dev_data if isinstance(dev_data, pd.DataFrame) else load_dialogues(dev_data, columns, require_summary=True)
+    if config.eval_rows:
+        dev = dev.iloc[: config.eval_rows]
+    train_frame = None
+    if config.space != "decoding":
+        train_frame = (
+            train_data
+            if isinstance(train_data, pd.DataFrame)
+            else load_dialogues(train_data, columns, require_summary=True)
+        )
+    language = summarize_config.language
+    if language == "auto":
+        language = detect_language(list((train_frame if train_frame is not None else dev)["dialogue"]))
+    summarize_config = replace(summarize_config, language=language)
+    storage = f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    result = TuneResult(study_dir)
+    best_run = config.model
+
+    if config.space in ("training", "both"):
+        study = _study(optuna, storage, f"{config.study_name}-training", config.seed, pruned=True)
+
+        def objective(trial) -> float:
+            train_config = suggest_training(trial, config, base_train)
+            step = {"n": 0}
+
+            def report(metrics: dict) -> None:
+                trial.report(metrics["rouge"], step["n"])
+                step["n"] += 1
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"dev ROUGE {metrics['rouge']:.2f} after evaluation {step['n']}")
+
+            run_dir = study_dir / f"trial_{trial.number}"
+            try:
+                run = train_summarizer(
+                    train_frame,
+                    run_dir,
+                    summarize_config,
+                    train_config,
+                    dev_data=dev,
+                    on_evaluate=report,
+                    progress=progress,
+                )
+            finally:
+                gc.collect()  # models of finished trials must not pile up in memory
+            trial.set_user_attr("run_dir", str(run_dir))
+            return float(run.info["metrics"]["best_metric"])
+
+        _optimize(study, objective, config.n_trials)
+        result.trials += _trials(study, "training")
+        done = [t for t in study.trials if t.state.name == "COMPLETE"]
+        if done:
+            best_run = study.best_trial.user_attrs["run_dir"]
+            result.best["training"] = {"value": study.best_value, "params": study.best_params, "run_dir": best_run}
+        _plots(optuna, study, study_dir / "training")
+
+    if config.space in ("decoding", "both") and best_run:
+        from slmkit.metrics import rouge
+        from slmkit.models import load_model
+        from slmkit.summarize._evaluate import resolve_tokenizer
+
+        lm = load_model(str(best_run))
+        study = _study(optuna, storage, f"{config.study_name}-decoding", config.seed, pruned=False)
+
+        def decode_objective(trial) -> float:
+            decode = suggest_decoding(trial, summarize_config.decode)
+            predictions = FineTunedSummarizer(lm, language, decode, seed=config.seed).summarize(list(dev["dialogue"]))
+            scores = rouge(
+                predictions, list(dev["references"]), tokenizer=resolve_tokenizer("auto", language), n_bootstrap=0
+            )
+            return float(scores.summary()["final"])
+
+        _optimize(study, decode_objective, config.n_trials)
+        result.trials += _trials(study, "decoding")
+        if any(t.state.name == "COMPLETE" for t in study.trials):
+            result.best["decoding"] = {"value": study.best_value, "params": study.best_params, "run_dir": best_run}
+        _plots(optuna, study, study_dir / "decoding")
+        del lm
+        gc.collect()
+
+    write_json(study_dir / "tune.json", {"config": asdict(config), "best": result.best, "trials": result.trials})
+    return result
+
+
+def _study(optuna, storage: str, name: str, seed: int, *, pruned: bool):
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0) if pruned else None,
+    )
+    # One process drives a study: a trial still RUNNING in storage died with its process. Fail it and queue
+    # its parameters again, so a killed study resumes where it stopped.
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        study.enqueue_trial(trial.params, skip_if_exists=False)
+        logger.warning("trial %d was interrupted; it will run again", trial.number)
+    return study
+
+
+def _optimize(study, objective, n_trials: int) -> None:
+    finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    if finished < n_trials:
+        study.optimize(objective, n_trials=n_trials - finished, gc_after_trial=True, catch=())
+
+
+def _trials(study, space: str) -> list[dict]:
+    return [
+        {
+            "space": space,
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "params": t.params,
+            "intermediate": dict(t.intermediate_values),
+        }
+        for t in study.trials
+    ]
+
+
+def _plots(optuna, study, prefix: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from slmkit.data import atomic_open
+
+    plots = {"history": optuna.visualization.matplotlib.plot_optimization_history}
+    if sum(t.state.name == "COMPLETE" for t in study.trials) >= 2 and len(study.best_params) > 1:
+        plots["importance"] = optuna.visualization.matplotlib.plot_param_importances
+    for name, plot in plots.items():
+        try:
+            ax = plot(study)
+        except (ValueError, RuntimeError) as exc:  # e.g. importances of a parameter that never varied
+            logger.info("no %s plot: %s", name, exc)
+            continue
+        with atomic_open(Path(f"{prefix}_{name}.png"), "wb") as handle:
+            ax.figure.savefig(handle, format="png", dpi=100, bbox_inches="tight")
+        plt.close(ax.figure)

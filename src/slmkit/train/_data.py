@@ -1,0 +1,150 @@
+"""Turn (prompt, target) pairs or whole documents into token ids and loss labels, and batch them.
+
+Prompt and target are tokenized separately and concatenated, exactly as inference sees them: the prompt is
+tokenized on its own at prediction time and the model continues it, so training on the same split keeps
+training and inference from drifting apart at the boundary token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from slmkit.errors import DataError
+
+IGNORE = -100  # the label transformers and torch's cross-entropy skip
+
+
+@dataclass
+class Example:
+    """One training row: `input_ids` and `labels` (IGNORE where no loss is taken); seq2seq rows keep the
+    target in `labels` only."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+def encode_pairs(
+    tokenizer,
+    prompts: Sequence[str],
+    targets: Sequence[str],
+    *,
+    max_length: int,
+    seq2seq: bool = False,
+    ids: Sequence[str] | None = None,
+    source: str = "training data",
+) -> list[Example]:
+    """Tokenize pairs; the loss falls on the target tokens and the closing EOS only.
+
+    Raises:
+        DataError: an empty prompt or target, or a row longer than `max_length`, naming the 1-based row
+            (and its id) so the user can fix or drop it.
+    """
+    if len(prompts) != len(targets):
+        raise DataError(f"{source}: {len(prompts)} prompts but {len(targets)} targets")
+    if not len(prompts):
+        raise DataError(f"{source}: no rows to train on")
+    ids = list(ids) if ids is not None else [None] * len(prompts)
+
+    def where(i: int) -> str:
+        return f"{source}: row {i + 1}" + (f" ({ids[i]})" if ids[i] is not None else "")
+
+    for i, (p, t) in enumerate(zip(prompts, targets)):
+        if not isinstance(p, str) or not p.strip():
+            raise DataError(f"{where(i)}: empty prompt/dialogue")
+        if not isinstance(t, str) or not t.strip():
+            raise DataError(f"{where(i)}: empty target/summary; fill it in or drop the row")
+    eos = tokenizer.eos_token_id
+    prompt_ids = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+    if seq2seq:
+        target_ids = tokenizer(text_target=list(targets), add_special_tokens=True)["input_ids"]
+        target_ids = [x if x and x[-1] == eos else x + [eos] for x in target_ids]  # the decoder must learn to stop
+    else:
+        target_ids = [x + [eos] for x in tokenizer(list(targets), add_special_tokens=False)["input_ids"]]
+    out = []
+    for i, (p, t) in enumerate(zip(prompt_ids, target_ids)):
+        size = max(len(p), len(t)) if seq2seq else len(p) + len(t)
+        if size > max_length:
+            raise DataError(
+                f"{where(i)}: {size} tokens (prompt {len(p)} + target {len(t)}) exceed max_length {max_length}; "
+                "raise max_length, shorten the dialogue or drop the row"
+            )
+        out.append(Example(p, t) if seq2seq else Example(p + t, [IGNORE] * len(p) + t))
+    return out
+
+
+def encode_documents(
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    reverse: bool = False,
+    pack: bool = True,
+    source: str = "training data",
+) -> list[Example]:
+    """Next-token examples over whole documents: every token is predicted from the ones before it.
+
+    Args:
+        reverse: reverse each document's token order (BOS stays first, EOS last), for reverse LMs.
+        pack: concatenate documents and cut the stream into `max_length` blocks (no padding wasted);
+            otherwise one example per document, cut at `max_length`.
+    """
+    if not len(texts):
+        raise DataError(f"{source}: no documents to train on")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{source}: row {i + 1}: empty document")
+    bodies = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    docs = [document_ids(tokenizer, body, reverse=reverse) for body in bodies]
+    if not pack:
+        return [Example(d[:max_length], d[:max_length]) for d in docs]
+    stream = [t for d in docs for t in d]
+    blocks = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
+    return [Example(b, b) for b in blocks if len(b) > 1]
+
+
+def document_ids(tokenizer, body: Sequence[int], *, reverse: bool = False) -> list[int]:
+    """BOS + body (reversed if asked) + EOS: reversal is over the content tokens only."""
+    body = list(body)[::-1] if reverse else list(body)
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return bos + body + eos
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    def __init__(self, examples: list[Example]) -> None:
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.examples[i].input_ids, "labels": self.examples[i].labels}
+
+    def n_target_tokens(self) -> int:
+        return sum(sum(1 for x in e.labels if x != IGNORE) for e in self.examples)
+
+    def n_tokens(self) -> int:
+        return sum(len(e.input_ids) for e in self.examples)
+
+
+@dataclass
+class Collator:
+    """Right-pad a batch; padding never carries a loss. Seq2seq batches pad inputs and labels separately."""
+
+    pad_id: int
+
+    def __call__(self, rows: list[dict]) -> dict:
+        width = max(len(r["input_ids"]) for r in rows)
+        lwidth = max(len(r["labels"]) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), lwidth), IGNORE, dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            input_ids[i, :n] = torch.tensor(r["input_ids"])
+            mask[i, :n] = 1
+            labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,489 @@
+"""`train`: fine-tune a model into a run folder, resuming an interrupted run from its last checkpoint.
+
+A run folder holds everything needed to reproduce, inspect and serve what was trained:
+
+    run/
+      train_config.json   the TrainConfig
+      slmkit_run.json     base model + checksum, task, sizes, timings, peak memory, final metrics, versions
+      model/              the LoRA / P-tuning adapter, or the full weights, with the tokenizer
+      metrics.jsonl       every logged step (loss, learning rate, evaluation metrics)
+      learning_curve.png  training and evaluation curves
+      README.md           a short model card
+      checkpoints/        the Trainer's checkpoints (resume after interruption)
+      mlruns/             MLflow file store (with report_to="mlflow")
+
+`load_model("run/")` serves a run like any model: full weights directly, LoRA merged into its base in
+memory, P-tuning through peft.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slmkit.data import write_json
+from slmkit.errors import ConfigError
+from slmkit.train._config import TRAIN_CONFIG_NAME, TrainConfig
+from slmkit.train._data import Collator, ExampleDataset, encode_documents, encode_pairs
+
+logger = logging.getLogger(__name__)
+RUN_INFO_NAME = "slmkit_run.json"
+
+
+@dataclass
+class TrainResult:
+    """What `train` produced.
+
+    Attributes:
+        run_dir: the run folder; `model_dir` inside it is what `load_model` serves.
+        info: the contents of slmkit_run.json (metrics, timings, peak memory, base model).
+        history: the Trainer's log history (one dict per logged step or evaluation).
+    """
+
+    run_dir: Path
+    model_dir: Path
+    info: dict
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict:
+        return self.info.get("metrics", {})
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / RUN_INFO_NAME).is_file()
+
+
+def read_run_info(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        return json.loads((path / RUN_INFO_NAME).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable slmkit run folder ({exc})") from exc
+
+
+def train(
+    base,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    train_pairs: tuple[Sequence[str], Sequence[str]] | None = None,
+    eval_pairs: tuple[Sequence[str], Sequence[str]] | None = None,
+    train_ids: Sequence[str] | None = None,
+    documents: Sequence[str] | None = None,
+    eval_documents: Sequence[str] | None = None,
+    reverse: bool = False,
+    generation_eval: Callable | None = None,
+    task: str = "generic",
+    task_info: dict | None = None,
+    source: str = "training data",
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+    callbacks: Sequence = (),
+) -> TrainResult:
+    """Fine-tune `base` on pairs (objective "pairs") or documents (objective "documents") into `run_dir`.
+
+    Args:
+        base: registry name, path, ModelSpec, or an already loaded transformers LanguageModel.
+        config: the TrainConfig (saved as train_config.json).
+        run_dir: run folder; an unfinished run there with the same config resumes from its last
+            checkpoint, a finished one is returned as is, one with another config is refused.
+        train_pairs / eval_pairs: (prompts, targets) for objective "pairs".
+        train_ids: row ids for error messages (e.g. the dialogue fnames).
+        documents / eval_documents: texts for objective "documents".
+        reverse: reverse each document's token order (the reverse LM of a quality scorer pair).
+        generation_eval: `fn(model, tokenizer) -> {name: value}` added to every evaluation (e.g. ROUGE).
+        task, task_info: recorded in slmkit_run.json (summarization records its prompt format there).
+        stop_after_steps: stop (after checkpointing) at this global step, as an interruption would; for
+            tests and for splitting a long run across sessions.
+        callbacks: extra transformers TrainerCallbacks (timing, pruning, ...).
+    """
+    import torch
+    from transformers import EarlyStoppingCallback, TrainerCallback, TrainingArguments
+
+    from slmkit.train._trainer import SlmTrainer
+
+    config.validate()
+    run_dir = Path(run_dir)
+    finished = _check_run_dir(run_dir, config)
+    if finished is not None:
+        logger.info("%s is already trained with this config; returning it", run_dir)
+        return finished
+    if config.metric_for_best != "loss" and generation_eval is None:
+        raise ConfigError(f"metric_for_best={config.metric_for_best!r} needs a generation metric; use 'loss'")
+    has_eval = bool(eval_pairs or eval_documents)
+    if config.early_stopping_patience and not has_eval:
+        raise ConfigError("early_stopping_patience needs an evaluation set")
+
+    lm = _load_base(base)
+    tokenizer, seq2seq = lm.tokenizer, lm.spec.kind == "seq2seq"
+    train_set, eval_set = _datasets(
+        config, tokenizer, seq2seq, train_pairs, eval_pairs, train_ids, documents, eval_documents, reverse, source
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir)
+    model = _prepare(lm.model, config)
+    n_virtual = config.num_virtual_tokens if config.method == "ptuning" else 0
+
+    epoch_eval = "epoch" if not config.eval_steps else "steps"
+    args = TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.scheduler,
+        max_grad_norm=config.max_grad_norm,
+        logging_steps=config.logging_steps,
+        eval_strategy=epoch_eval if has_eval else "no",
+        eval_steps=config.eval_steps or None,
+        # Checkpoints follow evaluations when those are step-based (best-checkpoint selection needs both).
+        save_strategy="steps" if (config.save_steps or config.eval_steps) else "epoch",
+        save_steps=config.save_steps or config.eval_steps or 500,
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model=f"eval_{config.metric_for_best}" if has_eval else None,
+        greater_is_better=config.metric_for_best != "loss" if has_eval else None,
+        report_to=["mlflow"] if config.report_to == "mlflow" else "none",
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.resolved_precision() == "bf16",
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        label_names=["labels"],
+        prediction_loss_only=True,
+        disable_tqdm=not progress,
+        train_sampling_strategy="group_by_length",  # similar lengths per batch: little padding to compute
+        dataloader_num_workers=0,
+    )
+    callbacks = list(callbacks)
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
+    if stop_after_steps:
+        callbacks.append(_StopAt(stop_after_steps, TrainerCallback))
+    trainer = SlmTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=Collator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        loss_path=config.loss_path,
+        n_virtual_tokens=n_virtual,
+        generation_eval=generation_eval,
+    )
+    checkpoint = _last_checkpoint(run_dir / "checkpoints")
+    if checkpoint:
+        logger.warning("resuming %s from %s", run_dir, checkpoint.name)
+    start = time.perf_counter()
+    with _mlflow_store(run_dir, config):
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = time.perf_counter() - start
+    history = list(trainer.state.log_history)
+    _write_history(run_dir, history)
+    if stop_after_steps and trainer.state.global_step < _planned_steps(trainer):
+        # Interrupted on purpose: leave the checkpoints, write no final model.
+        return TrainResult(run_dir, run_dir / "model", {"status": "interrupted"}, history)
+
+    model_dir = run_dir / "model"
+    tmp_dir = run_dir / ".model.tmp"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    trainer.save_model(str(tmp_dir))
+    tokenizer.save_pretrained(str(tmp_dir))
+    shutil.rmtree(model_dir, ignore_errors=True)
+    os.replace(tmp_dir, model_dir)
+
+    final = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
+    evals = [h for h in history if any(k.startswith("eval_") for k in h)]
+    info = {
+        "status": "done",
+        "task": task,
+        "task_info": task_info or {},
+        "method": config.method,
+        "kind": lm.spec.kind,
+        "base_model": lm.spec.to_dict(),
+        "base_checksum": lm.info.get("checksum"),
+        "n_train": len(train_set),
+        "n_eval": len(eval_set) if eval_set is not None else 0,
+        "train_tokens": train_set.n_tokens(),
+        "train_target_tokens": train_set.n_target_tokens(),
+        "steps": trainer.state.global_step,
+        "epochs": round(float(trainer.state.epoch or 0), 3),
+        "precision": config.resolved_precision(),
+        "seconds": round(seconds, 1),
+        "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 3),
+        "tokens_per_second": round(train_set.n_tokens() * float(trainer.state.epoch or 0) / max(seconds, 1e-9), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "metrics": {
+            **final,
+            "final_eval": {k: v for k, v in (evals[-1] if evals else {}).items() if k.startswith("eval_")},
+            "best_metric": trainer.state.best_metric,
+            "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
+            if trainer.state.best_model_checkpoint
+            else None,
+        },
+        "versions": _versions(),
+    }
+    write_json(run_dir / RUN_INFO_NAME, info)
+    _plot_history(run_dir, history)
+    _write_model_card(run_dir, config, info)
+    return TrainResult(run_dir, model_dir, info, history)
+
+
+def _load_base(base):
+    from slmkit.models import LanguageModel, load_model
+
+    if isinstance(base, LanguageModel):
+        lm = base
+    else:
+        lm = load_model(base)
+    if not hasattr(lm, "model") or not hasattr(lm, "tokenizer"):
+        raise ConfigError(f"training needs the transformers backend; {lm.spec.name!r} is on {lm.spec.backend}")
+    if lm.spec.kind == "encoder":
+        raise ConfigError(f"{lm.spec.name!r} is an encoder; slmkit.train fine-tunes causal and seq2seq LMs")
+    if getattr(lm, "prompt_tuned", False):
+        raise ConfigError(f"{lm.spec.name!r} is a P-tuned run; train from its base model instead")
+    return lm
+
+
+def _datasets(
+    config, tokenizer, seq2seq, train_pairs, eval_pairs, train_ids, documents, eval_documents, reverse, source
+):
+    if config.objective == "pairs":
+        if train_pairs is None or documents is not None:
+            raise ConfigError("objective 'pairs' needs train_pairs=(prompts, targets) and no documents")
+        train = encode_pairs(
+            tokenizer, *train_pairs, max_length=config.max_length, seq2seq=seq2seq, ids=train_ids, source=source
+        )
+        held = (
+            encode_pairs(tokenizer, *eval_pairs, max_length=config.max_length, seq2seq=seq2seq, source="eval data")
+            if eval_pairs
+            else None
+        )
+    else:
+        if documents is None or train_pairs is not None:
+            raise ConfigError("objective 'documents' needs documents=[...] and no train_pairs")
+        if seq2seq:
+            raise ConfigError("objective 'documents' trains causal LMs only")
+        train = encode_documents(tokenizer, documents, max_length=config.max_length, reverse=reverse, source=source)
+        held = (
+            encode_documents(tokenizer, eval_documents, max_length=config.max_length, reverse=reverse, source="eval")
+            if eval_documents
+            else None
+        )
+    return ExampleDataset(train), (ExampleDataset(held) if held else None)
+
+
+def _prepare(model, config: TrainConfig):
+    """Wrap the model for the method: LoRA / P-tuning adapters through peft, or every weight trainable."""
+    import torch
+
+    torch.manual_seed(config.seed)  # adapter initialisation
+    model.train()
+    if config.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, PromptEncoderConfig, TaskType, get_peft_model
+
+    task_type = TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM
+    if config.method == "lora":
+        peft_config = LoraConfig(
+            task_type=task_type,
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.lora_target_modules(model.config.model_type),
+        )
+    else:
+        peft_config = PromptEncoderConfig(
+            task_type=task_type,
+            num_virtual_tokens=config.num_virtual_tokens,
+            encoder_hidden_size=config.encoder_hidden_size,
+        )
+    return get_peft_model(model, peft_config)
+
+
+def _check_run_dir(run_dir: Path, config: TrainConfig) -> TrainResult | None:
+    saved = run_dir / TRAIN_CONFIG_NAME
+    if not saved.is_file():
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ConfigError(f"{run_dir} exists and is not an slmkit run folder; choose an empty or new folder")
+        return None
+    old = TrainConfig.load(saved).to_dict()
+    new = config.to_dict()
+    differs = [k for k in new if old.get(k) != new[k]]
+    if differs:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in differs[:5])
+        raise ConfigError(
+            f"{run_dir} holds a run with another config ({shown}); choose a new run folder, or delete this one"
+        )
+    if is_run_dir(run_dir) and read_run_info(run_dir).get("status") == "done" and (run_dir / "model").is_dir():
+        history = _read_history(run_dir)
+        return TrainResult(run_dir, run_dir / "model", read_run_info(run_dir), history)
+    return None
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return Path(found) if folder.is_dir() and (found := get_last_checkpoint(str(folder))) else None
+
+
+def _planned_steps(trainer) -> int:
+    return int(trainer.state.max_steps or 0)
+
+
+def _StopAt(step: int, base):  # noqa: N802  (a callback class built on demand: transformers is imported lazily)
+    class StopAt(base):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return StopAt()
+
+
+class _mlflow_store:
+    """Point transformers' MLflowCallback at a file store inside the run folder for the run's duration."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig) -> None:
+        self.values = {
+            "MLFLOW_TRACKING_URI": (run_dir / "mlruns").resolve().as_uri(),
+            "MLFLOW_EXPERIMENT_NAME": "slmkit",
+            "MLFLOW_FLATTEN_PARAMS": "1",
+            # MLflow 3 puts its file store in maintenance mode and refuses it unless asked; a folder of plain
+            # files inside the run needs no database server or driver, which suits a laptop run.
+            "MLFLOW_ALLOW_FILE_STORE": "true",
+        }
+        self.enabled = config.report_to == "mlflow"
+        self.saved: dict = {}
+
+    def __enter__(self):
+        if self.enabled:
+            for k, v in self.values.items():
+                self.saved[k] = os.environ.get(k)
+                os.environ.setdefault(k, v)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            try:
+                import mlflow
+
+                if mlflow.active_run():
+                    mlflow.end_run()
+            except ImportError:
+                pass
+            for k, v in self.saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+        return False
+
+
+def _write_history(run_dir: Path, history: list[dict]) -> None:
+    from slmkit.data import atomic_open
+
+    with atomic_open(run_dir / "metrics.jsonl") as handle:
+        for row in history:
+            handle.write(json.dumps(row) + "\n")
+
+
+def _read_history(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def _plot_history(run_dir: Path, history: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
+    evals = [h for h in history if "eval_loss" in h]
+    extra = sorted({k for h in evals for k in h if k.startswith("eval_") and k not in ("eval_loss",)} - _TIMING_KEYS)
+    fig, axes = plt.subplots(1, 1 + bool(extra), figsize=(6 + 5 * bool(extra), 4), squeeze=False)
+    ax = axes[0][0]
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot([h["step"] for h in evals], [h["eval_loss"] for h in evals], "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats / target token)")
+    ax.legend()
+    if extra:
+        ax2 = axes[0][1]
+        for key in extra:
+            ax2.plot([h["step"] for h in evals if key in h], [h[key] for h in evals if key in h], "o-", label=key)
+        ax2.set_xlabel("step")
+        ax2.legend()
+    fig.suptitle(run_dir.name)
+    fig.tight_layout()
+    from slmkit.data import atomic_open
+
+    with atomic_open(run_dir / "learning_curve.png", "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100)
+    plt.close(fig)
+
+
+_TIMING_KEYS = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
+
+
+def _write_model_card(run_dir: Path, config: TrainConfig, info: dict) -> None:
+    from slmkit.data import atomic_open
+
+    base = info["base_model"]
+    metrics = info["metrics"]
+    lines = [
+        f"# {run_dir.name}",
+        "",
+        f"Fine-tuned by slmkit ({info['task']}) from `{base.get('name')}` "
+        f"(checksum `{str(info['base_checksum'])[:16]}`)"
+        f" with **{config.method}** on {info['n_train']} examples ({info['train_tokens']} tokens), "
+        f"{info['steps']} steps / {info['epochs']} epochs in {info['seconds']:.0f} s "
+        f"({info['tokens_per_second']:.0f} tokens/s, peak RSS {info['peak_rss_mb']:.0f} MB).",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for key, value in {**metrics.get("final_eval", {}), "train_loss": metrics.get("train_loss")}.items():
+        if isinstance(value, (int, float)) and key not in _TIMING_KEYS:
+            lines.append(f"| {key} | {value:.4g} |")
+    lines += [
+        "",
+        "Use it: `slmkit summarize predict data.csv --model <this folder> --output pred.csv`, or "
+        "`slmkit.models.load_model('<this folder>')`. A LoRA run can be folded into plain weights with "
+        "`slmkit train merge`.",
+        "",
+        "Config: `train_config.json`; per-step metrics: `metrics.jsonl`; curves: `learning_curve.png`.",
+        "",
+    ]
+    with atomic_open(run_dir / "README.md") as handle:
+        handle.write("\n".join(lines))
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("slmkit", "torch", "transformers", "peft", "accelerate"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out

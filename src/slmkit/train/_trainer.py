@@ -1,0 +1,96 @@
+"""SlmTrainer: the transformers Trainer with two additions slmkit needs, and nothing else.
+
+1. The loss projects only the positions that carry a loss onto the vocabulary. Gemma 3's output layer is
+   640 x 262k: the library's loss computes logits for every position of every row (prompt and padding
+   included) and that projection, forward and backward, is most of a training step. Here the backbone runs
+   once, the final hidden states at target positions are gathered and projected in chunks.
+2. Generation metrics (e.g. ROUGE of decoded summaries) join the evaluation metrics, so the Trainer's own
+   best-checkpoint and early-stopping machinery can select on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from transformers import Trainer
+
+from slmkit.train._data import IGNORE
+
+_CHUNK = 512  # target positions projected at once: 512 x 262k bf16 logits = 268 MB
+
+
+class SlmTrainer(Trainer):
+    """Trainer(loss_path="target" | "full", n_virtual_tokens, generation_eval).
+
+    Args:
+        loss_path: "target" for the fast path; "full" for the library's full-vocabulary loss (kept to
+            measure the speed-up against, and for models whose loss has extra terms).
+        n_virtual_tokens: P-tuning's virtual tokens, prepended by peft to the hidden states.
+        generation_eval: `fn(model, tokenizer) -> {name: value}` run at every evaluation (decoding-based metrics).
+    """
+
+    def __init__(
+        self,
+        *args,
+        loss_path: str = "target",
+        n_virtual_tokens: int = 0,
+        generation_eval: Callable | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_path, self.n_virtual_tokens, self.generation_eval = loss_path, n_virtual_tokens, generation_eval
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        unwrapped = self.accelerator.unwrap_model(model)
+        if self.loss_path == "full" or getattr(unwrapped.config, "is_encoder_decoder", False):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        # logits_to_keep=1: the model's own head runs on one position only; we project the rest ourselves.
+        outputs = model(**inputs, output_hidden_states=True, logits_to_keep=1)
+        hidden = outputs.hidden_states[-1][:, self.n_virtual_tokens :]
+        scored = labels[:, 1:] != IGNORE  # position t predicts token t + 1
+        total = target_loss_sum(unwrapped, hidden[:, :-1][scored], labels[:, 1:][scored])
+        count = num_items_in_batch if num_items_in_batch is not None else scored.sum()
+        loss = total / torch.as_tensor(count, dtype=total.dtype).clamp(min=1)
+        return (loss, outputs) if return_outputs else loss
+
+    def evaluation_loop(self, *args, **kwargs):
+        output = super().evaluation_loop(*args, **kwargs)
+        if self.generation_eval is not None:
+            prefix = kwargs.get("metric_key_prefix", "eval")
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                for name, value in self.generation_eval(self.model, self.processing_class).items():
+                    output.metrics[f"{prefix}_{name}"] = value
+            finally:
+                self.model.train(was_training)
+        return output
+
+
+def target_loss_sum(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Sum of -log p(target) for rows of `hidden` (n, d), projecting `_CHUNK` rows at a time.
+
+    With more than one chunk each chunk is checkpointed, so its logits are recomputed in the backward pass
+    instead of being kept: memory stays at one chunk of logits whatever the number of targets.
+    """
+    head = model.get_output_embeddings()
+    cap = getattr(model.config, "final_logit_softcapping", None)
+
+    def chunk_loss(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        logits = head(h).float()
+        if cap:  # Gemma-style soft-capping, as the model's own forward applies it
+            logits = torch.tanh(logits / cap) * cap
+        return torch.nn.functional.cross_entropy(logits, t, reduction="sum")
+
+    if hidden.shape[0] <= _CHUNK:
+        return chunk_loss(hidden, targets) if hidden.shape[0] else hidden.sum() * 0.0
+    from torch.utils.checkpoint import checkpoint
+
+    parts = [
+        checkpoint(chunk_loss, hidden[i : i + _CHUNK], targets[i : i + _CHUNK], use_reentrant=False)
+        for i in range(0, hidden.shape[0], _CHUNK)
+    ]
+    return torch.stack(parts).sum()

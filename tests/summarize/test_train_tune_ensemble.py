@@ -1,0 +1,240 @@
+"""Summarization II on a tiny random model: train -> predict --model RUN, merge, tune (resumable), MBR ensemble."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import optuna
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from slmkit.cli.main import app
+from slmkit.errors import DataError
+from slmkit.summarize import find_example_data, mbr_select
+from slmkit.summarize._train import DecodeConfig, SummarizeTrainConfig, train_summarizer, training_pairs
+from slmkit.summarize._tune import TuneConfig, tune
+from slmkit.train import TrainConfig
+
+runner = CliRunner()
+DATA = find_example_data()
+EN_TRAIN, EN_DEV = DATA / "dialogues_en_train.csv", DATA / "dialogues_en.csv"
+QUICK = ["--set", "max_steps=4", "--set", "report_to=none", "--set", "precision=fp32", "--set", "batch_size=4"]
+
+
+def test_training_prompt_is_the_prediction_prompt():
+    from slmkit.summarize import build_prompt, load_dialogues
+
+    frame = load_dialogues(EN_TRAIN, require_summary=True)
+    prompts, targets = training_pairs(frame, "en")
+    assert prompts[0] == build_prompt(frame["dialogue"][0], "en")
+    assert targets[0] == " " + frame["summary"][0].strip()
+
+
+def test_train_then_predict_with_the_run_folder_and_with_merged_weights(tiny_causal_dir, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "summarize",
+            "train",
+            str(EN_TRAIN),
+            "--output",
+            str(run),
+            "--model",
+            str(tiny_causal_dir),
+            "--dev",
+            str(EN_DEV),
+            "--eval-rows",
+            "3",
+            "--set",
+            "eval_steps=2",
+            *QUICK,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    info = json.loads((run / "slmkit_run.json").read_text())
+    assert info["task"] == "summarize" and info["task_info"]["language"] == "en"
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "eval_rouge" in line]
+    assert len(evals) == 2 and info["metrics"]["best_metric"] == max(e["eval_rouge"] for e in evals)
+    pred = tmp_path / "pred.csv"
+    result = runner.invoke(
+        app,
+        [
+            "summarize",
+            "predict",
+            str(EN_DEV),
+            "--output",
+            str(pred),
+            "--model",
+            str(run),
+            "--max-new-tokens",
+            "4",
+            "--limit",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(pred).columns) == ["fname", "summary"] and len(pd.read_csv(pred)) == 3
+    merged = tmp_path / "merged"
+    assert runner.invoke(app, ["train", "merge", str(run), "--output", str(merged)]).exit_code == 0
+    from slmkit.summarize import PredictConfig, build_summarizer
+    from slmkit.summarize._train import FineTunedSummarizer
+
+    summarizer = build_summarizer(PredictConfig(model=str(merged)), "en")
+    assert isinstance(summarizer, FineTunedSummarizer)  # the merged folder still knows its prompt
+
+
+def test_bad_training_input_names_the_row_and_keeps_what_was_trained(tiny_causal_dir, tmp_path):
+    frame = pd.read_csv(EN_TRAIN)
+    frame.loc[2, "summary"] = ""
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    result = runner.invoke(
+        app, ["summarize", "train", str(bad), "--output", str(tmp_path / "r"), "--model", str(tiny_causal_dir), *QUICK]
+    )
+    assert result.exit_code == 1 and "row 3 (en_train_2)" in result.output and "empty reference" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "summarize",
+            "train",
+            str(EN_TRAIN),
+            "--output",
+            str(tmp_path / "r"),
+            "--model",
+            str(tiny_causal_dir),
+            *QUICK,
+            "--set",
+            "max_length=40",
+        ],
+    )
+    assert result.exit_code == 1 and "exceed max_length 40" in result.output and "en_train_" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "summarize",
+            "train",
+            str(EN_TRAIN),
+            "--output",
+            str(tmp_path / "r"),
+            "--model",
+            str(tiny_causal_dir),
+            *QUICK,
+            "--set",
+            "lora_r=0",
+        ],
+    )
+    assert result.exit_code == 1 and "lora_r must be >= 1" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "summarize",
+            "train",
+            str(EN_TRAIN),
+            "--output",
+            str(tmp_path / "r"),
+            "--model",
+            str(tiny_causal_dir),
+            "--dialogue-column",
+            "text",
+            *QUICK,
+        ],
+    )
+    assert result.exit_code == 1 and "missing column" in result.output and "'text'" in result.output
+    # A finished run is never overwritten by a run with another config.
+    good = tmp_path / "good"
+    assert (
+        runner.invoke(
+            app, ["summarize", "train", str(EN_TRAIN), "--output", str(good), "--model", str(tiny_causal_dir), *QUICK]
+        ).exit_code
+        == 0
+    )
+    digest = hashlib.sha256((good / "model" / "adapter_model.safetensors").read_bytes()).hexdigest()
+    result = runner.invoke(
+        app,
+        [
+            "summarize",
+            "train",
+            str(EN_TRAIN),
+            "--output",
+            str(good),
+            "--model",
+            str(tiny_causal_dir),
+            *QUICK,
+            "--epochs",
+            "7",
+        ],
+    )
+    assert result.exit_code == 1 and "another config" in result.output
+    assert hashlib.sha256((good / "model" / "adapter_model.safetensors").read_bytes()).hexdigest() == digest
+
+
+def test_mbr_picks_the_consensus_candidate():
+    candidates = [["the cat sat on the mat", "a dog ran", "the cat sat on a mat"], ["", "only one", "only one here"]]
+    picked, index = mbr_select(candidates, tokenizer="whitespace")
+    assert index[0] in (0, 2) and picked[1] in ("only one", "only one here")
+    assert mbr_select([["", "x"]], tokenizer="whitespace")[0] == ["x"]  # empty never wins over text
+
+
+def test_ensemble_cli_writes_the_competition_csv(tmp_path):
+    files = []
+    for i, texts in enumerate([["a b c", "x y"], ["a b c d", "x y z"], ["q", "x y"]]):
+        path = tmp_path / f"p{i}.csv"
+        pd.DataFrame({"fname": ["d1", "d2"], "summary": texts}).to_csv(path, index=False)
+        files.append(str(path))
+    out = tmp_path / "ens.csv"
+    result = runner.invoke(app, ["summarize", "ensemble", *files, "--output", str(out), "--tokenizer", "whitespace"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["fname", "summary"] and table["summary"][0] in ("a b c", "a b c d")
+    pd.DataFrame({"fname": ["d1", "other"], "summary": ["a", "b"]}).to_csv(tmp_path / "bad.csv", index=False)
+    result = runner.invoke(
+        app, ["summarize", "ensemble", files[0], str(tmp_path / "bad.csv"), "--output", str(tmp_path / "e2.csv")]
+    )
+    assert result.exit_code == 1 and "not in every prediction file" in result.output
+
+
+def test_tune_prunes_resumes_and_plots(tiny_causal_dir, tmp_path):
+    base = TrainConfig(batch_size=4, report_to="none", precision="fp32", metric_for_best="rouge")
+    summarize = SummarizeTrainConfig(model=str(tiny_causal_dir), decode=DecodeConfig(max_new_tokens=4))
+    # A study killed mid-trial leaves a RUNNING trial in SQLite: the resumed study reruns its parameters.
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    storage = f"sqlite:///{study_dir / 'study.db'}"
+    crashed = optuna.create_study(study_name="summarize-training", storage=storage, direction="maximize")
+    orphan = crashed.ask(
+        {
+            "method": optuna.distributions.CategoricalDistribution(["lora"]),
+            "epochs": optuna.distributions.IntDistribution(1, 1),
+        }
+    )
+    assert orphan.number == 0
+    config = TuneConfig(space="both", n_trials=2, max_epochs=1, eval_rows=2, seed=0)
+    result = tune(EN_TRAIN, EN_DEV, study_dir, config, summarize, base, progress=False)
+    states = [(t["space"], t["state"]) for t in result.trials]
+    assert states.count(("training", "FAIL")) == 1  # the orphan
+    assert sum(s == "training" and st in ("COMPLETE", "PRUNED") for s, st in states) == 2
+    assert sum(s == "decoding" and st == "COMPLETE" for s, st in states) == 2
+    assert set(result.best) == {"training", "decoding"}
+    assert (study_dir / "training_history.png").is_file() and (study_dir / "tune.json").is_file()
+    # Running the same study again finds its trials done and trains nothing new.
+    again = tune(EN_TRAIN, EN_DEV, study_dir, config, summarize, base, progress=False)
+    assert len(again.trials) == len(result.trials)
+
+
+def test_tune_config_is_checked_before_any_work():
+    with pytest.raises(Exception, match="space must be one of"):
+        TuneConfig(space="everything")
+    with pytest.raises(Exception, match="decoding-only study needs"):
+        TuneConfig(space="decoding")
+
+
+def test_train_summarizer_names_the_file_of_a_bad_row(tiny_causal_dir, tmp_path):
+    frame = pd.read_csv(EN_TRAIN)
+    frame.loc[0, "dialogue"] = "no speaker tags at all"
+    bad = tmp_path / "untagged.csv"
+    frame.to_csv(bad, index=False)
+    with pytest.raises(DataError, match="untagged.csv.*row 1"):
+        train_summarizer(bad, tmp_path / "run", SummarizeTrainConfig(model=str(tiny_causal_dir)))
