@@ -91,13 +91,17 @@ class FineTunedSummarizer:
     language: str
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     seed: int = 0
+    progress: bool = False
 
     def prompts(self, dialogues: Sequence[str]) -> list[str]:
         return [build_prompt(d, self.language) for d in dialogues]
 
     def summarize(self, dialogues: Sequence[str], ids: Sequence[str] | None = None) -> list[str]:
         raw = self.lm.generate(
-            self.prompts(dialogues), self.decode.params(self.lm, self.seed), batch_size=self.decode.batch_size
+            self.prompts(dialogues),
+            self.decode.params(self.lm, self.seed),
+            batch_size=self.decode.batch_size,
+            progress=self.progress,
         )
         return [postprocess(r, self.language, max_sentences=0, speakers=speakers(d)) for r, d in zip(raw, dialogues)]
 
@@ -222,7 +226,7 @@ def _rouge_eval(dev: pd.DataFrame, language: str, config: SummarizeTrainConfig, 
 
     def evaluate(model, tokenizer) -> dict:
         lm = TransformersLM(spec, model, tokenizer, {"name": "training"})
-        summarizer = FineTunedSummarizer(lm, language, config.decode)
+        summarizer = FineTunedSummarizer(lm, language, config.decode, progress=True)
         predictions = summarizer.summarize(list(rows["dialogue"]))
         scores = rouge(predictions, list(rows["references"]), tokenizer=tokenizer_name, n_bootstrap=0).summary()
         out = {"rouge": scores["final"], **{k: scores[k] for k in ("rouge1", "rouge2", "rougeL")}}

@@ -95,14 +95,20 @@ def suggest_training(trial, config: TuneConfig, base):
 
 
 def suggest_decoding(trial, base: DecodeConfig) -> DecodeConfig:
-    beams = trial.suggest_categorical("num_beams", [1, 2, 4])
+    """Beam search or sampling, lengths, penalties and n-gram blocking (conditional knobs only when they apply)."""
+    sample = trial.suggest_categorical("do_sample", [False, True])
+    beams = 1 if sample else trial.suggest_categorical("num_beams", [1, 2, 4])
     return replace(
         base,
+        do_sample=sample,
+        temperature=trial.suggest_float("temperature", 0.3, 1.0) if sample else 1.0,
+        top_p=trial.suggest_float("top_p", 0.7, 1.0) if sample else 1.0,
         num_beams=beams,
         length_penalty=trial.suggest_float("length_penalty", 0.6, 1.6) if beams > 1 else 1.0,
         no_repeat_ngram_size=trial.suggest_categorical("no_repeat_ngram_size", [0, 3, 4]),
         repetition_penalty=trial.suggest_float("repetition_penalty", 1.0, 1.3),
         max_new_tokens=trial.suggest_categorical("max_new_tokens", [64, 96, 128]),
+        min_new_tokens=trial.suggest_categorical("min_new_tokens", [0, 8, 16]),
     )
 
 
