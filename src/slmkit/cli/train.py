@@ -103,12 +103,12 @@ def pairs_cmd(
 ) -> None:
     """Fine-tune on (prompt, target) pairs; the loss falls on the target tokens only."""
     from slmkit.data import read_table
-    from slmkit.train import train
+    from slmkit.train import train as run_training
 
     train_config = build_train_config(method, epochs, learning_rate, config, set_, seed, objective="pairs")
     frame = read_table(train, text_columns=[prompt_column, target_column])
     held = read_table(dev, text_columns=[prompt_column, target_column]) if dev else None
-    result = train(
+    result = run_training(
         model,
         train_config,
         output,
@@ -137,12 +137,12 @@ def docs_cmd(
 ) -> None:
     """Plain next-token training over whole documents (packed into max_length blocks)."""
     from slmkit.data import read_table
-    from slmkit.train import train
+    from slmkit.train import train as run_training
 
     train_config = build_train_config(method, epochs, learning_rate, config, set_, seed, objective="documents")
     texts = list(read_table(train, text_columns=[text_column])[text_column])
     held = list(read_table(dev, text_columns=[text_column])[text_column]) if dev else None
-    result = train(
+    result = run_training(
         model, train_config, output, documents=texts, eval_documents=held, reverse=reverse, source=str(train)
     )
     print_result(result)
