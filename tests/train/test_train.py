@@ -219,3 +219,15 @@ def test_train_config_round_trips_and_rejects_unknown_fields(tmp_path):
         TrainConfig.from_dict({"methd": "lora"})
     assert TrainConfig().lora_target_modules("gemma3_text")[0] == "q_proj"
     assert TrainConfig().lora_target_modules("somethingnew") == "all-linear"
+
+
+def test_early_stopping_and_best_checkpoint_come_from_the_trainer(tiny_causal_dir, tmp_path):
+    # A learning rate this large makes the eval loss climb after the first steps: patience 1 stops the run
+    # long before max_steps, and the best (lowest eval loss) checkpoint is the one kept.
+    config = fast(learning_rate=3.0, max_steps=40, eval_steps=1, early_stopping_patience=1, method="full")
+    result = train(
+        str(tiny_causal_dir), config, tmp_path / "run", train_pairs=(PROMPTS, TARGETS), eval_pairs=(PROMPTS, TARGETS)
+    )
+    evals = [h["eval_loss"] for h in result.history if "eval_loss" in h]
+    assert result.info["steps"] < 40
+    assert result.metrics["best_metric"] == pytest.approx(min(evals))
