@@ -7,6 +7,7 @@ import typer
 from slmkit import __version__
 from slmkit.cli import classify as classify_cli
 from slmkit.cli import models as models_cli
+from slmkit.cli import quality as quality_cli
 from slmkit.cli import runtime as runtime_cli
 from slmkit.cli import summarize as summarize_cli
 from slmkit.cli import train as train_cli
@@ -14,6 +15,7 @@ from slmkit.cli import train as train_cli
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Small language models, strong and local.")
 app.add_typer(summarize_cli.app, name="summarize")
 app.add_typer(classify_cli.app, name="classify")
+app.add_typer(quality_cli.app, name="quality")
 app.add_typer(train_cli.app, name="train")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(runtime_cli.app, name="lm")

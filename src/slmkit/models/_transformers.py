@@ -176,9 +176,14 @@ class TransformersLM(LanguageModel):
         return result
 
     @torch.no_grad()
-    def token_losses(self, texts, *, batch_size=8, progress=False) -> list[np.ndarray]:
+    def token_losses(self, texts, *, batch_size=8, progress=False, reverse=False) -> list[np.ndarray]:
+        """See LanguageModel.token_losses. `reverse=True` scores each text's content tokens in reverse order
+        (BOS stays first, EOS last), the layout `slmkit.train.document_ids(reverse=True)` gives a reverse LM's
+        training documents; losses come back in the scored (reversed) order."""
         self._require_causal("token_losses")
         ids = self._encode(texts)
+        if reverse:
+            ids = [reverse_content(x, self.tokenizer.bos_token_id, self.tokenizer.eos_token_id) for x in ids]
         out: list[np.ndarray | None] = [None] * len(ids)
         with self._progress(len(ids), "token losses", progress) as bar:
             for batch in length_sorted_batches([len(x) for x in ids], batch_size):
@@ -260,6 +265,14 @@ class TransformersLM(LanguageModel):
     def _require_causal(self, what: str) -> None:
         if not self._is_causal:
             raise ConfigError(f"{what} needs a causal LM; {self.spec.name!r} is an encoder (embeddings only)")
+
+
+def reverse_content(ids: Sequence[int], bos: int | None, eos: int | None) -> list[int]:
+    """Reverse the content tokens of an encoded text, keeping a leading BOS and a trailing EOS in place."""
+    ids = list(ids)
+    start = 1 if ids and bos is not None and ids[0] == bos else 0
+    end = len(ids) - 1 if len(ids) > start and eos is not None and ids[-1] == eos else len(ids)
+    return ids[:start] + ids[start:end][::-1] + ids[end:]
 
 
 def _choices_per_prompt(prompts, choices) -> list[list[str]]:
