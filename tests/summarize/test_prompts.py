@@ -47,3 +47,10 @@ def test_postprocess_drops_instruction_echo():
     echo = " Summarize each dialogue in one or two sentences. #Person1# and #Person2# talk about work."
     assert postprocess(echo, "en") == "#Person1# and #Person2# talk about work."
     assert postprocess(" #Person1# and #Person2# talk.", "en") == "#Person1# and #Person2# talk."
+
+
+def test_postprocess_drops_a_repeated_sentence():
+    from slmkit.summarize import postprocess
+
+    text = " #Person1# asks for help. #Person2# agrees. #Person1# asks for help. #Person2# agrees."
+    assert postprocess(text, "en", max_sentences=0) == "#Person1# asks for help. #Person2# agrees."

@@ -83,6 +83,8 @@ def postprocess(text: str, language: str, *, max_sentences: int = 2, speakers: S
     text = _REPEAT.sub(r"\1", text)  # greedy decoding of a small LM loops ("에게 에게 에게"): keep one
     # A base model often repeats the instruction instead of following it: drop sentences made of its words.
     sentences = [x for x in _SENTENCE_END.split(text.strip()) if not _echoes(x, INSTRUCTIONS.get(language, ""))]
+    # Greedy decoding also loops at sentence level ("A. B. A. B."): a summary never needs a sentence twice.
+    sentences = list(dict.fromkeys(sentences))
     text = " ".join(sentences[:max_sentences] if max_sentences else sentences)
     return re.sub(r"\s+", " ", text).strip()
 
