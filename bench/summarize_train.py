@@ -350,7 +350,9 @@ def _write_table(results: dict, path: Path) -> None:
             continue
         s, t = run["scores"], run.get("train", {})
         config = t.get("config", {})
-        method = config.get("method", "MBR of " + ", ".join(run.get("members", [])) if "members" in run else "")
+        method = config.get("method") or (f"run of {t['reused_run']}" if t.get("reused_run") else "")
+        if "members" in run:
+            method = "MBR of " + ", ".join(run["members"])
         decode = run.get("decode", {})
         decoding = "greedy" if decode.get("num_beams", 1) == 1 else f"beam {decode['num_beams']}"
         if decode.get("no_repeat_ngram_size"):
