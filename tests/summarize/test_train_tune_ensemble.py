@@ -238,3 +238,48 @@ def test_train_summarizer_names_the_file_of_a_bad_row(tiny_causal_dir, tmp_path)
     frame.to_csv(bad, index=False)
     with pytest.raises(DataError, match="untagged.csv.*row 1"):
         train_summarizer(bad, tmp_path / "run", SummarizeTrainConfig(model=str(tiny_causal_dir)))
+
+
+def test_an_encoder_decoder_summarizer_trains_and_predicts_with_the_same_command(tmp_path):
+    from slmkit.testing import make_tiny_model_dir
+
+    bart = make_tiny_model_dir(tmp_path / "bart", kind="seq2seq")
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "summarize",
+            "train",
+            str(EN_TRAIN),
+            "--output",
+            str(run),
+            "--model",
+            str(bart),
+            "--dev",
+            str(EN_DEV),
+            "--eval-rows",
+            "2",
+            *QUICK,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "slmkit_run.json").read_text())["kind"] == "seq2seq"
+    pred = tmp_path / "pred.csv"
+    result = runner.invoke(
+        app,
+        [
+            "summarize",
+            "predict",
+            str(EN_DEV),
+            "--output",
+            str(pred),
+            "--model",
+            str(run),
+            "--max-new-tokens",
+            "4",
+            "--limit",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(pred)) == 2
