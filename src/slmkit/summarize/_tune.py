@@ -36,7 +36,7 @@ class TuneConfig:
         n_trials: trials per space (a resumed study counts the trials it already has).
         methods: training methods the study may pick from.
         max_epochs: upper bound of the epochs knob.
-        eval_rows: dev rows decoded per evaluation (0 = all).
+        eval_rows: the first dev rows decoded per evaluation (0 = all), as in SummarizeTrainConfig.
         model: decoding-only studies: the fine-tuned run to decode with.
         seed: sampler seed (TPE) and training seed.
     """
@@ -45,7 +45,7 @@ class TuneConfig:
     n_trials: int = 8
     methods: tuple[str, ...] = ("lora",)
     max_epochs: int = 4
-    eval_rows: int = 0
+    eval_rows: int = 100
     model: str | None = None
     seed: int = 0
     study_name: str = "summarize"
