@@ -44,11 +44,7 @@ def read_table(
         DataError: unreadable file, bad encoding, broken quoting, missing column, empty text, duplicate id.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_TABLE_SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_TABLE_SUFFIXES)}")
+    suffix = table_suffix(path)
     if suffix == ".parquet":
         frame = _read_parquet(path)
     else:
@@ -74,6 +70,16 @@ def read_table(
                 f"{path}: row {row + 1}, column {id_column!r}: duplicate id {value!r} (first seen at row {first + 1})"
             )
     return frame.reset_index(drop=True)
+
+
+def table_suffix(path: Path) -> str:
+    """The lower-case suffix of an existing table file of a supported type, else a DataError naming the file."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_TABLE_SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_TABLE_SUFFIXES)}")
+    return suffix
 
 
 def fingerprint_file(path: str | Path) -> str:

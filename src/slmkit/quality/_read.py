@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from slmkit._constants import SUPPORTED_TABLE_SUFFIXES
+from slmkit.data._table import table_suffix
 from slmkit.errors import DataError
 from slmkit.quality._pair import REJECT_COLUMN
 
@@ -41,11 +41,7 @@ def iter_chunks(path: str | Path, chunk_rows: int) -> Iterator[Chunk]:
         DataError: a missing or unsupported file, or one whose structure (not a single row) is broken.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_TABLE_SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUPPORTED_TABLE_SUFFIXES)}")
+    suffix = table_suffix(path)
     if suffix == ".parquet":
         yield from _parquet_chunks(path, chunk_rows)
     elif suffix == ".jsonl":
