@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slmkit._constants import RUN_INFO_NAME
 from slmkit.errors import ConfigError, UnknownModelError
 from slmkit.models._spec import ModelSpec
 
@@ -63,7 +64,7 @@ def resolve_model(name_or_path: str | ModelSpec, backend: str | None = None) -> 
         path = Path(name_or_path).expanduser()
         if path.is_file() and path.suffix == ".gguf":
             spec = ModelSpec(name=path.stem.lower(), path=str(path.parent), gguf_file=path.name)
-        elif path.is_dir() and (path / "slmkit_run.json").is_file():
+        elif path.is_dir() and (path / RUN_INFO_NAME).is_file():
             spec = _run_spec(path)
         elif path.is_dir():
             spec = ModelSpec(name=_local_name(path), path=str(path), kind=_kind_of_dir(path))
@@ -83,9 +84,9 @@ def resolve_model(name_or_path: str | ModelSpec, backend: str | None = None) -> 
 def _run_spec(run_dir: Path) -> ModelSpec:
     """A fine-tuned run folder (slmkit.train): full weights load directly; adapters load over their base."""
     try:
-        info = json.loads((run_dir / "slmkit_run.json").read_text())
+        info = json.loads((run_dir / RUN_INFO_NAME).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{run_dir}: unreadable slmkit_run.json ({exc})") from exc
+        raise ConfigError(f"{run_dir}: unreadable {RUN_INFO_NAME} ({exc})") from exc
     model_dir = run_dir / "model"
     if info.get("status") != "done" or not model_dir.is_dir():
         raise ConfigError(f"{run_dir}: the training run has not finished (no model/ folder); resume it first")

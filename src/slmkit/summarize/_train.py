@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from slmkit._constants import DEFAULT_MODEL
+from slmkit._constants import DEFAULT_MODEL, RUN_INFO_NAME, TASK_FILE_NAME
 from slmkit.errors import ConfigError
 from slmkit.summarize._data import DialogueColumns, load_dialogues
 from slmkit.summarize._dialogue import detect_language, speakers
@@ -23,7 +23,6 @@ from slmkit.summarize._prompts import build_prompt, postprocess
 
 logger = logging.getLogger(__name__)
 TASK = "summarize"
-TASK_FILE = "slmkit_task.json"  # written beside merged weights, so a merged model still knows its prompt
 
 
 @dataclass
@@ -109,14 +108,14 @@ class FineTunedSummarizer:
 def task_info_of(path: str | Path) -> dict | None:
     """The summarization task record of a run folder or merged model folder, or None for other models."""
     path = Path(path)
-    for name, key in (("slmkit_run.json", "task_info"), (TASK_FILE, "task_info")):
+    for name in (RUN_INFO_NAME, TASK_FILE_NAME):  # a run folder, or weights written by `merge`
         file = path / name
         if file.is_file():
             try:
                 values = json.loads(file.read_text())
             except (OSError, json.JSONDecodeError):
                 return None
-            return values.get(key) if values.get("task") == TASK else None
+            return values.get("task_info") if values.get("task") == TASK else None
     return None
 
 
@@ -137,10 +136,6 @@ class SummarizeTrainConfig:
     language: str = "auto"
     eval_rows: int = 100
     decode: DecodeConfig = field(default_factory=DecodeConfig)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def train_summarizer(
     train_data,

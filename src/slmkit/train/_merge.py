@@ -12,7 +12,7 @@ from pathlib import Path
 
 from slmkit.data import write_json
 from slmkit.errors import ConfigError
-from slmkit.train._run import read_run_info
+from slmkit.train._run import TASK_FILE_NAME, read_run_info
 
 
 def merge(run_dir: str | Path, output_dir: str | Path) -> Path:
@@ -42,7 +42,7 @@ def merge(run_dir: str | Path, output_dir: str | Path) -> Path:
         lm.model.save_pretrained(str(tmp))
         lm.tokenizer.save_pretrained(str(tmp))
         # The job record (e.g. summarization's prompt format) travels with the weights.
-        write_json(tmp / "slmkit_task.json", {"task": info.get("task"), "task_info": info.get("task_info", {})})
+        write_json(tmp / TASK_FILE_NAME, {"task": info.get("task"), "task_info": info.get("task_info", {})})
         os.replace(tmp, output_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

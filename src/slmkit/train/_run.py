@@ -28,13 +28,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slmkit._constants import RUN_INFO_NAME, TASK_FILE_NAME  # noqa: F401  (re-exported)
 from slmkit.data import write_json
 from slmkit.errors import ConfigError
 from slmkit.train._config import TRAIN_CONFIG_NAME, TrainConfig
 from slmkit.train._data import Collator, ExampleDataset, encode_documents, encode_pairs
 
 logger = logging.getLogger(__name__)
-RUN_INFO_NAME = "slmkit_run.json"
 
 
 @dataclass
