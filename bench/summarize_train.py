@@ -161,23 +161,21 @@ def _baselines(sets: dict) -> dict:
     return out
 
 
-class _StepTimer:
-    """A TrainerCallback recording wall time per optimiser step and the loss logged along the way."""
+def _StepTimer():  # noqa: N802  (a TrainerCallback class made on demand: transformers is imported lazily)
+    """A TrainerCallback recording the wall time of every optimiser step in `.times`."""
+    from transformers import TrainerCallback
 
-    def __new__(cls):
-        from transformers import TrainerCallback
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.times, self._start = [], None
 
-        class Timer(TrainerCallback):
-            def __init__(self):
-                self.times, self._t = [], None
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._start = time.perf_counter()
 
-            def on_step_begin(self, args, state, control, **kwargs):
-                self._t = time.perf_counter()
+        def on_step_end(self, args, state, control, **kwargs):
+            self.times.append(time.perf_counter() - self._start)
 
-            def on_step_end(self, args, state, control, **kwargs):
-                self.times.append(time.perf_counter() - self._t)
-
-        return Timer()
+    return StepTimer()
 
 
 def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
@@ -367,8 +365,8 @@ def _write_table(results: dict, path: Path) -> None:
         )
         for rows, other in run.get("also_scored_on", {}).items():
             lines.append(
-                f"| {run['lang']} | {name} (on {rows}) | {method} | | | | {other['rouge1']:.2f} | {other['rouge2']:.2f} | "
-                f"{other['rougeL']:.2f} | **{other['final']:.2f}** ({other['final_ci95'][0]:.2f}–"
+                f"| {run['lang']} | {name} (on {rows}) | {method} | | | | {other['rouge1']:.2f} | "
+                f"{other['rouge2']:.2f} | {other['rougeL']:.2f} | **{other['final']:.2f}** ({other['final_ci95'][0]:.2f}–"
                 f"{other['final_ci95'][1]:.2f}) | | | | | |"
             )
     lines += ["", "| rows | baseline | R-1 | R-2 | R-L | final (95% CI) |", "|---|---|---|---|---|---|"]
