@@ -366,7 +366,8 @@ def _write_table(results: dict, path: Path) -> None:
         for rows, other in run.get("also_scored_on", {}).items():
             lines.append(
                 f"| {run['lang']} | {name} (on {rows}) | {method} | | | | {other['rouge1']:.2f} | "
-                f"{other['rouge2']:.2f} | {other['rougeL']:.2f} | **{other['final']:.2f}** ({other['final_ci95'][0]:.2f}–"
+                f"{other['rouge2']:.2f} | {other['rougeL']:.2f} | **{other['final']:.2f}** "
+                f"({other['final_ci95'][0]:.2f}–"
                 f"{other['final_ci95'][1]:.2f}) | | | | | |"
             )
     lines += ["", "| rows | baseline | R-1 | R-2 | R-L | final (95% CI) |", "|---|---|---|---|---|---|"]
