@@ -20,7 +20,7 @@ print(f"{len(frame)} dialogues, {len(frame.attrs['issues'])} validation issue(s)
 
 with tempfile.TemporaryDirectory() as tmp:
     output = Path(tmp) / "predictions.csv"
-    config = PredictConfig(method=method, examples=str(data / "dialogues_ko_train.csv"), max_new_tokens=48)
+    config = PredictConfig(method=method, max_new_tokens=48)  # few-shot draws from the built-in Korean pool
     predictions = predict(data / "dialogues_ko.csv", output, config)
     report = evaluate(output, data / "dialogues_ko.csv")
 for fname, summary in predictions.head(3).itertuples(index=False):

@@ -67,6 +67,17 @@ class _FakeEmbedder:
 def test_centering_removes_the_shared_direction():
     pool, summaries = ["a1", "b1", "h1"], ["A", "B", "H"]
     raw = FewShotRetriever(_FakeEmbedder(), k=1, center=False).fit(pool, summaries)
-    centred = FewShotRetriever(_FakeEmbedder(), k=1).fit(pool, summaries)
+    centred = FewShotRetriever(_FakeEmbedder(), k=1, center=True).fit(pool, summaries)
     assert raw.select(["b2"])[0][0].summary == "H"  # the hub wins under raw cosine
     assert centred.select(["b2"])[0][0].summary == "B"
+
+
+def test_pool_vectors_come_from_the_embedding_cache_on_a_second_fit(tiny_lm):
+    from slmkit.classify import EmbeddingCache
+
+    cache = EmbeddingCache(":memory:")
+    first = FewShotRetriever(tiny_lm, k=1, cache=cache).fit(DIALOGUES, ["a", "b", "c"], ["x", "y", "z"])
+    assert cache.misses == len(DIALOGUES) and cache.hits == 0
+    second = FewShotRetriever(tiny_lm, k=1, cache=cache).fit(DIALOGUES, ["a", "b", "c"], ["x", "y", "z"])
+    assert cache.hits == len(DIALOGUES) and cache.misses == len(DIALOGUES)
+    np.testing.assert_allclose(first.vectors_, second.vectors_, rtol=1e-5, atol=1e-6)

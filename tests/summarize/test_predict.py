@@ -74,8 +74,6 @@ def test_evaluate_alignment_errors(table, tmp_path):
 def test_config_validation():
     with pytest.raises(ConfigError, match="method must be one of"):
         PredictConfig(method="beam")
-    with pytest.raises(ConfigError, match="needs examples"):
-        build_summarizer(PredictConfig(method="few-shot"), "ko", lm=object())
     with pytest.raises(ConfigError, match="max_new_tokens must be >= 1"):
         PredictConfig(method="lead", max_new_tokens=0)
 
@@ -87,3 +85,25 @@ def test_few_shot_predict_with_tiny_model(table, tmp_path, tiny_causal_dir):
     # The examples table is the input itself: each row's own reference must never be its example.
     frame = predict(table, tmp_path / "pred.csv", config)
     assert len(frame) == 3
+
+
+def test_few_shot_without_examples_uses_the_built_in_pool(table, tmp_path, tiny_causal_dir, caplog):
+    from slmkit.summarize import builtin_examples
+
+    for language in ("ko", "en"):
+        assert len(load_dialogues(builtin_examples(language), require_summary=True)) >= 6
+    config = PredictConfig(method="few-shot", model=str(tiny_causal_dir), language="ko", shots=1, max_new_tokens=4)
+    with caplog.at_level("WARNING"):
+        frame = predict(table, tmp_path / "pred.csv", config)
+    assert len(frame) == 3
+    assert "built-in pool of 6 Korean dialogues" in caplog.text and "--examples" in caplog.text
+
+
+def test_a_missing_example_table_fails_before_any_model_loads(table, tmp_path, monkeypatch):
+    import slmkit.models
+
+    loads = []
+    monkeypatch.setattr(slmkit.models, "load_model", lambda *a, **k: loads.append(a) or pytest.fail("model loaded"))
+    with pytest.raises(DataError, match="nope.csv"):
+        predict(table, tmp_path / "pred.csv", PredictConfig(method="few-shot", examples=str(tmp_path / "nope.csv")))
+    assert loads == [] and not (tmp_path / "pred.csv").exists()

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from slmkit.summarize import FewShotRetriever, PromptSummarizer, find_example_data, load_dialogues, summary_params
+from slmkit.summarize import (
+    FewShotRetriever,
+    PromptSummarizer,
+    builtin_examples,
+    find_example_data,
+    load_dialogues,
+    summary_params,
+)
 
 
 @pytest.mark.slow
 def test_gemma_few_shot_korean_summaries(gemma):
     data = find_example_data()
     dev = load_dialogues(data / "dialogues_ko.csv").iloc[:1]
-    pool = load_dialogues(data / "dialogues_ko_train.csv")
+    pool = load_dialogues(builtin_examples("ko"))
     retriever = FewShotRetriever(gemma, k=1).fit(list(pool["dialogue"]), list(pool["summary"]), list(pool["fname"]))
     summarizer = PromptSummarizer(gemma, "ko", summary_params(gemma, max_new_tokens=24), retriever=retriever)
     out = summarizer.summarize(list(dev["dialogue"]), list(dev["fname"]))

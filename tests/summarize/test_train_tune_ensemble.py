@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from slmkit.cli.main import app
 from slmkit.errors import DataError
-from slmkit.summarize import find_example_data, mbr_select
+from slmkit.summarize import builtin_examples, find_example_data, mbr_select
 from slmkit.summarize._train import DecodeConfig, SummarizeTrainConfig, train_summarizer, training_pairs
 from slmkit.summarize._tune import TuneConfig, tune
 from slmkit.train import TrainConfig
 
 runner = CliRunner()
 DATA = find_example_data()
-EN_TRAIN, EN_DEV = DATA / "dialogues_en_train.csv", DATA / "dialogues_en.csv"
+EN_TRAIN, EN_DEV = builtin_examples("en"), DATA / "dialogues_en.csv"
 QUICK = ["--set", "max_steps=4", "--set", "report_to=none", "--set", "precision=fp32", "--set", "batch_size=4"]
 
 

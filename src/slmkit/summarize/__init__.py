@@ -8,7 +8,14 @@ Example:
 
 from __future__ import annotations
 
-from slmkit.summarize._clean import STEP_NAMES, CleaningConfig, CleaningReport, clean_dialogues, flag_summaries
+from slmkit.summarize._clean import (
+    STEP_NAMES,
+    CleaningConfig,
+    CleaningReport,
+    clean_dialogues,
+    clean_table,
+    flag_summaries,
+)
 from slmkit.summarize._data import DialogueColumns, load_dialogues, validate_dialogues
 from slmkit.summarize._demo import DemoConfig, DemoResult, find_example_data, run_demo
 from slmkit.summarize._dialogue import DialogueIssue, Turn, check_dialogue, detect_language, parse_dialogue, speakers
@@ -17,7 +24,14 @@ from slmkit.summarize._eda_report import write_eda_report
 from slmkit.summarize._evaluate import EvaluationReport, evaluate, resolve_tokenizer
 from slmkit.summarize._fewshot import FewShotRetriever
 from slmkit.summarize._methods import LeadSummarizer, LongestTurnSummarizer, PromptSummarizer, summary_params
-from slmkit.summarize._predict import METHODS, PredictConfig, build_summarizer, predict, predict_frame
+from slmkit.summarize._predict import (
+    METHODS,
+    PredictConfig,
+    build_summarizer,
+    builtin_examples,
+    predict,
+    predict_frame,
+)
 from slmkit.summarize._prompts import Example, build_prompt, fix_speaker_tags, postprocess
 from slmkit.summarize._ensemble import ensemble_files, mbr_select
 from slmkit.summarize._train import (
@@ -31,6 +45,7 @@ from slmkit.summarize._train import (
 from slmkit.summarize._tune import TuneConfig, TuneResult, tune
 
 __all__ = [
+    "builtin_examples",
     "DecodeConfig",
     "FineTunedSummarizer",
     "SummarizeTrainConfig",
@@ -64,6 +79,7 @@ __all__ = [
     "build_summarizer",
     "check_dialogue",
     "clean_dialogues",
+    "clean_table",
     "describe",
     "detect_language",
     "evaluate",

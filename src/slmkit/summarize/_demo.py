@@ -1,7 +1,7 @@
 """The end-to-end demo: summarize the project's example dialogues, write `fname,summary` CSVs, score them.
 
 Offline and on built-in defaults: gemma3-270m few-shot prompting over 12 Korean and 12 English dialogues
-(examples drawn from the small train-style files beside them) takes a few minutes on two CPU cores;
+(examples drawn from the small pools the package ships, `builtin_examples`) takes a few minutes on two CPU cores;
 `method="lead"` takes a second.
 """
 
@@ -30,8 +30,8 @@ class DemoConfig:
     Attributes:
         predict: method and decoding; few-shot gemma3-270m by default.
         languages: which example sets to run ("ko", "en").
-        data_dir: folder holding dialogues_{ko,en}.csv and dialogues_{ko,en}_train.csv; None finds the
-            repository's examples/data.
+        data_dir: folder holding dialogues_{ko,en}.csv (and, optionally, dialogues_{ko,en}_train.csv as the
+            few-shot pool; without it the built-in pool is used); None finds the repository's examples/data.
         output_dir: where predictions and reports go.
     """
 
@@ -92,14 +92,18 @@ def run_demo(config: DemoConfig | None = None, *, progress: bool = False) -> lis
     for language in config.languages:
         tic = time.perf_counter()
         frame = load_dialogues(data / f"dialogues_{language}.csv", require_summary=True)
-        pconfig = replace(config.predict, language=language, examples=str(data / f"dialogues_{language}_train.csv"))
+        own_pool = data / f"dialogues_{language}_train.csv"
+        examples = config.predict.examples or (str(own_pool) if own_pool.is_file() else None)
+        pconfig = replace(config.predict, language=language, examples=examples)
         summarizer = None
         if pconfig.method in ("zero-shot", "few-shot"):
             if lm is None:
                 from slmkit.models import load_model
 
                 lm = load_model(pconfig.model)
-            summarizer = build_summarizer(pconfig, language, lm=lm, exclude_ids=set(frame["fname"]))
+            summarizer = build_summarizer(
+                pconfig, language, lm=lm, exclude_ids=set(frame["fname"]), progress=progress
+            )
         else:
             summarizer = build_summarizer(pconfig, language)
         path = out / f"predictions_{language}.csv"

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from slmkit.errors import ConfigError
 from slmkit.summarize._prompts import Example
@@ -22,9 +23,12 @@ class FewShotRetriever:
     A causal LM's mean-pooled states share one large common direction, so raw cosine makes a few pool
     dialogues the nearest neighbour of almost everything (hubness) and the model then copies their summary.
     `center=True` subtracts the pool mean before normalizing; on the Korean example dialogues it raised the
-    share of nearest examples with the input's topic from 3/6 to 5/6 (gemma3-270m, last layer). The evidence
-    on ROUGE is mixed: on the last 100 Korean dev rows few-shot scored 20.8 centred vs 22.7 raw (95% intervals
-    overlap; bench/results/summarize_baselines.json), so `center=False` is a fair setting to try.
+    share of nearest examples with the input's topic from 3/6 to 5/6 (gemma3-270m, last layer). But ROUGE is
+    what counts: on the last 100 Korean dev rows few-shot scored 22.7 raw vs 20.8 centred (95% intervals
+    overlap; bench/results/summarize_baselines.json), so raw cosine (`center=False`) is the default.
+
+    The pool's vectors are kept in the on-disk embedding cache that classification uses (keyed by model
+    checksum, pooling, layer and text), so a second run over the same pool embeds nothing.
 
     Args:
         embedder: a LanguageModel (`embed` is used); an English encoder such as "minilm-l6" or the causal LM.
@@ -32,10 +36,20 @@ class FewShotRetriever:
         max_example_chars: longest candidate dialogue.
         batch_size: embedding batch size.
         center: subtract the pool's mean embedding before cosine similarity.
+        cache: an `slmkit.classify.EmbeddingCache` for the pool's vectors, or None (always embed).
+        progress: show a progress bar while the pool is embedded.
     """
 
     def __init__(
-        self, embedder, *, k: int = 2, max_example_chars: int = 700, batch_size: int = 8, center: bool = True
+        self,
+        embedder,
+        *,
+        k: int = 2,
+        max_example_chars: int = 700,
+        batch_size: int = 8,
+        center: bool = False,
+        cache=None,
+        progress: bool = False,
     ) -> None:
         if k < 1:
             raise ConfigError(f"k (few-shot examples) must be >= 1, got {k}")
@@ -44,6 +58,8 @@ class FewShotRetriever:
         self.max_example_chars = max_example_chars
         self.batch_size = batch_size
         self.center = center
+        self.cache = cache
+        self.progress = progress
 
     def fit(self, dialogues: Sequence[str], summaries: Sequence[str], ids: Sequence[str] | None = None):
         """Embed the candidate pool; `ids` let `select` skip an input's own row when the pool contains it."""
@@ -56,7 +72,7 @@ class FewShotRetriever:
             )
         self.pool_ = [Example(dialogues[i], summaries[i]) for i in keep]
         self.ids_ = [ids[i] for i in keep]
-        raw = self._embed([dialogues[i] for i in keep])
+        raw = self._embed_pool([dialogues[i] for i in keep])
         self.mean_ = raw.mean(axis=0) if self.center else np.zeros(raw.shape[1], raw.dtype)
         self.vectors_ = _unit(raw - self.mean_)
         logger.info(
@@ -78,7 +94,32 @@ class FewShotRetriever:
         return out
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        return self.embedder.embed(texts, pooling="mean", batch_size=self.batch_size)
+        return self.embedder.embed(texts, pooling="mean", layers=[-1], batch_size=self.batch_size)
+
+    def _embed_pool(self, texts: list[str]) -> np.ndarray:
+        """The pool's vectors: from the cache where present, the rest embedded under a progress bar."""
+
+        def compute(missing: list[str]) -> np.ndarray:
+            step = 4 * self.batch_size
+            parts = []
+            with tqdm(total=len(missing), desc="embedding few-shot pool", unit="dialogue",
+                      disable=not self.progress) as bar:
+                for start in range(0, len(missing), step):
+                    parts.append(self._embed(missing[start : start + step]))
+                    bar.update(len(parts[-1]))
+            return np.concatenate(parts)
+
+        checksum = (getattr(self.embedder, "info", None) or {}).get("checksum")
+        if self.cache is None or checksum is None:
+            return compute(texts)
+        from slmkit.classify._cache import namespace_key
+
+        # The key classification's embedder uses for the same vectors (no template, mean pooling, last layer).
+        space = namespace_key(kind="embed", checksum=checksum, template="{text}", pooling="mean", layer=-1)
+        hits = self.cache.hits
+        vectors = self.cache.get_or_compute(space, texts, compute)
+        logger.info("few-shot pool: %d of %d vectors from the embedding cache", self.cache.hits - hits, len(texts))
+        return vectors
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

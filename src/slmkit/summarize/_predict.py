@@ -34,10 +34,13 @@ class PredictConfig:
         language: "ko", "en" or "auto" (from the share of Hangul in the dialogues).
         lead_k: turns kept by "lead".
         shots: few-shot examples per prompt.
-        examples: table of (dialogue, summary) pairs to draw few-shot examples from; required for "few-shot".
-        embedder: model that embeds dialogues for example retrieval; None reuses `model`.
+        examples: table of (dialogue, summary) pairs to draw few-shot examples from; None uses the small pool
+            slmkit ships per language (`builtin_examples`).
+        embedder: model that embeds dialogues for example retrieval; None: minilm-l6 for English, `model`
+            for Korean (`retrieval_embedder`).
         max_example_chars: longest dialogue eligible as a few-shot example.
-        center_embeddings: subtract the pool's mean embedding before retrieval (see FewShotRetriever).
+        center_embeddings: subtract the pool's mean embedding before retrieval (see FewShotRetriever; off by
+            default: raw cosine scored higher on the Korean dev rows).
         max_dialogue_chars: longer input dialogues are cut at a turn boundary (counted in the log).
         max_new_tokens: generation budget per summary.
         num_beams: beam width (1 = greedy).
@@ -57,7 +60,7 @@ class PredictConfig:
     examples: str | None = None
     embedder: str | None = None
     max_example_chars: int = 700
-    center_embeddings: bool = True
+    center_embeddings: bool = False
     max_dialogue_chars: int = 2000
     max_new_tokens: int = 64
     num_beams: int = 1
@@ -76,19 +79,51 @@ class PredictConfig:
         for name in ("lead_k", "shots", "max_new_tokens", "num_beams", "batch_size", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_example_chars", "max_dialogue_chars"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1 (leave it out for every row), got {self.limit}")
+        if self.max_sentences < 0:
+            raise ConfigError(f"max_sentences must be >= 0 (0 keeps all), got {self.max_sentences}")
+        if not self.repetition_penalty > 0:
+            raise ConfigError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_ids=()):
+def builtin_examples(language: str) -> Path:
+    """The few-shot example pool slmkit ships for `language` ("ko" or "en"): its own small dialogue set."""
+    from importlib.resources import files
+
+    if language not in ("ko", "en"):
+        raise ConfigError(f"no built-in few-shot examples for language {language!r}; give --examples")
+    return Path(str(files("slmkit.summarize") / "pools" / f"dialogues_{language}.csv"))
+
+
+def retrieval_embedder(config: PredictConfig, language: str) -> str:
+    """The model that embeds dialogues for example retrieval: `config.embedder`, else a measured default.
+
+    English: minilm-l6, the sentence encoder the README's English few-shot rows were measured with. Korean:
+    the generating model itself (MiniLM is English-only; gemma3-270m reads Korean).
+    """
+    if config.embedder:
+        return config.embedder
+    return "minilm-l6" if language == "en" else config.model
+
+
+def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_ids=(), progress: bool = False):
     """Make the summarizer `config.method` names.
+
+    Inputs (the example table) are read before any model loads, so a bad path fails in a second.
 
     Args:
         config: the prediction config.
         language: "ko" or "en" (already resolved).
         lm: an already loaded causal LM to reuse (else `config.model` is loaded).
         exclude_ids: example-table ids never used as examples (e.g. the rows being evaluated).
+        progress: show progress while the example pool is embedded.
     """
     from slmkit.summarize._methods import LeadSummarizer, LongestTurnSummarizer, PromptSummarizer, summary_params
 
@@ -103,7 +138,7 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
     if trained is not None:
         # A fine-tuned summarizer is prompted exactly as it was trained (no few-shot examples: it learned the
         # task, and examples would only lengthen a prompt it has never seen).
-        if config.method == "few-shot":
+        if config.method == "few-shot" and config.examples:
             logger.info("%s is a fine-tuned summarizer: using its training prompt, no few-shot examples", config.model)
         decode = DecodeConfig(**trained.get("decode", {}))
         decode = replace(
@@ -114,6 +149,7 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
         )
         lm = lm or load_model(config.model)
         return FineTunedSummarizer(lm, trained.get("language", language), decode, seed=config.seed)
+    pool = _load_pool(config, language, set(exclude_ids)) if config.method == "few-shot" else None
     lm = lm or load_model(config.model)
     params = summary_params(
         lm,
@@ -122,7 +158,7 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
         repetition_penalty=config.repetition_penalty,
         seed=config.seed,
     )
-    retriever = _fit_retriever(config, lm, set(exclude_ids)) if config.method == "few-shot" else None
+    retriever = _fit_retriever(config, language, lm, pool, progress) if pool is not None else None
     return PromptSummarizer(
         lm,
         language,
@@ -134,24 +170,41 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
     )
 
 
-def _fit_retriever(config: PredictConfig, lm, exclude: set[str]):
+def _load_pool(config: PredictConfig, language: str, exclude: set[str]) -> pd.DataFrame:
+    source = config.examples
+    if not source:
+        source = builtin_examples(language)
+    pool = load_dialogues(source, require_summary=True, strict=False)
     if not config.examples:
-        raise ConfigError(
-            "method 'few-shot' needs examples: a table of dialogue/summary pairs to retrieve from (--examples)"
+        logger.warning(
+            "few-shot examples: slmkit's built-in pool of %d %s dialogues (pass --examples with your own "
+            "dialogue/summary table for better examples)",
+            len(pool),
+            "Korean" if language == "ko" else "English",
         )
-    from slmkit.models import load_model
-    from slmkit.summarize._fewshot import FewShotRetriever
-
-    pool = load_dialogues(config.examples, require_summary=True, strict=False)
     pool = pool[~pool["fname"].isin(exclude)]
     if pool.empty:
         raise ConfigError(
-            f"{config.examples}: every example row is excluded (they are the rows being summarized); "
+            f"{source}: every example row is excluded (they are the rows being summarized); "
             "give a separate example table"
         )
-    embedder = load_model(config.embedder) if config.embedder and config.embedder != config.model else lm
+    return pool
+
+
+def _fit_retriever(config: PredictConfig, language: str, lm, pool: pd.DataFrame, progress: bool):
+    from slmkit.classify._cache import EmbeddingCache
+    from slmkit.models import load_model
+    from slmkit.summarize._fewshot import FewShotRetriever
+
+    name = retrieval_embedder(config, language)
+    embedder = lm if name == config.model else load_model(name)
     retriever = FewShotRetriever(
-        embedder, k=config.shots, max_example_chars=config.max_example_chars, center=config.center_embeddings
+        embedder,
+        k=config.shots,
+        max_example_chars=config.max_example_chars,
+        center=config.center_embeddings,
+        cache=EmbeddingCache(),
+        progress=progress,
     )
     return retriever.fit(list(pool["dialogue"]), list(pool["summary"]), list(pool["fname"]))
 
@@ -186,7 +239,7 @@ def predict(
     if summarizer is None and not (_load_done(Path(output_path), set(frame["fname"])).keys() >= set(frame["fname"])):
         language = config.language if config.language != "auto" else detect_language(list(frame["dialogue"]))
         # No ids excluded from the example pool: the retriever already skips each input's own row by fname.
-        summarizer = build_summarizer(config, language)
+        summarizer = build_summarizer(config, language, progress=progress)
     return predict_frame(
         frame, output_path, summarizer, chunk_size=config.chunk_size, limit=config.limit, progress=progress
     )
