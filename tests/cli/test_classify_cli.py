@@ -50,3 +50,22 @@ def test_errors_are_one_line_with_exit_code_1(tiny_causal_dir, tmp_path):
     result = runner.invoke(app, ["classify", "predict", "--model-dir", str(tmp_path), "--input", train,
                                  "--output", str(tmp_path / "p.csv")])
     assert result.exit_code == 1 and "no slmkit_config.json" in result.output
+
+
+def test_numeric_labels_fit_predict_and_explain_with_bootstrap(tiny_causal_dir, tmp_path):
+    frame = pd.read_csv(EXAMPLES / "sentences_en.csv")
+    frame["label"] = [i % 3 for i in range(len(frame))]  # 0/1/2, as sst2, ag_news and most public datasets
+    train = tmp_path / "train.jsonl"
+    frame.to_json(train, orient="records", lines=True)
+    common = ["--cache-dir", str(tmp_path / "cache"), "--seed", "1"]
+    result = runner.invoke(app, ["classify", "fit", "--train", str(train), "--out", str(tmp_path / "m"),
+                                 "--model", str(tiny_causal_dir), "--cv", "3", *common])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["classify", "predict", "--model-dir", str(tmp_path / "m"), "--input", str(train),
+                                 "--output", str(tmp_path / "p.jsonl"), *common])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_json(tmp_path / "p.jsonl", lines=True)["prediction"]) <= {0, 1, 2}
+    result = runner.invoke(app, ["classify", "explain", "--model-dir", str(tmp_path / "m"), "--input", str(train),
+                                 "--output", str(tmp_path / "r.html"), "--limit", "2", "--train", str(train),
+                                 "--n-boot", "2", *common])
+    assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ from slmkit.classify._global import explanation_stability, global_explanation
 from slmkit.classify._plr import check_label_counts
 from slmkit.classify._report import write_html_report
 from slmkit.data import fingerprint_file, read_table, write_json, write_table
-from slmkit.errors import ConfigError
+from slmkit.errors import ConfigError, DataError
 
 
 @dataclass
@@ -59,12 +59,46 @@ class ClassifyConfig:
         return EmbeddingCache(self.cache_dir)
 
 
+def label_array(values, where: str) -> np.ndarray:
+    """A table's labels as the user wrote them (strings stay strings, JSON numbers stay numbers).
+
+    Raises:
+        DataError: a missing label (naming its 1-based row).
+    """
+    values = list(values)
+    for row, value in enumerate(values):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str)
+                                                                                and not value.strip()):
+            raise DataError(f"{where}: row {row + 1}: missing label; fill it in or drop the row")
+    mixed = len({type(v) for v in values}) > 1  # e.g. JSONL with 1 and "1"
+    # scikit-learn reads fractional numbers (0.5, 1.5) as a regression target; as text they are classes
+    fractional = any(isinstance(v, float) and not v.is_integer() for v in values)
+    if mixed or fractional:
+        return np.array([str(v) for v in values])
+    return np.array(values)
+
+
 def read_labelled(path, text_column: str, label_column: str) -> tuple[list[str], np.ndarray]:
     """Texts and labels from a table; errors name the file, row and column."""
     frame = read_table(path, required=[label_column], text_columns=[text_column])
-    y = frame[label_column].astype(str).to_numpy()
-    check_label_counts(y, where=f"{path}: column {label_column!r}")
+    where = f"{path}: column {label_column!r}"
+    y = label_array(frame[label_column], where)
+    check_label_counts(y, where=where)
     return frame[text_column].tolist(), y
+
+
+def _label_key(value) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    try:
+        return repr(float(value)) if not isinstance(value, bool) else str(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def match_labels(y, classes) -> np.ndarray:
+    """`y` as strings comparable with `classes` (as strings), so 1, "1" and "1.0" name the same class."""
+    lookup = {_label_key(c): str(c) for c in classes}
+    return np.array([lookup.get(_label_key(v), str(v)) for v in y])
 
 
 def _scores(y_true, pred) -> dict:
@@ -100,7 +134,7 @@ def evaluate_table(model_dir, input_path, *, text_column: str = "text", label_co
     """Accuracy, macro-F1 and a per-class report of a saved classifier on a labelled table."""
     clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
     frame = read_table(input_path, required=[label_column], text_columns=[text_column])
-    y = frame[label_column].astype(str).to_numpy()
+    y = match_labels(label_array(frame[label_column], f"{input_path}: column {label_column!r}"), clf.classes_)
     metrics = _scores(y, clf.predict(frame[text_column].tolist()).astype(str)) | {"file": str(input_path)}
     if output_path:
         write_json(output_path, metrics)

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import LabelEncoder, StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -24,7 +24,11 @@ DEFAULT_C_RANGE = (-5.0, 1.0)
 
 def check_label_counts(y, where: str = "y") -> None:
     """Every class needs at least two examples for a cross-validated penalty; say which one has fewer."""
-    labels, counts = np.unique(np.asarray(y), return_counts=True)
+    y = np.asarray(y)
+    if y.dtype == object and len({type(v) for v in y.tolist()}) > 1:
+        kinds = sorted({type(v).__name__ for v in y.tolist()})
+        raise DataError(f"{where}: labels mix types ({', '.join(kinds)}); use one type, e.g. all strings")
+    labels, counts = np.unique(y, return_counts=True)
     if len(labels) < 2:
         shown = repr(labels[0].item() if hasattr(labels[0], "item") else labels[0]) if len(labels) else "none"
         raise DataError(f"{where}: found only 1 class ({shown}); a classifier needs at least two labels")
@@ -109,18 +113,29 @@ class PLRClassifier(ClassifierMixin, BaseEstimator):
         Cs, ratios = self._grid()
         self.scaler_ = StandardScaler(with_mean=self.standardize, with_std=self.standardize).fit(X)
         Xs = self.scaler_.transform(X)
-        n_splits = int(min(self.cv, np.unique(y, return_counts=True)[1].min()))
+        # sklearn's CV path fails on number-like string labels ("0", "1"; scikit-learn 1.9), so the logistic
+        # model sees integer codes and classes_ keeps the user's labels.
+        encoder = LabelEncoder().fit(y)
+        codes = encoder.transform(y)
+        class_weight = self.class_weight
+        if isinstance(class_weight, dict):
+            unknown = [k for k in class_weight if k not in set(encoder.classes_.tolist())]
+            if unknown:
+                raise DataError(f"PLRClassifier: class_weight names label(s) {unknown!r} not found in y "
+                                f"(labels: {encoder.classes_.tolist()!r})")
+            class_weight = {int(encoder.transform([k])[0]): w for k, w in class_weight.items()}
+        n_splits = int(min(self.cv, np.bincount(codes).min()))
         folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
         solver = "lbfgs" if self.penalty == "l2" else "saga"
         model = LogisticRegressionCV(Cs=Cs, l1_ratios=ratios, cv=folds, scoring=self.scoring, solver=solver,
-                                     class_weight=self.class_weight, max_iter=self.max_iter,
+                                     class_weight=class_weight, max_iter=self.max_iter,
                                      random_state=self.random_state, use_legacy_attributes=False)
         with warnings.catch_warnings():
             # Strongly penalised fits at the grid's ends converge slowly and do not win; the chosen fit is
             # checked below.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(Xs, y)
-        self.classes_ = model.classes_
+            model.fit(Xs, codes)
+        self.classes_ = encoder.classes_
         self.C_ = float(np.ravel(model.C_)[0])
         self.l1_ratio_ = float(np.ravel(model.l1_ratio_)[0])
         self.estimator_ = model
