@@ -7,6 +7,7 @@ METRICS_NAME = "metrics.json"
 CONVERTED_MARKER = "slmkit_converted.json"
 RUN_INFO_NAME = "slmkit_run.json"  # a training run folder (slmkit.train)
 TASK_FILE_NAME = "slmkit_task.json"  # beside merged weights: the job record (e.g. its prompt) travels along
+OUTPUT_LEDGER_NAME = ".slmkit-outputs.json"  # per folder: which command wrote which output (data.OutputPolicy)
 
 ENV_CACHE_DIR = "SLMKIT_CACHE"
 ENV_THREADS = "SLMKIT_NUM_THREADS"

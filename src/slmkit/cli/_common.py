@@ -1,34 +1,128 @@
-"""What every command shares: turning SlmkitError into a one-line message and a non-zero exit."""
+"""What every command shares: one-line errors and a non-zero exit, the output policy, common options."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
+import traceback
+from pathlib import Path
 
 import typer
 
 from slmkit.errors import SlmkitError
 
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import ClickException
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - older typer on plain click
+    from click import ClickException, get_current_context
+
 SEED_OPTION = typer.Option(0, "--seed", help="Random seed; every stochastic step derives from it.")
+OVERWRITE_OPTION = typer.Option(
+    False, "--overwrite", help="Replace existing output files this command did not write (or start a resume afresh)."
+)
+DEBUG_ENV = "SLMKIT_DEBUG"
+_MAX_MESSAGE = 400
 
 
 def handle_errors(func):
-    """Wrap a command: a SlmkitError prints one line to stderr and exits 1; anything else is a bug."""
+    """Wrap a command: every error ends as one line on stderr and exit code 1.
+
+    A SlmkitError is a message written for the user. Anything else is a bug or an unforeseen input: it is
+    reported as one line naming what failed and the command's files, with a hint to rerun with `--debug`
+    (or SLMKIT_DEBUG=1), which prints the traceback instead.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        setup_logging()
         try:
             return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
         except SlmkitError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            if _debug():
+                traceback.print_exc()
+            typer.echo(f"error: {_one_line(str(exc), limit=1000)}", err=True)
+            raise typer.Exit(code=1) from exc
+        except Exception as exc:  # the last line of defence: no input may reach the user as a traceback
+            if _debug():
+                traceback.print_exc()
+            typer.echo(f"error: {unexpected_message(exc, kwargs)}", err=True)
             raise typer.Exit(code=1) from exc
 
     return wrapper
+
+
+def unexpected_message(exc: BaseException, params: dict) -> str:
+    """One line for an exception slmkit did not raise on purpose: what failed, on which file, how to see more."""
+    command = _command_path()
+    files = [str(v) for v in params.values() if isinstance(v, Path)]
+    files += [str(p) for v in params.values() if isinstance(v, list | tuple) for p in v if isinstance(p, Path)]
+    where = getattr(exc, "filename", None) or ", ".join(files)
+    detail = _one_line(str(exc)) or "(no message)"
+    hint = "" if _debug() else "; rerun with --debug for the traceback"
+    return _one_line(
+        f"{command} failed unexpectedly{f' on {where}' if where else ''}: {type(exc).__name__}: {detail}{hint}"
+    )
+
+
+def output_policy(inputs, overwrite: bool):
+    """The command's OutputPolicy (slmkit.data), named after the running command."""
+    from slmkit.data import OutputPolicy
+
+    return OutputPolicy(_command_path().removeprefix("slmkit "), inputs, overwrite=overwrite)
+
+
+def _command_path() -> str:
+    """`slmkit group command` of the running command, whatever name the program was started under."""
+    names = []
+    ctx = get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["slmkit", *reversed(names)])
+
+
+def _debug() -> bool:
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        return True
+    ctx = get_current_context(silent=True)
+    return bool(ctx is not None and (ctx.find_root().params or {}).get("debug"))
+
+
+def _one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def stderr_console():
     from rich.console import Console
 
     return Console(stderr=True, file=sys.stderr)
+
+
+class _BarSafeHandler(logging.Handler):
+    """Log records as `warning: message` lines written through tqdm, which clears and redraws any open bar.
+
+    slmkit's progress bars are tqdm bars; a plain stream handler would print into the middle of one. The text
+    is the message alone: the user needs what happened and what to change, not the module that said it.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+        except Exception:  # logging must never be what breaks a command
+            self.handleError(record)
+
+
+def setup_logging(level: int = logging.WARNING) -> None:
+    """Route slmkit's log records (warnings and up) through `_BarSafeHandler`, once per process."""
+    root = logging.getLogger("slmkit")
+    if not any(isinstance(h, _BarSafeHandler) for h in root.handlers):
+        root.addHandler(_BarSafeHandler())
+        root.setLevel(level)  # records still propagate: the root logger has no handler in the CLI

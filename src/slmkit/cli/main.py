@@ -22,7 +22,10 @@ app.add_typer(runtime_cli.app, name="lm")
 
 
 @app.callback(invoke_without_command=True)
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="On an unexpected error, print the traceback (also SLMKIT_DEBUG=1)."),
+) -> None:
     if version:
         typer.echo(__version__)
         raise typer.Exit()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import SEED_OPTION, handle_errors
+from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
 
 app = typer.Typer(
     no_args_is_help=True, help="Dialogue summarization: data checks, EDA, baselines, fine-tuning, tuning, ROUGE."
@@ -58,6 +58,7 @@ def demo_cmd(
     languages: str = typer.Option("ko,en", "--languages", help="Example sets to run: ko, en or both."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder with dialogues_{ko,en}[_train].csv."),
     output_dir: Path = typer.Option(Path("out/summarize_demo"), "--output-dir", help="Predictions and reports."),
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Summarize the project's example dialogues end to end: predict -> fname,summary CSV -> ROUGE."""
@@ -70,9 +71,12 @@ def demo_cmd(
         data_dir=str(data_dir) if data_dir else None,
         output_dir=str(output_dir),
     )
+    outputs = output_policy([data_dir], overwrite)
+    outputs.folder(output_dir, option="--output-dir", files=["demo.json"])
     for result in run_demo(config, progress=True):
         _print_scores(f"demo {result.language} ({method}, {result.seconds:.0f} s)", result.report)
         typer.echo(f"predictions: {result.predictions}")
+    outputs.record()
     typer.echo(f"report: {output_dir / 'demo.json'}")
 
 
@@ -83,18 +87,28 @@ def predict_cmd(
     output: Path = typer.Option(..., "--output", help="fname,summary CSV; an existing one is resumed."),
     method: str = METHOD,
     model: str = MODEL,
-    examples: str = typer.Option(None, "--examples", help="Table of dialogue/summary pairs for few-shot retrieval."),
-    embedder: str = typer.Option(None, "--embedder", help="Retrieval embedder (default: --model), e.g. minilm-l6."),
+    examples: str = typer.Option(
+        None,
+        "--examples",
+        help="Table of dialogue/summary pairs for few-shot retrieval (default: slmkit's small built-in pool).",
+    ),
+    embedder: str = typer.Option(
+        None, "--embedder", help="Retrieval embedder (default: minilm-l6 for English, --model for Korean)."
+    ),
     language: str = typer.Option("auto", "--language", help="auto | ko | en"),
     shots: int = typer.Option(2, "--shots"),
     lead_k: int = typer.Option(2, "--lead-k"),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
     num_beams: int = typer.Option(1, "--num-beams"),
     batch_size: int = typer.Option(4, "--batch-size"),
+    max_dialogue_chars: int = typer.Option(
+        2000, "--max-dialogue-chars", help="Longer dialogues are cut at a turn boundary before prompting."
+    ),
     limit: int = typer.Option(None, "--limit", help="Summarize at most this many remaining rows."),
     id_column: str = ID_COLUMN,
     dialogue_column: str = DIALOGUE_COLUMN,
     topic_column: str = TOPIC_COLUMN,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh instead of resuming --output."),
     seed: int = SEED_OPTION,
 ) -> None:
     """Summarize every dialogue and write the competition's fname,summary CSV (resumes where it stopped)."""
@@ -111,11 +125,19 @@ def predict_cmd(
         max_new_tokens=max_new_tokens,
         num_beams=num_beams,
         batch_size=batch_size,
+        max_dialogue_chars=max_dialogue_chars,
         limit=limit,
         seed=seed,
     )
+    from slmkit.data import resumable_output
+    from slmkit.summarize._resume import predict_identity
+
     columns = _columns(id_column, dialogue_column, "", topic_column)
-    frame = predict(input, output, config, columns=columns, progress=True)
+    outputs = output_policy([input, examples], overwrite)
+    outputs.file(output, resumable=True)
+    with resumable_output(output, predict_identity(input, config, columns), overwrite=overwrite):
+        frame = predict(input, output, config, columns=columns, progress=True)
+    outputs.record()
     typer.echo(f"{len(frame)} summaries in {output}")
 
 
@@ -133,6 +155,7 @@ def evaluate_cmd(
     dialogue_column: str = DIALOGUE_COLUMN,
     summary_columns: str = SUMMARY_COLUMNS,
     topic_column: str = TOPIC_COLUMN,
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Score a prediction file against references: ROUGE-1/2/L, the competition mean, CIs, per topic."""
@@ -140,6 +163,10 @@ def evaluate_cmd(
     from rich.table import Table
 
     from slmkit.summarize import evaluate
+
+    outputs = output_policy([predictions, references], overwrite)
+    if output_dir:
+        outputs.folder(output_dir, option="--output-dir", files=["rouge.json", "per_example.csv", "per_topic.csv"])
 
     report = evaluate(
         predictions,
@@ -161,6 +188,7 @@ def evaluate_cmd(
     Console().print(table)
     if output_dir:
         typer.echo(f"written to {report.save(output_dir)}")
+        outputs.record()
 
 
 @app.command("eda")
@@ -174,19 +202,24 @@ def eda_cmd(
     dialogue_column: str = DIALOGUE_COLUMN,
     summary_columns: str = SUMMARY_COLUMNS,
     topic_column: str = TOPIC_COLUMN,
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Lengths (chars, tokens), turns, speakers, topics and keywords, compression, plots, recommended lengths."""
     from slmkit.summarize import EdaConfig, describe, load_dialogues, write_eda_report
 
+    config = EdaConfig(coverage=coverage)
+    outputs = output_policy([input], overwrite)
+    outputs.folder(output_dir, option="--output-dir", files=["eda.json", "report.md"])
     frame = load_dialogues(input, _columns(id_column, dialogue_column, summary_columns, topic_column), strict=False)
     lm = None
     if model.lower() != "none":
         from slmkit.models import load_model
 
         lm = load_model(model)
-    result = describe(frame, EdaConfig(coverage=coverage), lm=lm)
+    result = describe(frame, config, lm=lm)
     path = write_eda_report(result, output_dir, title=f"EDA of {input.name}")
+    outputs.record()
     if result.recommendation:
         r = result.recommendation
         typer.echo(
@@ -207,19 +240,27 @@ def clean_cmd(
     dialogue_column: str = DIALOGUE_COLUMN,
     summary_columns: str = SUMMARY_COLUMNS,
     topic_column: str = TOPIC_COLUMN,
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
-    """Apply the cleaning steps; print what each changed; flag (never drop) suspicious summaries."""
-    from slmkit.data import atomic_open, write_table
-    from slmkit.summarize import CleaningConfig, clean_dialogues, load_dialogues
+    """Apply the cleaning steps to the dialogue and every reference column; keep all other columns as they are;
+    print what each step changed; flag (never drop) suspicious summaries."""
+    from slmkit.data import atomic_open, read_table, write_table
+    from slmkit.summarize import CleaningConfig, clean_table, load_dialogues
 
     config = CleaningConfig(disable=tuple(x.strip() for x in disable.split(",") if x.strip()))
+    report = report or output.with_name(output.stem + ".cleaning.md")
+    outputs = output_policy([input], overwrite)
+    outputs.file(output)
+    outputs.file(report, option="--report")
     frame = load_dialogues(input, _columns(id_column, dialogue_column, summary_columns, topic_column), strict=False)
-    cleaned, result = clean_dialogues(frame, config)
-    write_table(output, cleaned[["fname", "dialogue", "summary", "topic"]])
-    report = report or output.with_suffix(".cleaning.md")
+    raw = read_table(input, text_columns=[dialogue_column], id_column=id_column)
+    text_columns = [dialogue_column, *frame.attrs["summary_columns"]]
+    cleaned, result = clean_table(raw, text_columns, id_column=id_column, config=config)
+    write_table(output, cleaned)
     with atomic_open(report) as handle:
         handle.write(result.to_markdown())
+    outputs.record()
     for name, count in result.changed.items():
         typer.echo(f"{name}: {count} row(s) changed")
     typer.echo(f"{len(result.flags)} flagged row(s); report: {report}")
@@ -272,6 +313,7 @@ def train_cmd(
     from slmkit.cli.train import build_train_config, print_result
     from slmkit.summarize._train import SummarizeTrainConfig, train_summarizer
 
+    output_policy([train, dev, extra, config], False).folder(output)
     fixed = {"objective": "pairs"}
     if dev is not None and not any(s.startswith("metric_for_best") for s in set_ or []):
         fixed["metric_for_best"] = "rouge"
@@ -321,6 +363,7 @@ def tune_cmd(
         seed=seed,
     )
     base = SummarizeTrainConfig(model=model)
+    output_policy([train, dev], False).folder(output)
     columns = _columns(id_column, dialogue_column, summary_columns, topic_column)
     result = tune(train, dev, output, config, base, columns=columns)
     for name, best in result.best.items():
@@ -334,12 +377,16 @@ def ensemble_cmd(
     predictions: list[Path] = typer.Argument(..., help="Two or more fname,summary CSVs of the same dialogues."),
     output: Path = typer.Option(..., "--output", help="fname,summary CSV of the chosen candidates."),
     tokenizer: str = typer.Option("kiwi", "--tokenizer", help="ROUGE tokenizer: kiwi (Korean) | default (English)"),
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Minimum-Bayes-risk ensemble: per dialogue, keep the candidate with the highest mean ROUGE to the rest."""
     from slmkit.summarize._ensemble import ensemble_files
 
+    outputs = output_policy(predictions, overwrite)
+    outputs.file(output)
     frame = ensemble_files(predictions, output, tokenizer=tokenizer)
+    outputs.record()
     for path, count in frame.attrs["source_counts"].items():
         typer.echo(f"{count} summaries from {path}")
     typer.echo(f"{len(frame)} summaries in {output}")

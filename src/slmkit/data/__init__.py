@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from slmkit.data._document import Document
+from slmkit.data._outputs import OutputPolicy, check_resume, manifest_path, remove_stale_temps, resumable_output
 from slmkit.data._table import fingerprint_file, read_table
 from slmkit.data._write import atomic_open, write_json, write_table
 
-__all__ = ["Document", "read_table", "write_table", "write_json", "atomic_open", "fingerprint_file"]
+__all__ = [
+    "Document",
+    "read_table",
+    "write_table",
+    "write_json",
+    "atomic_open",
+    "fingerprint_file",
+    "OutputPolicy",
+    "check_resume",
+    "manifest_path",
+    "remove_stale_temps",
+    "resumable_output",
+]

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def read_table(
     text_columns: Sequence[str] = (),
     id_column: str | None = None,
     allow_empty_text: bool = False,
+    allow_no_rows: bool = False,
 ) -> pd.DataFrame:
     """Read a table and validate it.
 
@@ -36,12 +38,14 @@ def read_table(
         text_columns: columns that must hold non-empty strings (implicitly required).
         id_column: a column whose values must be unique (implicitly required).
         allow_empty_text: accept empty strings in `text_columns`.
+        allow_no_rows: accept a table with no data rows (a header only); otherwise that is an error.
 
     Returns:
         A DataFrame with string-typed text and id columns, in file order, index 0..n-1.
 
     Raises:
-        DataError: unreadable file, bad encoding, broken quoting, missing column, empty text, duplicate id.
+        DataError: unreadable file, bad encoding, broken quoting, missing column, empty text, duplicate id,
+            no data rows.
     """
     path = Path(path)
     suffix = table_suffix(path)
@@ -50,6 +54,10 @@ def read_table(
     else:
         text = _decode(path)
         frame = _read_jsonl(path, text) if suffix == ".jsonl" else _read_delimited(path, text, suffix)
+    if frame.empty and len(frame.columns) == 0 and suffix == ".jsonl" and not allow_no_rows:
+        raise DataError(f"{path}: no JSON objects in the file; expected one object per line")
+    if len(frame) == 0 and not allow_no_rows:
+        raise DataError(f"{path}: no data rows (only a header); add rows or check that this is the right file")
     wanted = list(dict.fromkeys([*required, *text_columns, *([id_column] if id_column else [])]))
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
@@ -103,6 +111,10 @@ def _decode(path: Path) -> str:
 
 
 def _read_delimited(path: Path, text: str, suffix: str) -> pd.DataFrame:
+    # The csv module refuses fields over 131,072 characters by default and reports it as a quoting error;
+    # no field can be longer than the file, so that bound is safe (and never lowers a larger limit).
+    if len(text) >= csv.field_size_limit():
+        csv.field_size_limit(min(len(text) + 1, sys.maxsize))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",", strict=True)
     try:
         header = next(reader)

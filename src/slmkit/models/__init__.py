@@ -17,7 +17,7 @@ from slmkit.models._demo import runtime_report
 from slmkit.models._inventory import ModelStatus, model_statuses
 from slmkit.models._registry import get_backend, list_models, register_backend, register_model, resolve_model
 from slmkit.models._spec import ModelSpec
-from slmkit.models._weights import cache_dir, converted_dir, locate_weights, package_installed
+from slmkit.models._weights import cache_dir, converted_dir, locate_weights, package_installed, weights_checksum
 
 
 def _load_transformers(spec, **options):
@@ -48,6 +48,16 @@ def load_model(name: str | ModelSpec = "gemma3-270m", *, backend: str | None = N
     return get_backend(spec.backend)(spec, **options)
 
 
+def model_checksum(name: str | ModelSpec, *, backend: str | None = None) -> str:
+    """The checksum `load_model(name).info["checksum"]` reports, from the files alone (no model is loaded).
+
+    Raises:
+        UnknownModelError: the name is not registered and not a usable path.
+        ModelUnavailableError: the model's weights are not installed.
+    """
+    return weights_checksum(resolve_model(name, backend=backend))
+
+
 __all__ = [
     "GenerationParams",
     "LanguageModel",
@@ -59,6 +69,7 @@ __all__ = [
     "get_backend",
     "list_models",
     "load_model",
+    "model_checksum",
     "locate_weights",
     "model_statuses",
     "package_installed",

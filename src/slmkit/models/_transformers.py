@@ -369,11 +369,6 @@ def _convert_gguf(auto, auto_tokenizer, location, gguf_file, out_dir) -> None:
 
 
 def _dir_checksum(location) -> str:
-    import hashlib
-    from pathlib import Path
+    from slmkit.models._weights import dir_checksum
 
-    digest = hashlib.sha256()
-    for f in sorted(Path(location).glob("*.safetensors")) or sorted(Path(location).glob("*.bin")):
-        digest.update(f.name.encode())
-        digest.update(sha256_file(f).encode())
-    return digest.hexdigest()
+    return dir_checksum(location)

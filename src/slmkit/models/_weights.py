@@ -51,6 +51,29 @@ def sha256_file(path: Path) -> str:
     return known[key]
 
 
+def dir_checksum(location) -> str:
+    """sha256 over the names and checksums of a model folder's weight files (safetensors, else .bin)."""
+    digest = hashlib.sha256()
+    for f in sorted(Path(location).glob("*.safetensors")) or sorted(Path(location).glob("*.bin")):
+        digest.update(f.name.encode())
+        digest.update(sha256_file(f).encode())
+    return digest.hexdigest()
+
+
+def weights_checksum(spec: ModelSpec) -> str:
+    """The checksum a loaded model reports as `info["checksum"]`, computed from its files without loading it.
+
+    Resume manifests use it to tell whether an output was made with the same weights before any model loads.
+    """
+    if spec.source == "hub":
+        return f"revision:{spec.revision or 'unpinned'}"
+    location, gguf_file = locate_weights(spec)
+    checksum = sha256_file(location / gguf_file) if gguf_file else dir_checksum(location)
+    if spec.adapter:
+        checksum = f"{checksum}+adapter:{dir_checksum(spec.adapter)[:16]}"
+    return checksum
+
+
 def package_installed(spec: ModelSpec) -> bool:
     return spec.module is not None and importlib.util.find_spec(spec.module) is not None
 

@@ -169,25 +169,70 @@ def clean_dialogues(frame: pd.DataFrame, config: CleaningConfig | None = None) -
         (cleaned copy of `frame`, report). `references` is rebuilt from the cleaned `summary` when it held one.
     """
     config = config or CleaningConfig()
-    steps = [step() for step in DEFAULT_STEPS if step.name not in config.disable]
-    report = CleaningReport(changed={s.name: 0 for s in steps}, samples={s.name: [] for s in steps}, n_rows=len(frame))
     out = frame.copy()
     for column in [c for c in config.columns if c in out.columns]:
-        values = list(out[column].fillna("").astype(str))
-        for step in steps:
-            for i, before in enumerate(values):
-                after = step.apply(before)
-                if after != before:
-                    values[i] = after
-                    report.changed[step.name] += 1
-                    if len(report.samples[step.name]) < config.n_samples:
-                        report.samples[step.name].append(_diff(out["fname"].iloc[i], column, before, after))
-        out[column] = values
+        out[column] = out[column].fillna("").astype(str)
+    out, report = _apply_steps(out, [c for c in config.columns if c in out.columns], list(out["fname"]), config)
     if "references" in out.columns and "summary" in out.columns:
         out["references"] = [
             [s] + list(r[1:]) if s else list(r[1:]) for s, r in zip(out["summary"], out["references"])
         ]
     report.flags = flag_summaries(out, config.min_ratio, config.max_ratio)
+    return out, report
+
+
+def clean_table(
+    frame: pd.DataFrame,
+    text_columns: Sequence[str],
+    *,
+    id_column: str = "fname",
+    config: CleaningConfig | None = None,
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Clean `text_columns` of any table and keep every other column, name and order as they were.
+
+    Columns are data: a multi-reference table (summary1, summary2, ...) keeps all its references, each cleaned,
+    and columns slmkit does not know pass through untouched. Cells that are not strings (missing values) stay.
+
+    Args:
+        frame: the table as read (e.g. `slmkit.data.read_table`).
+        text_columns: the dialogue column first, then the reference columns (flags compare the first two).
+        id_column: names rows in the report.
+        config: steps and thresholds (`config.columns` is ignored here).
+
+    Returns:
+        (cleaned copy of `frame`, report).
+    """
+    config = config or CleaningConfig()
+    columns = [c for c in text_columns if c in frame.columns]
+    out, report = _apply_steps(frame.copy(), columns, [str(x) for x in frame[id_column]], config)
+    if len(columns) >= 2:
+        view = pd.DataFrame({
+            "fname": [str(x) for x in out[id_column]],
+            "dialogue": out[columns[0]].map(lambda v: v if isinstance(v, str) else ""),
+            "summary": out[columns[1]].map(lambda v: v if isinstance(v, str) else ""),
+        })
+        report.flags = flag_summaries(view, config.min_ratio, config.max_ratio)
+    return out, report
+
+
+def _apply_steps(
+    out: pd.DataFrame, columns: Sequence[str], ids: list, config: CleaningConfig
+) -> tuple[pd.DataFrame, CleaningReport]:
+    steps = [step() for step in DEFAULT_STEPS if step.name not in config.disable]
+    report = CleaningReport(changed={s.name: 0 for s in steps}, samples={s.name: [] for s in steps}, n_rows=len(out))
+    for column in columns:
+        values = list(out[column])
+        for step in steps:
+            for i, before in enumerate(values):
+                if not isinstance(before, str):
+                    continue
+                after = step.apply(before)
+                if after != before:
+                    values[i] = after
+                    report.changed[step.name] += 1
+                    if len(report.samples[step.name]) < config.n_samples:
+                        report.samples[step.name].append(_diff(ids[i], column, before, after))
+        out[column] = values
     return out, report
 
 

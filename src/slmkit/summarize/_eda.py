@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from slmkit.errors import ConfigError
 from slmkit.summarize._dialogue import detect_language, parse_dialogue
 
 PERCENTILES = (50, 90, 95, 99)
@@ -32,6 +33,13 @@ class EdaConfig:
     keyword_topics: int = 20
     n_keywords: int = 8
     coverage: int = 99
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.coverage <= 100:
+            raise ConfigError(f"coverage is a percentile: it must be between 1 and 100, got {self.coverage}")
+        for name in ("top_topics", "keyword_topics", "n_keywords"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass

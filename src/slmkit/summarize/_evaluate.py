@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from slmkit.data import read_table, write_json, write_table
-from slmkit.errors import DataError
+from slmkit.errors import ConfigError, DataError
 from slmkit.metrics import RougeResult, rouge
 from slmkit.summarize._data import DialogueColumns, load_dialogues
 from slmkit.summarize._dialogue import detect_language
@@ -76,7 +76,9 @@ def evaluate(
 
     Raises:
         DataError: a reference row has no prediction, or a prediction names an unknown fname.
+        ConfigError: an option out of range (checked before any file is read).
     """
+    check_evaluate_options(tokenizer=tokenizer, multi_ref=multi_ref, n_bootstrap=n_bootstrap)
     refs = (
         references
         if isinstance(references, pd.DataFrame)
@@ -120,6 +122,18 @@ def evaluate(
     return EvaluationReport(
         result, per_example, per_topic[["topic", "n", "rouge1", "rouge2", "rougeL", "final"]], language
     )
+
+
+def check_evaluate_options(*, tokenizer: str = "auto", multi_ref: str = "max", n_bootstrap: int = 1000) -> None:
+    """Raise ConfigError naming the first option out of range."""
+    from slmkit.metrics import MULTI_REF_MODES, TOKENIZER_NAMES
+
+    if tokenizer != "auto" and isinstance(tokenizer, str) and tokenizer not in TOKENIZER_NAMES:
+        raise ConfigError(f"tokenizer must be auto or one of {', '.join(TOKENIZER_NAMES)}, got {tokenizer!r}")
+    if multi_ref not in MULTI_REF_MODES:
+        raise ConfigError(f"multi_ref must be one of {', '.join(MULTI_REF_MODES)}, got {multi_ref!r}")
+    if n_bootstrap < 0:
+        raise ConfigError(f"n_bootstrap must be >= 0 (0 skips the confidence intervals), got {n_bootstrap}")
 
 
 def _check_alignment(source: str, predicted: dict[str, str], wanted: list[str]) -> None:

@@ -1,0 +1,42 @@
+"""What a `predict` output was made with: the identity its resume manifest records (see slmkit.data).
+
+A rerun into an existing output continues it only when this identity is unchanged, so rows made by another
+method, model, prompt setting or input are never passed off as new ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from slmkit.data import fingerprint_file
+from slmkit.data._table import table_suffix
+from slmkit.summarize._data import DialogueColumns
+
+# Fields that change how fast rows are made, not what they say.
+_NOT_IDENTITY = ("batch_size", "chunk_size", "limit")
+
+
+def predict_identity(input_path: str | Path, config, columns: DialogueColumns | None = None) -> dict:
+    """Config, model checksum and input fingerprint of a `predict` run (no model is loaded).
+
+    Raises:
+        DataError: the input (or the example table) is missing or of an unsupported type.
+        UnknownModelError / ModelUnavailableError: the model cannot be found.
+    """
+    input_path = Path(input_path)
+    table_suffix(input_path)
+    settings = {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
+    identity = {
+        "config": settings,
+        "columns": asdict(columns or DialogueColumns()),
+        "input_sha256": fingerprint_file(input_path),
+    }
+    if config.examples:
+        table_suffix(Path(config.examples))
+        identity["examples_sha256"] = fingerprint_file(config.examples)
+    if config.method in ("zero-shot", "few-shot"):
+        from slmkit.models import model_checksum
+
+        identity["model_checksum"] = model_checksum(config.model)
+    return identity
