@@ -79,3 +79,21 @@ def test_require_summary(tmp_path):
     path = _write(tmp_path, "t2.csv", f'fname,dialogue,summary\nd0,"{GOOD}",\n')
     with pytest.raises(DataError, match=r"row 1 \(d0\): empty reference"):
         load_dialogues(path, require_summary=True)
+
+
+def test_numbered_topic_columns_are_found_like_numbered_summaries(tmp_path):
+    import json
+
+    from slmkit.summarize import load_dialogues
+
+    rows = [
+        {"fname": "a", "dialogue": "#Person1#: Hi.\n#Person2#: Hello.", "summary1": "x", "summary2": "y",
+         "topic1": "greeting", "topic2": "hello"},
+        {"fname": "b", "dialogue": "#Person1#: Bye.\n#Person2#: See you.", "summary1": "z", "summary2": "w",
+         "topic1": "", "topic2": "farewell"},
+    ]
+    path = tmp_path / "multi.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    frame = load_dialogues(path, require_summary=True)
+    assert list(frame["topic"]) == ["greeting", "farewell"]
+    assert list(frame["references"]) == [["x", "y"], ["z", "w"]]

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from slmkit.errors import ConfigError, DataError
-from slmkit.summarize import PredictConfig, build_summarizer, evaluate, load_dialogues, predict, predict_frame
+from slmkit.summarize import PredictConfig, evaluate, load_dialogues, predict, predict_frame
 
 ROWS = [
     ("d0", "#Person1#: 병원에 가야 해.\n#Person2#: 어디가 아파?", "#Person1#은 병원에 가야 한다.", "건강"),

@@ -80,7 +80,7 @@ def load_dialogues(
                 f"{path}: row {missing[0] + 1} ({frame['fname'].iloc[missing[0]]}): empty reference "
                 f"summary in {', '.join(summary_cols)}; fill it in or drop the row"
             )
-    frame["topic"] = raw[columns.topic].map(_as_text) if columns.topic in raw.columns else ""
+    frame["topic"] = _topics(raw, columns.topic)
     issues = validate_dialogues(frame, path=path, strict=strict)
     frame.attrs.update(issues=issues, path=str(path), summary_columns=list(summary_cols))
     return frame
@@ -119,6 +119,21 @@ def _summary_columns(raw: pd.DataFrame, wanted: tuple[str, ...] | None) -> tuple
     if numbered:
         return tuple(numbered)
     return ("summary",) if "summary" in raw.columns else ()
+
+
+def _topics(raw: pd.DataFrame, column: str) -> pd.Series | str:
+    """The topic per row: `column`, else `column1`, `column2`, ... (DialogSum's one topic per reference), the
+    first non-empty one; "" when the table has none."""
+    if column in raw.columns:
+        return raw[column].map(_as_text)
+    numbered = sorted(
+        (c for c in raw.columns if c.startswith(column) and c[len(column) :].isdigit()),
+        key=lambda c: int(c[len(column) :]),
+    )
+    if not numbered:
+        return ""
+    texts = raw[numbered].apply(lambda col: col.map(_as_text))
+    return texts.apply(lambda row: next((t for t in row if t.strip()), ""), axis=1)
 
 
 def _as_text(value) -> str:

@@ -147,8 +147,10 @@ class PromptSummarizer:
                 break
             kept.append(turn)
         self.n_cut_ += 1
-        if self.n_cut_ == 1:
+        if self.n_cut_ == 1:  # once per run: the count is in the summary line `predict` logs at the end
             logger.warning(
-                "dialogues over %d characters are cut at a turn boundary (see n_cut_)", self.max_dialogue_chars
+                "a dialogue is longer than %d characters: it is cut at a turn boundary before prompting "
+                "(--max-dialogue-chars to change)",
+                self.max_dialogue_chars,
             )
         return format_turns(kept)

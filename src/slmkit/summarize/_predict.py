@@ -293,6 +293,15 @@ def _run_chunks(summarizer, todo, done: dict, frame, output: Path, chunk_size: i
                 (time.perf_counter() - tic) / len(chunk),
             )
             bar.update(len(chunk))
+    cut = getattr(summarizer, "n_cut_", 0)
+    if cut:
+        logger.warning(
+            "%d of %d dialogues were longer than %d characters and were cut at a turn boundary "
+            "(--max-dialogue-chars to change)",
+            cut,
+            len(todo),
+            summarizer.max_dialogue_chars,
+        )
 
 
 def _load_done(output: Path, known: set[str]) -> dict[str, str]:
