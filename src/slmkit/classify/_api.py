@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,10 @@ class ClassifyConfig:
             raise ConfigError(f"template must contain '{{text}}' exactly once, got {self.template!r}")
         if self.class_weight not in ("balanced", None):
             raise ConfigError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
+        if self.cv < 2:
+            raise ConfigError(f"cv must be >= 2 (cross-validation folds), got {self.cv}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         self.layers = tuple(self.layers)
 
     def classifier(self, cache: EmbeddingCache | None = None) -> LMClassifier:
@@ -120,8 +125,8 @@ def fit_classifier(train_path, out_dir, config: ClassifyConfig) -> tuple[LMClass
 def predict_table(model_dir, input_path, output_path, *, text_column: str = "text",
                   cache_dir: str | None = "default") -> pd.DataFrame:
     """Add `prediction` and `probability` columns to a table and write it to `output_path`."""
+    frame = read_table(input_path, text_columns=[text_column])  # a bad table fails before the model loads
     clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
-    frame = read_table(input_path, text_columns=[text_column])
     proba = clf.predict_proba(frame[text_column].tolist())
     frame["prediction"] = clf.classes_[proba.argmax(axis=1)]
     frame["probability"] = proba.max(axis=1).round(5)
@@ -131,11 +136,28 @@ def predict_table(model_dir, input_path, output_path, *, text_column: str = "tex
 
 def evaluate_table(model_dir, input_path, *, text_column: str = "text", label_column: str = "label",
                    output_path=None, cache_dir: str | None = "default") -> dict:
-    """Accuracy, macro-F1 and a per-class report of a saved classifier on a labelled table."""
-    clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
+    """Accuracy, macro-F1 and a per-class report of a saved classifier on a labelled table.
+
+    Raises:
+        DataError: no label of the table is a class the classifier knows (the scores would be a silent 0).
+    """
     frame = read_table(input_path, required=[label_column], text_columns=[text_column])
-    y = match_labels(label_array(frame[label_column], f"{input_path}: column {label_column!r}"), clf.classes_)
+    labels = label_array(frame[label_column], f"{input_path}: column {label_column!r}")
+    clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
+    y = match_labels(labels, clf.classes_)
+    known = {str(c) for c in clf.classes_}
+    unseen = sorted({v for v in y if v not in known})
+    if unseen and len(unseen) == len(set(y)):
+        raise DataError(f"{input_path}: column {label_column!r}: none of its labels ({', '.join(unseen[:5])}) is a "
+                        f"class of {model_dir} ({', '.join(sorted(known)[:10])}); is this the right label column "
+                        "or model?")
+    if unseen:
+        rows = [i + 1 for i, v in enumerate(y) if v not in known]
+        warnings.warn(f"{input_path}: {len(rows)} row(s) (first: row {rows[0]}) have label(s) the classifier "
+                      f"never saw ({', '.join(unseen[:5])}); they count as errors", stacklevel=2)
     metrics = _scores(y, clf.predict(frame[text_column].tolist()).astype(str)) | {"file": str(input_path)}
+    if unseen:
+        metrics["unseen_labels"] = unseen
     if output_path:
         write_json(output_path, metrics)
     return metrics
@@ -144,6 +166,8 @@ def evaluate_table(model_dir, input_path, *, text_column: str = "text", label_co
 def curve_tables(train_path, test_path, out_dir, config: ClassifyConfig, *, shots=DEFAULT_SHOTS,
                  draws: int = 5) -> dict:
     """Learning curve of `config`'s classifier: writes `curve.json` and `curve.png` to `out_dir`."""
+    if not shots or min(shots) < 1 or draws < 1:
+        raise ConfigError(f"shots must be positive examples-per-class counts and draws >= 1, got {list(shots)}, {draws}")
     texts, y = read_labelled(train_path, config.text_column, config.label_column)
     test_texts, y_test = read_labelled(test_path, config.text_column, config.label_column)
     curve = learning_curve(config.classifier(), texts, y, test_texts, y_test, shots=shots, draws=draws,
@@ -166,14 +190,22 @@ def explain_table(model_dir, input_path, output_html, *, text_column: str = "tex
     """
     if limit < 1:
         raise ConfigError(f"limit must be >= 1, got {limit}")
+    if method not in ("auto", "exact", "occlusion"):
+        raise ConfigError(f"method must be 'auto', 'exact' or 'occlusion', got {method!r}")
+    if n_boot < 0:
+        raise ConfigError(f"n_boot must be >= 0, got {n_boot}")
+    json_path = explain_json_path(output_html)
+    if json_path.resolve() == Path(output_html).resolve():
+        raise ConfigError(f"{output_html}: the HTML report and its JSON would be the same file; give an .html name")
+    frame = read_table(input_path, text_columns=[text_column])  # bad tables fail before the model loads
+    if train_path is not None:
+        train_texts, y = read_labelled(train_path, text_column, label_column)
     clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
-    frame = read_table(input_path, text_columns=[text_column])
     texts = frame[text_column].tolist()[:limit]
     explanations = explain(clf, texts, method=method)
     result: dict = {"explanations": [e.to_dict() for e in explanations]}
     global_words = None
     if train_path is not None:
-        train_texts, y = read_labelled(train_path, text_column, label_column)
         global_words = global_explanation(clf, train_texts)
         result["global"] = global_words
         if n_boot > 1:
@@ -181,5 +213,10 @@ def explain_table(model_dir, input_path, output_html, *, text_column: str = "tex
                                                         seed=seed).to_dict()
     write_html_report(output_html, explanations, title=f"Explanations: {Path(input_path).name}",
                       global_words=global_words)
-    write_json(Path(output_html).with_suffix(".json"), result)
+    write_json(json_path, result)
     return result
+
+
+def explain_json_path(output_html) -> Path:
+    """Where `explain_table` writes the JSON beside its HTML report."""
+    return Path(output_html).with_suffix(".json")

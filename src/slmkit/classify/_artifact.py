@@ -103,6 +103,14 @@ def load_classifier(directory: str | Path, *, cache: EmbeddingCache | None = Non
     import slmkit
 
     config = read_config(directory)
+    head_path = Path(directory) / HEAD_NAME
+    if not head_path.is_file():
+        raise DataError(f"{directory}: no {HEAD_NAME} beside {CONFIG_NAME}; the artifact is incomplete "
+                        "(copy the whole folder, or fit again)")
+    missing = [k for k in ("params", "model", "classes", "C", "l1_ratio") if k not in config]
+    if missing:
+        raise DataError(f"{Path(directory) / CONFIG_NAME}: missing key(s) {', '.join(missing)}; "
+                        "the artifact is incomplete or from another tool (fit again)")
     unknown = set(config["params"]) - set(_PARAMS)
     if unknown:
         warnings.warn(f"{directory}: ignoring parameters {sorted(unknown)} written by slmkit "
@@ -117,8 +125,11 @@ def load_classifier(directory: str | Path, *, cache: EmbeddingCache | None = Non
         warnings.warn(f"{directory}: model {params['model']!r} has checksum {found}, but the head was trained on "
                       f"{saved}; predictions may be meaningless. Refit, or install the original weights.",
                       stacklevel=2)
-    with np.load(Path(directory) / HEAD_NAME) as arrays:
-        coef, intercept = arrays["coef"], arrays["intercept"]
+    try:
+        with np.load(head_path) as arrays:
+            coef, intercept = arrays["coef"], arrays["intercept"]
+    except (OSError, ValueError, KeyError, EOFError) as exc:  # zip / pickle / missing-array failures alike
+        raise DataError(f"{head_path}: not a readable classifier head ({exc}); fit again") from exc
     if coef.shape[1] != clf.embedder_.n_features_out_:
         raise DataError(f"{directory}: head expects {coef.shape[1]} features but the model gives "
                         f"{clf.embedder_.n_features_out_}; the artifact does not match this model")

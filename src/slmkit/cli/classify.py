@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from slmkit.cli._common import SEED_OPTION, handle_errors
+from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
 from slmkit.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Tens-of-shot classification: small-LM embeddings + penalised LR.")
@@ -17,6 +17,12 @@ TEXT_COLUMN = typer.Option("text", "--text-column", help="Column holding the tex
 LABEL_COLUMN = typer.Option("label", "--label-column", help="Column holding the labels.")
 MODEL_DIR = typer.Option(..., "--model-dir", help="Directory written by `slmkit classify fit`.")
 CACHE_DIR = typer.Option("default", "--cache-dir", help="Embedding cache directory ('default': slmkit cache).")
+ARTIFACT_FILES = ("slmkit_config.json", "head.npz", "metrics.json")
+
+
+def _artifact(model_dir: Path) -> list[Path]:
+    """An artifact's files: inputs no output may overwrite."""
+    return [model_dir / name for name in ARTIFACT_FILES]
 
 
 def _layers(value: str) -> tuple:
@@ -60,13 +66,17 @@ def fit_cmd(
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     cache_dir: str = CACHE_DIR,
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Fit a classifier on a labelled table and save it as an artifact directory."""
     from slmkit.classify import fit_classifier
 
     config = _config(model, template, pooling, layers, penalty, cv, text_column, label_column, seed, cache_dir)
+    outputs = output_policy([train], overwrite)
+    outputs.folder(out, option="--out", files=ARTIFACT_FILES)
     clf, metrics = fit_classifier(train, out, config)
+    outputs.record()
     _print_scores(f"fitted {len(clf.classes_)} classes, C={clf.head_.C_:.3g} -> {out}", metrics["train"])
 
 
@@ -78,12 +88,16 @@ def predict_cmd(
     output: Path = typer.Option(..., "--output", help="Where to write the table with predictions."),
     text_column: str = TEXT_COLUMN,
     cache_dir: str = CACHE_DIR,
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Label every text of a table (adds `prediction` and `probability` columns)."""
     from slmkit.classify import predict_table
 
+    outputs = output_policy([input, *_artifact(model_dir)], overwrite)
+    outputs.file(output)
     frame = predict_table(model_dir, input, output, text_column=text_column, cache_dir=cache_dir)
+    outputs.record()
     typer.echo(f"wrote {len(frame)} predictions to {output}")
 
 
@@ -96,13 +110,18 @@ def evaluate_cmd(
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     cache_dir: str = CACHE_DIR,
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Accuracy and macro-F1 of a saved classifier on a labelled table."""
     from slmkit.classify import evaluate_table
 
+    outputs = output_policy([input, *_artifact(model_dir)], overwrite)
+    if output:
+        outputs.file(output)
     scores = evaluate_table(model_dir, input, text_column=text_column, label_column=label_column,
                             output_path=output, cache_dir=cache_dir)
+    outputs.record()
     _print_scores(f"{model_dir} on {input}", scores)
 
 
@@ -122,6 +141,7 @@ def curve_cmd(
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     cache_dir: str = CACHE_DIR,
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Accuracy and macro-F1 against examples per class (answers "how many labels do I need?")."""
@@ -132,7 +152,10 @@ def curve_cmd(
     except ValueError as exc:
         raise ConfigError(f"--shots must be comma-separated integers, got {shots!r}") from exc
     config = _config(model, template, pooling, layers, penalty, 5, text_column, label_column, seed, cache_dir)
+    outputs = output_policy([train, test], overwrite)
+    outputs.folder(out, option="--out", files=("curve.json", "curve.png"))
     result = curve_tables(train, test, out, config, shots=budgets, draws=draws)
+    outputs.record()
     table = Table(title=f"learning curve -> {out}")
     for column in ("per class", "accuracy", "macro-F1"):
         table.add_column(column)
@@ -156,14 +179,20 @@ def explain_cmd(
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     cache_dir: str = CACHE_DIR,
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Word and phrase contributions to each prediction, as an HTML report."""
     from slmkit.classify import explain_table
+    from slmkit.classify._api import explain_json_path
 
+    outputs = output_policy([input, train, *_artifact(model_dir)], overwrite)
+    outputs.file(output)
+    outputs.file(explain_json_path(output), option="--output (its JSON)")
     result = explain_table(model_dir, input, output, text_column=text_column, limit=limit, method=method,
                            train_path=train, label_column=label_column, n_boot=n_boot, seed=seed,
                            cache_dir=cache_dir)
+    outputs.record()
     typer.echo(f"explained {len(result['explanations'])} texts -> {output}")
     if "stability" in result:
         s = result["stability"]
