@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import SEED_OPTION, handle_errors
+from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
 from slmkit.errors import ConfigError
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ def train_cmd(
     from slmkit.quality._config import default_training
     from slmkit.train import ScratchConfig
 
+    output_policy([corpus, config], False).folder(output)
     # Both sides' TrainConfig: the route's defaults, then --config's "training" section, then the options.
     training = asdict(default_training(route))
     if config:
@@ -116,6 +117,7 @@ def score_cmd(
         engine=engine,
         workers=workers,
     )
+    output_policy([input, scorer], False).folder(output)
     manifest = score_file(input, scorer, output, config, max_chunks=max_chunks)
     state = "done" if manifest["finished"] else "stopped early; run again to continue"
     typer.echo(
@@ -141,12 +143,17 @@ def select_cmd(
     combined: bool = typer.Option(False, "--combined", help="Fit the combined score on labelled rows; select by it."),
     label_column: str = typer.Option("label", "--label-column", help="good/bad labels for --combined."),
     good: str = typer.Option("good", "--good", help="The label value of good rows."),
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Write a subset: top-k / top-fraction / threshold / bottom / random, optionally per domain."""
     from slmkit.data import write_table
     from slmkit.quality import CombinedScore, read_scores, select
 
+    outputs = output_policy([scores], overwrite)
+    outputs.file(output)
+    if rest:
+        outputs.file(rest, option="--rest")
     frame = read_scores(scores)
     if combined:
         model = CombinedScore.fit(frame, label_column=label_column, good=good, seed=seed)
@@ -157,6 +164,7 @@ def select_cmd(
     write_table(output, chosen)
     if rest:
         write_table(rest, frame.loc[~frame.index.isin(chosen.index)])
+    outputs.record()
     typer.echo(f"{len(chosen)} of {len(frame)} rows selected by {mode} {by} -> {output}")
 
 
@@ -171,10 +179,18 @@ def report_cmd(
     examples: int = typer.Option(5, "--examples", help="Highest- and lowest-scoring rows shown."),
     compare: Path = typer.Option(None, "--compare", help="A second scorer's scores of the same corpus."),
     fraction: float = typer.Option(0.5, "--fraction", help="Top share compared with --compare."),
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """S histograms per domain (PNG + self-contained HTML), the extremes, and two scorers' top-set overlap."""
     from slmkit.quality import read_scores, write_report
+
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"--fraction must be in (0, 1], got {fraction}")
+    if examples < 0:
+        raise ConfigError(f"--examples must be >= 0, got {examples}")
+    outputs = output_policy([scores, compare], overwrite)
+    outputs.folder(output, files=("report.html", "report.json", "histograms.png"))
 
     other = read_scores(compare) if compare else None
     summary = write_report(
@@ -190,4 +206,5 @@ def report_cmd(
     if "top_overlap" in summary:
         overlap = summary["top_overlap"]
         typer.echo(f"top {fraction:.0%} overlap with {compare}: {overlap['overlap']:.1%} of {overlap['n_top']} rows")
+    outputs.record()
     typer.echo(f"report: {output / 'report.html'}")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import SEED_OPTION, handle_errors
+from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
+from slmkit.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Run the shared LM runtime: embeddings, token losses, generation.")
 EXAMPLE_TEXTS = Path(__file__).resolve().parents[3] / "examples" / "data" / "texts.jsonl"
@@ -34,6 +35,7 @@ def demo_cmd(
     model: str = MODEL,
     backend: str = BACKEND,
     output: Path = typer.Option(Path("out/runtime_demo.json"), "--output", help="Where the JSON report goes."),
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Load a model and embed, score and generate for a few texts (the project's examples by default)."""
@@ -44,12 +46,15 @@ def demo_cmd(
     from slmkit.data import fingerprint_file, write_json
     from slmkit.models import load_model, runtime_report
 
+    outputs = output_policy([input], overwrite)
+    outputs.file(output)
     ids, texts = _read_texts(input, text_column)
     lm = load_model(model, backend=backend)
     report = runtime_report(lm, ids, texts, seed=seed)
     report["config"] = {"input": str(input), "input_sha256": fingerprint_file(input), "seed": seed}
     report["versions"] = {"slmkit": slmkit.__version__, "python": platform.python_version()}
     write_json(output, report)
+    outputs.record()
     table = Table(title=f"{lm.spec.name} on {input.name}")
     for column in ("id", "perplexity", "nearest", "continuation"):
         table.add_column(column, overflow="fold")
@@ -71,6 +76,7 @@ def embed_cmd(
     pooling: str = typer.Option("mean", "--pooling", help="mean | last"),
     layers: str = typer.Option("-1", "--layers", help="Comma-separated layer indices, e.g. -1 or 9,-1."),
     template: str = typer.Option("{text}", "--template", help="Wraps each text; must contain {text}."),
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Embed texts and save the array as .npy."""
@@ -79,13 +85,22 @@ def embed_cmd(
     from slmkit.data import atomic_open
     from slmkit.models import load_model
 
+    try:
+        layer_list = [int(x) for x in layers.split(",")]
+    except ValueError as exc:
+        raise ConfigError(f"--layers must be comma-separated layer indices (e.g. -1 or 9,-1), got {layers!r}") from exc
+    if pooling not in ("mean", "last"):
+        raise ConfigError(f"--pooling must be mean or last, got {pooling!r}")
+    if template.count("{text}") != 1:
+        raise ConfigError(f"--template must contain {{text}} exactly once, got {template!r}")
+    outputs = output_policy([input], overwrite)
+    outputs.file(output)
     _, texts = _read_texts(input, text_column)
     lm = load_model(model, backend=backend)
-    vectors = lm.embed(
-        texts, pooling=pooling, layers=[int(x) for x in layers.split(",")], template=template, progress=True
-    )
+    vectors = lm.embed(texts, pooling=pooling, layers=layer_list, template=template, progress=True)
     with atomic_open(output, "wb") as handle:
         np.save(handle, vectors)
+    outputs.record()
     typer.echo(f"{vectors.shape[0]} x {vectors.shape[1]} embeddings written to {output}")
 
 
@@ -97,6 +112,7 @@ def losses_cmd(
     text_column: str = TEXT_COLUMN,
     model: str = MODEL,
     backend: str = BACKEND,
+    overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Per-text mean token loss and perplexity."""
@@ -105,6 +121,8 @@ def losses_cmd(
     from slmkit.data import atomic_open
     from slmkit.models import load_model
 
+    outputs = output_policy([input], overwrite)
+    outputs.file(output)
     ids, texts = _read_texts(input, text_column)
     losses = load_model(model, backend=backend).token_losses(texts, progress=True)
     with atomic_open(output) as handle:
@@ -112,6 +130,7 @@ def losses_cmd(
             mean = float(loss.mean()) if len(loss) else float("nan")
             row = {"id": text_id, "n_tokens": len(loss), "mean_loss": mean, "perplexity": float(np.exp(mean))}
             handle.write(json.dumps(row) + "\n")
+    outputs.record()
     typer.echo(f"{len(texts)} texts scored, written to {output}")
 
 

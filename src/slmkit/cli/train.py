@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import SEED_OPTION, handle_errors
+from slmkit.cli._common import SEED_OPTION, handle_errors, output_policy
 from slmkit.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Fine-tune causal / encoder-decoder LMs (full, LoRA, P-tuning).")
@@ -106,6 +106,7 @@ def pairs_cmd(
     from slmkit.train import train as run_training
 
     train_config = build_train_config(method, epochs, learning_rate, config, set_, seed, objective="pairs")
+    output_policy([train, dev, config], False).folder(output)
     frame = read_table(train, text_columns=[prompt_column, target_column])
     held = read_table(dev, text_columns=[prompt_column, target_column]) if dev else None
     result = run_training(
@@ -140,6 +141,7 @@ def docs_cmd(
     from slmkit.train import train as run_training
 
     train_config = build_train_config(method, epochs, learning_rate, config, set_, seed, objective="documents")
+    output_policy([train, dev, config], False).folder(output)
     texts = list(read_table(train, text_columns=[text_column])[text_column])
     held = list(read_table(dev, text_columns=[text_column])[text_column]) if dev else None
     result = run_training(
@@ -157,6 +159,7 @@ def merge_cmd(
     """Fold a LoRA adapter into its base and save a plain transformers model folder."""
     from slmkit.train import merge
 
+    output_policy([run], False).folder(output)
     typer.echo(f"merged model: {merge(run, output)}")
 
 
@@ -184,6 +187,7 @@ def scratch_cmd(
         intermediate_size=int(hidden_size * 8 / 3 + 63) // 64 * 64,
         seed=seed,
     )
+    output_policy([corpus], False).folder(output)
     texts = list(read_table(corpus, text_columns=[text_column])[text_column])
     path = build_from_scratch(texts, output, config)
     typer.echo(f"model: {path} (train it with: slmkit train docs CORPUS --model {path} --output RUN)")

@@ -54,6 +54,10 @@ def score_file(
     input_path, output_dir = Path(input_path), Path(output_dir)
     if not input_path.is_file():
         raise DataError(f"{input_path}: no such file")
+    first = next(iter(iter_chunks(input_path, 1)), None)  # a broken or empty file fails before the scorer loads
+    if first is None:
+        raise DataError(f"{input_path}: no data rows; add rows or check that this is the right file")
+    _check_columns(input_path, first.frame, config)
     pair = scorer if isinstance(scorer, ScorerPair) else load_scorer(scorer)
     identity = {
         "scorer": pair.checksums(),
