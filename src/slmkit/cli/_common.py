@@ -121,7 +121,11 @@ class _BarSafeHandler(logging.Handler):
 
 
 def setup_logging(level: int = logging.WARNING) -> None:
-    """Route slmkit's log records (warnings and up) through `_BarSafeHandler`, once per process."""
+    """Route slmkit's log records (warnings and up) through `_BarSafeHandler`, once per process; turn on the
+    status lines of phases that have no progress bar (model loading)."""
+    from slmkit import _status
+
+    _status.enable()
     root = logging.getLogger("slmkit")
     if not any(isinstance(h, _BarSafeHandler) for h in root.handlers):
         root.addHandler(_BarSafeHandler())

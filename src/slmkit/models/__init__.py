@@ -44,8 +44,11 @@ def load_model(name: str | ModelSpec = "gemma3-270m", *, backend: str | None = N
         backend: "transformers" (default) or "llamacpp" (optional extra).
         **options: forwarded to the backend loader (`num_threads`; llama.cpp also takes `n_ctx`).
     """
+    from slmkit._status import status
+
     spec = resolve_model(name, backend=backend)
-    return get_backend(spec.backend)(spec, **options)
+    with status(f"loading model {spec.name} ({spec.backend})"):
+        return get_backend(spec.backend)(spec, **options)
 
 
 def model_checksum(name: str | ModelSpec, *, backend: str | None = None) -> str:
@@ -69,8 +72,8 @@ __all__ = [
     "get_backend",
     "list_models",
     "load_model",
-    "model_checksum",
     "locate_weights",
+    "model_checksum",
     "model_statuses",
     "package_installed",
     "register_backend",

@@ -1,0 +1,33 @@
+"""One-line status messages for phases without a progress bar (loading a model), shown by the CLI only.
+
+Library calls stay quiet; `slmkit.cli` turns the lines on, so a user sees something from the first second
+instead of a silent model load. Lines go through tqdm.write, which keeps any open progress bar intact.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+
+_enabled = False
+
+
+def enable(on: bool = True) -> None:
+    """Show status lines in this process (the CLI calls this)."""
+    global _enabled
+    _enabled = on
+
+
+@contextmanager
+def status(message: str):
+    """Print `message…` on stderr, then `message: done in N s` (or nothing more if the block raised)."""
+    if not _enabled:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    tic = time.perf_counter()
+    tqdm.write(f"{message} ...", file=sys.stderr)
+    yield
+    tqdm.write(f"{message}: done in {time.perf_counter() - tic:.1f} s", file=sys.stderr)
