@@ -113,3 +113,8 @@ def _delimited_chunks(path: Path, chunk_rows: int, sep: str) -> Iterator[Chunk]:
                 yield Chunk(frame, handle.tell())
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DataError(f"{path}: not a readable {'TSV' if sep == chr(9) else 'CSV'} file ({exc})") from exc
+        except UnicodeEncodeError as exc:  # undecodable bytes in the header: pandas cannot even name the columns
+            raise DataError(
+                f"{path}: line 1 (header): bytes are not UTF-8; is this a {'TSV' if sep == chr(9) else 'CSV'} file? "
+                "Re-save it as UTF-8"
+            ) from exc

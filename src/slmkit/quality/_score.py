@@ -54,10 +54,7 @@ def score_file(
     input_path, output_dir = Path(input_path), Path(output_dir)
     if not input_path.is_file():
         raise DataError(f"{input_path}: no such file")
-    first = next(iter(iter_chunks(input_path, 1)), None)  # a broken or empty file fails before the scorer loads
-    if first is None:
-        raise DataError(f"{input_path}: no data rows; add rows or check that this is the right file")
-    _check_columns(input_path, first.frame, config)
+    _check_readable(input_path, config)
     pair = scorer if isinstance(scorer, ScorerPair) else load_scorer(scorer)
     identity = {
         "scorer": pair.checksums(),
@@ -113,6 +110,19 @@ def score_file(
     if manifest["rows_rejected"]:
         logger.warning("%d row(s) rejected (not scored); see %s", manifest["rows_rejected"], output_dir / "rejects")
     return manifest
+
+
+def _check_readable(input_path: Path, config: ScoreConfig) -> None:
+    """Read the whole file once without scoring, so broken structure (quoting, encoding of the header, missing
+    text column, no rows) fails in seconds, before the scorer loads and hours before that chunk is reached.
+    Bad single rows still pass: scoring rejects them one by one."""
+    rows = 0
+    for chunk in iter_chunks(input_path, max(config.chunk_rows, 10_000)):
+        if rows == 0:
+            _check_columns(input_path, chunk.frame, config)
+        rows += len(chunk.frame)
+    if rows == 0:
+        raise DataError(f"{input_path}: no data rows; add rows or check that this is the right file")
 
 
 def _local_chunks(input_path: Path, pair: ScorerPair, config: ScoreConfig, skip: int) -> Iterator:
