@@ -43,7 +43,7 @@ def test_few_shot_predict_needs_no_examples_and_shows_status(dialogues, tmp_path
     )
     assert result.exit_code == 0, result.output
     assert "loading model" in result.output and "done in" in result.output
-    assert "built-in pool of 6 Korean dialogues" in result.output
+    assert "built-in pool of 16 Korean dialogues" in result.output
     assert "slmkit.summarize" not in result.output  # messages in the user's words, not the module's
     assert len(pd.read_csv(out)) == 2
 

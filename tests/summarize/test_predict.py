@@ -91,12 +91,12 @@ def test_few_shot_without_examples_uses_the_built_in_pool(table, tmp_path, tiny_
     from slmkit.summarize import builtin_examples
 
     for language in ("ko", "en"):
-        assert len(load_dialogues(builtin_examples(language), require_summary=True)) >= 6
+        assert len(load_dialogues(builtin_examples(language), require_summary=True)) >= 16
     config = PredictConfig(method="few-shot", model=str(tiny_causal_dir), language="ko", shots=1, max_new_tokens=4)
     with caplog.at_level("WARNING"):
         frame = predict(table, tmp_path / "pred.csv", config)
     assert len(frame) == 3
-    assert "built-in pool of 6 Korean dialogues" in caplog.text and "--examples" in caplog.text
+    assert "built-in pool of 16 Korean dialogues" in caplog.text and "--examples" in caplog.text
 
 
 def test_a_missing_example_table_fails_before_any_model_loads(table, tmp_path, monkeypatch):
