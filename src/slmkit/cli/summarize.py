@@ -168,15 +168,18 @@ def evaluate_cmd(
     if output_dir:
         outputs.folder(output_dir, option="--output-dir", files=["rouge.json", "per_example.csv", "per_topic.csv"])
 
-    report = evaluate(
-        predictions,
-        references,
-        tokenizer=tokenizer,
-        multi_ref=multi_ref,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-        columns=_columns(id_column, dialogue_column, summary_columns, topic_column),
-    )
+    from slmkit._status import status
+
+    with status(f"scoring {predictions.name} with ROUGE (tokenizer {tokenizer}, {n_bootstrap} bootstrap resamples)"):
+        report = evaluate(
+            predictions,
+            references,
+            tokenizer=tokenizer,
+            multi_ref=multi_ref,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            columns=_columns(id_column, dialogue_column, summary_columns, topic_column),
+        )
     _print_scores(str(predictions.name), report)
     table = Table(title="per topic (most frequent)")
     for column in ("topic", "n", "R-1", "R-2", "R-L", "final"):
