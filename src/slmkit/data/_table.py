@@ -154,7 +154,8 @@ def _read_delimited(path: Path, text: str, suffix: str) -> pd.DataFrame:
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     records = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines also breaks at U+2028, U+0085 ..., which JSON strings may hold raw.
+    for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -62,5 +62,23 @@ def write_table(path: str | Path, frame: pd.DataFrame) -> Path:
             frame.to_json(handle, orient="records", lines=True, force_ascii=False)
     else:
         with atomic_open(path) as handle:
-            frame.to_csv(handle, index=False, sep="\t" if suffix == ".tsv" else ",", lineterminator="\n")
+            _write_delimited(handle, frame, "\t" if suffix == ".tsv" else ",")
     return path
+
+
+def _write_delimited(handle, frame: pd.DataFrame, sep: str) -> None:
+    # By hand rather than DataFrame.to_csv or csv.writer: both leave a field holding a bare "\r" unquoted (it
+    # then reads back as a line break) and write a one-column row of "" as a blank line (read back as no row).
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            text = ""
+        else:
+            text = str(value)
+        if any(c in text for c in (sep, '"', "\n", "\r")) or (text == "" and single):
+            return '"' + text.replace('"', '""') + '"'
+        return text
+
+    single = len(frame.columns) == 1
+    handle.write(sep.join(cell(c) for c in frame.columns) + "\n")
+    for row in frame.itertuples(index=False, name=None):
+        handle.write(sep.join(cell(v) for v in row) + "\n")
