@@ -122,6 +122,9 @@ def evaluate_cmd(
     scores = evaluate_table(model_dir, input, text_column=text_column, label_column=label_column,
                             output_path=output, cache_dir=cache_dir)
     outputs.record()
+    if scores.get("unseen_labels"):
+        typer.echo(f"warning: {input}: label(s) {', '.join(map(str, scores['unseen_labels']))} are classes the "
+                   "classifier never saw; their rows count as errors", err=True)
     _print_scores(f"{model_dir} on {input}", scores)
 
 
