@@ -9,14 +9,14 @@ from slmkit.data._write import atomic_open, write_json, write_table
 
 __all__ = [
     "Document",
-    "read_table",
-    "write_table",
-    "write_json",
-    "atomic_open",
-    "fingerprint_file",
     "OutputPolicy",
+    "atomic_open",
     "check_resume",
+    "fingerprint_file",
     "manifest_path",
+    "read_table",
     "remove_stale_temps",
     "resumable_output",
+    "write_json",
+    "write_table",
 ]

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,7 +70,7 @@ def read_table(
         frame[column] = _check_text(path, frame[column], column, allow_empty_text)
     if id_column:
         for row, value in enumerate(frame[id_column]):
-            if value is None or (isinstance(value, float) and value != value) or not str(value).strip():
+            if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
                 raise DataError(f"{path}: row {row + 1}, column {id_column!r}: empty id; every row needs a unique id")
         frame[id_column] = frame[id_column].astype(str)
         dup = frame[id_column].duplicated(keep="first")

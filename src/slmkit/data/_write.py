@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -70,7 +71,7 @@ def _write_delimited(handle, frame: pd.DataFrame, sep: str) -> None:
     # By hand rather than DataFrame.to_csv or csv.writer: both leave a field holding a bare "\r" unquoted (it
     # then reads back as a line break) and write a one-column row of "" as a blank line (read back as no row).
     def cell(value) -> str:
-        if value is None or (isinstance(value, float) and value != value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
             text = ""
         else:
             text = str(value)
