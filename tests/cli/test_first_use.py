@@ -62,3 +62,11 @@ def test_a_missing_input_fails_before_any_model_loads(bad, dialogues, tmp_path, 
     assert result.exit_code == 1
     assert "nope.csv" in result.output and "Traceback" not in result.output
     assert loads == []
+
+
+def test_python_warnings_become_one_line_and_library_deprecations_are_dropped(capsys):
+    from slmkit.cli._common import _show_warning
+
+    _show_warning(UserWarning("2 text(s) exceed 512 tokens\nand were truncated"), UserWarning, "/x/y.py", 7)
+    _show_warning(FutureWarning("`x` is deprecated"), FutureWarning, "/lib/transformers/z.py", 9)
+    assert capsys.readouterr().err == "warning: 2 text(s) exceed 512 tokens and were truncated\n"

@@ -130,3 +130,18 @@ def setup_logging(level: int = logging.WARNING) -> None:
     if not any(isinstance(h, _BarSafeHandler) for h in root.handlers):
         root.addHandler(_BarSafeHandler())
         root.setLevel(level)  # records still propagate: the root logger has no handler in the CLI
+        import warnings
+
+        warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings as one `warning: ...` line (no file, line number or source echo), through tqdm.
+
+    Deprecation notices from libraries are dropped: they are for slmkit's developers, and a user cannot act on them.
+    """
+    if issubclass(category, DeprecationWarning | FutureWarning | PendingDeprecationWarning):
+        return
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
