@@ -133,6 +133,7 @@ def setup_logging(level: int = logging.WARNING) -> None:
         import warnings
 
         warnings.showwarning = _show_warning
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Creating a new experiment" is not news to a user
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
