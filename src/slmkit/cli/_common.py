@@ -133,7 +133,9 @@ def setup_logging(level: int = logging.WARNING) -> None:
         import warnings
 
         warnings.showwarning = _show_warning
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Creating a new experiment" is not news to a user
+        # "Creating a new experiment" is not news to a user; mlflow configures its logger from this variable when
+        # it is imported (later), so a setLevel here would be undone.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
