@@ -9,6 +9,7 @@ from slmkit.cli import classify as classify_cli
 from slmkit.cli import models as models_cli
 from slmkit.cli import quality as quality_cli
 from slmkit.cli import runtime as runtime_cli
+from slmkit.cli import serve as serve_cli
 from slmkit.cli import summarize as summarize_cli
 from slmkit.cli import train as train_cli
 
@@ -19,6 +20,7 @@ app.add_typer(quality_cli.app, name="quality")
 app.add_typer(train_cli.app, name="train")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(runtime_cli.app, name="lm")
+app.command("serve")(serve_cli.serve_cmd)
 
 
 @app.callback(invoke_without_command=True)

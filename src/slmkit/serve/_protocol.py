@@ -1,0 +1,161 @@
+"""Request and response schemas of every endpoint (pydantic), in one module.
+
+The /v1/completions, /v1/chat/completions, /v1/embeddings and /v1/models shapes follow the OpenAI API, so
+the official clients work unchanged; unknown OpenAI fields are accepted and ignored. Job endpoints
+(/v1/summarize, /v1/classify, /v1/quality/score) are slmkit's own.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from slmkit.summarize import METHODS
+
+
+def _check_items(values: list[str], what: str) -> list[str]:
+    for i, value in enumerate(values):
+        if not value.strip():
+            raise ValueError(f"{what}[{i}] is empty or only whitespace")
+    return values
+
+
+class _Lenient(BaseModel):
+    # OpenAI clients send fields slmkit does not use (user, logit_bias...): accept and ignore them.
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- OpenAI-compatible ------------------------------------------------------------------------------------
+
+
+class CompletionRequest(_Lenient):
+    model: str
+    prompt: str | list[str]
+    max_tokens: int | None = Field(default=16, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
+    stream: bool = False
+    stop: str | list[str] | None = None
+    seed: int | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value):
+        if isinstance(value, str):
+            value = [value]
+        if not value:
+            raise ValueError("prompt is an empty list; give at least one prompt")
+        return _check_items(value, "prompts")
+
+
+class ChatMessage(_Lenient):
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str
+
+
+class ChatCompletionRequest(_Lenient):
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
+    stream: bool = False
+    stop: str | list[str] | None = None
+    seed: int | None = None
+
+
+class EmbeddingRequest(_Lenient):
+    model: str
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value):
+        if isinstance(value, str):
+            value = [value]
+        if not value:
+            raise ValueError("input is an empty list; give at least one text")
+        return _check_items(value, "input")
+
+
+# ---- slmkit jobs --------------------------------------------------------------------------------------------
+
+
+class SummarizeRequest(_Strict):
+    dialogues: list[str] = Field(min_length=1, description="dialogues, one turn per line ('#Person1#: ...')")
+    model: str | None = Field(default=None, description="built-in model, model folder or fine-tuned run folder")
+    method: Literal[METHODS] = "few-shot"  # type: ignore[valid-type]
+    language: Literal["auto", "ko", "en"] = "auto"
+    max_new_tokens: int = Field(default=64, ge=1)
+    num_beams: int = Field(default=1, ge=1, le=8)
+    seed: int | None = None
+
+    @field_validator("dialogues")
+    @classmethod
+    def _dialogues(cls, value):
+        return _check_items(value, "dialogues")
+
+
+class ClassifyRequest(_Strict):
+    model: str = Field(description="classifier artifact folder (relative to the served directory)")
+    texts: list[str] = Field(min_length=1)
+    explain: bool = Field(default=False, description="add per-word contributions to the predicted label")
+    explain_method: Literal["auto", "exact", "occlusion"] = "auto"
+
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, value):
+        return _check_items(value, "texts")
+
+
+class QualityScoreRequest(_Strict):
+    model: str = Field(description="quality scorer folder (relative to the served directory)")
+    texts: list[str] = Field(min_length=1)
+
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, value):
+        return _check_items(value, "texts")
+
+
+class WordScore(BaseModel):
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+class ClassifyResult(BaseModel):
+    label: str | int | float | bool
+    probabilities: dict[str, float]
+    words: list[WordScore] | None = None
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    results: list[ClassifyResult]
+
+
+class SummarizeResponse(BaseModel):
+    model: str
+    method: str
+    language: str
+    summaries: list[str]
+
+
+class JobStatus(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    done: int
+    total: int
+    error: str | None = None
+    result_url: str | None = None

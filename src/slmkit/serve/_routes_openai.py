@@ -1,0 +1,221 @@
+"""OpenAI-compatible runtime endpoints: /v1/models, /v1/completions, /v1/chat/completions, /v1/embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+import uuid
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+
+from slmkit.serve._protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from slmkit.serve._registry import ApiError, Entry
+from slmkit.serve._state import LM_KINDS, ServerState, check_texts, get_state
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+logger = logging.getLogger(__name__)
+
+
+def _model_card(entry: Entry) -> dict:
+    return {"id": entry.name, "object": "model", "created": 0, "owned_by": "slmkit", "kind": entry.kind}
+
+
+@router.get("/models")
+def list_models(state: ServerState = Depends(get_state)) -> dict:
+    entries = state.registry.scan().values()
+    return {"object": "list", "data": [_model_card(e) for e in entries if e.kind in LM_KINDS]}
+
+
+@router.get("/models/{name:path}")
+def get_model(name: str, state: ServerState = Depends(get_state)) -> dict:
+    return _model_card(state.registry.get(name, LM_KINDS))
+
+
+# ---- generation -----------------------------------------------------------------------------------------------
+
+
+def _params(state: ServerState, max_tokens: int | None, temperature, top_p, seed):
+    from slmkit.models import GenerationParams
+
+    max_new = max_tokens or 16
+    if max_new > state.config.max_new_tokens:
+        raise ApiError(400, f"max_tokens={max_new} is over the server's limit of {state.config.max_new_tokens} "
+                            "(server option --max-new-tokens)", param="max_tokens")
+    sample = bool(temperature) and temperature > 0  # temperature 0 or unset: greedy, deterministic
+    return GenerationParams(max_new_tokens=max_new, do_sample=sample, temperature=temperature if sample else 1.0,
+                            top_p=top_p or 1.0, seed=state.config.seed if seed is None else seed)
+
+
+def _cut(text: str, stop) -> tuple[str, bool]:
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    hits = [text.index(s) for s in stops if s and s in text]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+
+def _count(lm, texts: list[str]) -> list[int]:
+    try:
+        return list(lm.count_tokens(texts))
+    except NotImplementedError:
+        return [0] * len(texts)
+
+
+def _generate_fn(lm, params):
+    def run(prompts: list[str]) -> list[tuple[str, int, int]]:
+        outputs = lm.generate(prompts, params, batch_size=len(prompts))
+        return list(zip(outputs, _count(lm, prompts), _count(lm, outputs)))
+
+    return run
+
+
+def _finish(text_tokens: int, max_new: int, stopped: bool) -> str:
+    return "stop" if stopped or text_tokens < max_new else "length"
+
+
+async def _load_lm(state: ServerState, name: str):
+    entry = state.lm_entry(name)
+    return entry, await state.run(state.lm, entry)
+
+
+def _sse(payload: dict | str) -> str:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n"
+
+
+def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop, first: dict | None = None):
+    """An SSE stream of OpenAI chunks, token by token where the backend exposes a tokenizer."""
+
+    async def events():
+        loop = asyncio.get_running_loop()
+        if first is not None:
+            yield _sse(first)
+        tokenizer = getattr(lm, "tokenizer", None)
+        emitted, stopped = "", False
+        if tokenizer is not None:
+            from dataclasses import replace
+
+            from transformers import TextIteratorStreamer
+
+            streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+            run_params = replace(params, extra={**params.extra, "streamer": streamer})
+            job = loop.run_in_executor(state.executor, lambda: lm.generate([prompt], run_params, batch_size=1))
+            job.add_done_callback(lambda f: streamer.end() if f.exception() is not None else None)
+            iterator = iter(streamer)
+            while True:
+                piece = await asyncio.to_thread(next, iterator, None)
+                if piece is None:
+                    break
+                if not piece or stopped:
+                    continue
+                text, stopped = _cut(emitted + piece, stop)
+                delta, emitted = text[len(emitted):], text
+                if delta:
+                    yield _sse(chunk_of(delta, None))
+            try:
+                await job
+            except Exception as exc:  # the headers are sent: report the error inside the stream
+                logger.exception("streamed generation failed")
+                yield _sse({"error": {"message": f"generation failed: {type(exc).__name__}: {exc}",
+                                      "type": "server_error"}})
+                yield _sse("[DONE]")
+                return
+        else:
+            (text, *_), = await state.run(_generate_fn(lm, params), [prompt])
+            emitted, stopped = _cut(text, stop)
+            yield _sse(chunk_of(emitted, None))
+        n_new = (await state.run(_count, lm, [emitted]))[0]
+        yield _sse(chunk_of("", _finish(n_new, params.max_new_tokens, stopped)))
+        yield _sse("[DONE]")
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/completions")
+async def completions(body: CompletionRequest, state: ServerState = Depends(get_state)):
+    check_texts(state, body.prompt, "prompt")
+    params = _params(state, body.max_tokens, body.temperature, body.top_p, body.seed)
+    entry, lm = await _load_lm(state, body.model)
+    rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+    if body.stream:
+        if len(body.prompt) != 1:
+            raise ApiError(400, "stream=true takes one prompt; send the prompts in separate requests", param="prompt")
+
+        def chunk(text, finish):
+            return {"id": rid, "object": "text_completion", "created": created, "model": entry.name,
+                    "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+
+        return _stream_generate(state, lm, body.prompt[0], params, chunk, body.stop)
+    key = ("generate", entry.target, params.max_new_tokens, params.do_sample, params.temperature, params.top_p,
+           params.seed)
+    outputs = await state.batcher.submit(key, body.prompt, _generate_fn(lm, params))
+    choices, n_prompt, n_new = [], 0, 0
+    for i, (text, p_tokens, c_tokens) in enumerate(outputs):
+        text, stopped = _cut(text, body.stop)
+        choices.append({"index": i, "text": text, "logprobs": None,
+                        "finish_reason": _finish(c_tokens, params.max_new_tokens, stopped)})
+        n_prompt, n_new = n_prompt + p_tokens, n_new + c_tokens
+    return {"id": rid, "object": "text_completion", "created": created, "model": entry.name, "choices": choices,
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}}
+
+
+def chat_prompt(lm, messages: list[dict]) -> str:
+    """The model's own chat template when its tokenizer has one, else a plain "Role: text" transcript."""
+    tokenizer = getattr(lm, "tokenizer", None)
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        try:
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception:  # a template that rejects e.g. system turns: fall back to the plain transcript
+            logger.warning("chat template of %s failed; using a plain transcript", lm.spec.name)
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:"
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, state: ServerState = Depends(get_state)):
+    check_texts(state, [m.content for m in body.messages], "messages")
+    params = _params(state, body.max_completion_tokens or body.max_tokens, body.temperature, body.top_p, body.seed)
+    entry, lm = await _load_lm(state, body.model)
+    prompt = chat_prompt(lm, [m.model_dump() for m in body.messages])
+    rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    if body.stream:
+        def chunk(text, finish):
+            delta = {"content": text} if text else {}
+            return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": entry.name,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+        first = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": entry.name,
+                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                              "finish_reason": None}]}
+        return _stream_generate(state, lm, prompt, params, chunk, body.stop, first=first)
+    key = ("generate", entry.target, params.max_new_tokens, params.do_sample, params.temperature, params.top_p,
+           params.seed)
+    (text, n_prompt, n_new), = await state.batcher.submit(key, [prompt], _generate_fn(lm, params))
+    text, stopped = _cut(text, body.stop)
+    return {"id": rid, "object": "chat.completion", "created": created, "model": entry.name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                         "finish_reason": _finish(n_new, params.max_new_tokens, stopped)}],
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}}
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingRequest, state: ServerState = Depends(get_state)):
+    check_texts(state, body.input, "input")
+    entry, lm = await _load_lm(state, body.model)
+
+    def run(texts: list[str]) -> list[tuple[np.ndarray, int]]:
+        vectors = lm.embed(texts, pooling="mean", normalize=True, batch_size=len(texts))
+        return list(zip(vectors, _count(lm, texts)))
+
+    outputs = await state.batcher.submit(("embed", entry.target), body.input, run)
+    data = []
+    for i, (vector, _) in enumerate(outputs):
+        vector = np.asarray(vector, dtype="<f4")
+        value = (base64.b64encode(vector.tobytes()).decode() if body.encoding_format == "base64"
+                 else vector.tolist())
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    n = sum(t for _, t in outputs)
+    return {"object": "list", "data": data, "model": entry.name, "usage": {"prompt_tokens": n, "total_tokens": n}}
