@@ -96,6 +96,18 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
+def app_factory():
+    """`app_factory(served_dir, **ServeConfig fields)` -> a fresh app (own state, own limits)."""
+    return make_app
+
+
+@pytest.fixture(scope="session")
+def server_factory():
+    """`with server_factory(app) as server:` runs uvicorn on 127.0.0.1 at a free port; `server.url`."""
+    return LiveServer
+
+
+@pytest.fixture(scope="session")
 def live_server(served_dir):
     with LiveServer(make_app(served_dir, max_request_mb=1.0)) as server:
         yield server

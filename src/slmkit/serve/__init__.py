@@ -18,7 +18,7 @@ __all__ = ["ENV_API_KEY", "ServeConfig", "create_app", "is_local_host", "serve"]
 def _require_extra():
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart: CSV uploads)
+        import python_multipart  # noqa: F401  (python-multipart: CSV uploads)
         import uvicorn  # noqa: F401
     except ImportError as exc:
         from slmkit.errors import MissingExtraError

@@ -95,7 +95,7 @@ class SummarizeRequest(_Strict):
     model: str | None = Field(default=None, description="built-in model, model folder or fine-tuned run folder")
     method: Literal[METHODS] = "few-shot"  # type: ignore[valid-type]
     language: Literal["auto", "ko", "en"] = "auto"
-    max_new_tokens: int = Field(default=64, ge=1)
+    max_new_tokens: int | None = Field(default=None, ge=1, description="default: 64, or the server's limit if lower")
     num_beams: int = Field(default=1, ge=1, le=8)
     seed: int | None = None
 

@@ -29,7 +29,7 @@ async def start_summarize(
     model: str | None = Form(None),
     method: str = Form("few-shot"),
     language: str = Form("auto"),
-    max_new_tokens: int = Form(64),
+    max_new_tokens: int | None = Form(None),
     seed: int | None = Form(None),
     state: ServerState = Depends(get_state),
 ) -> dict:
@@ -39,6 +39,7 @@ async def start_summarize(
         raise ApiError(400, f"method must be one of {', '.join(_METHODS)}, got {method!r}", param="method")
     if language not in ("auto", "ko", "en"):
         raise ApiError(400, f"language must be auto, ko or en, got {language!r}", param="language")
+    max_new_tokens = max_new_tokens or min(64, state.config.max_new_tokens)
     if not 1 <= max_new_tokens <= state.config.max_new_tokens:
         raise ApiError(400, f"max_new_tokens must be in 1..{state.config.max_new_tokens}, got {max_new_tokens}",
                        param="max_new_tokens")

@@ -42,13 +42,14 @@ def resolve_language(language: str, dialogues: list[str]) -> str:
 @router.post("/summarize", response_model=SummarizeResponse)
 async def summarize(body: SummarizeRequest, state: ServerState = Depends(get_state)) -> dict:
     check_texts(state, body.dialogues, "dialogues")
-    if body.max_new_tokens > state.config.max_new_tokens:
-        raise ApiError(400, f"max_new_tokens={body.max_new_tokens} is over the server's limit of "
+    max_new_tokens = body.max_new_tokens or min(64, state.config.max_new_tokens)
+    if max_new_tokens > state.config.max_new_tokens:
+        raise ApiError(400, f"max_new_tokens={max_new_tokens} is over the server's limit of "
                             f"{state.config.max_new_tokens} (server option --max-new-tokens)", param="max_new_tokens")
     entry = state.lm_entry(body.model)
     language = resolve_language(body.language, body.dialogues)
     seed = state.config.seed if body.seed is None else body.seed
-    key = summarizer_key(entry, body.method, language, body.max_new_tokens, body.num_beams, seed)
+    key = summarizer_key(entry, body.method, language, max_new_tokens, body.num_beams, seed)
     summarizer = await state.run(build, state, key)
     summaries = await state.batcher.submit(key, body.dialogues, summarizer.summarize)
     return {"model": entry.name, "method": body.method, "language": language, "summaries": summaries}
