@@ -42,5 +42,5 @@ def fitted(tiny_causal_dir, en_data, session_cache):
     from slmkit.classify import LMClassifier
 
     texts, y = en_data
-    return LMClassifier(str(tiny_causal_dir), template="Review: {text}\nAnswer:", layers=(1, -1), cv=3,
+    return LMClassifier(str(tiny_causal_dir), template="Review: {text}\nAnswer:", pooling="mean", layers=(1, -1), cv=3,
                         cache=session_cache, random_state=0).fit(texts, y)

@@ -15,6 +15,7 @@ from slmkit.errors import DataError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
 TEXTS = pd.read_csv(EXAMPLES / "sentences_en.csv")["text"].tolist()[:30]
+FIXED = {"template": "{text}", "pooling": "mean", "layers": (-1,)}  # labels, not the configuration search
 
 # (label values per row cycle, file suffix, the labels expected back from a CSV / JSONL round trip)
 CASES = {
@@ -40,7 +41,7 @@ def _write(path: Path, labels: list) -> Path:
 def test_labels_round_trip_through_the_table_api(name, tiny_causal_dir, tmp_path):
     labels, suffix = CASES[name]
     train = _write(tmp_path / f"train{suffix}", labels)
-    config = ClassifyConfig(model=str(tiny_causal_dir), template="{text}", cv=3, cache_dir=None)
+    config = ClassifyConfig(model=str(tiny_causal_dir), **FIXED, cv=3, cache_dir=None)
     clf, _ = fit_classifier(train, tmp_path / "m", config)
     assert clf.classes_.tolist() == sorted(labels)
     saved = json.loads((tmp_path / "m" / "slmkit_config.json").read_text())
@@ -55,7 +56,7 @@ def test_labels_round_trip_through_the_table_api(name, tiny_causal_dir, tmp_path
 
 def test_fractional_labels_become_text_labels(tiny_causal_dir, tmp_path):
     train = _write(tmp_path / "train.jsonl", [0.5, 1.5])
-    config = ClassifyConfig(model=str(tiny_causal_dir), template="{text}", cv=3, cache_dir=None)
+    config = ClassifyConfig(model=str(tiny_causal_dir), **FIXED, cv=3, cache_dir=None)
     clf, _ = fit_classifier(train, tmp_path / "m", config)
     assert clf.classes_.tolist() == ["0.5", "1.5"]
     assert evaluate_table(tmp_path / "m", train, cache_dir=None)["n"] == len(TEXTS)
@@ -63,7 +64,7 @@ def test_fractional_labels_become_text_labels(tiny_causal_dir, tmp_path):
 
 def test_evaluation_matches_int_and_string_spellings_of_a_label(tiny_causal_dir, tmp_path):
     train = _write(tmp_path / "train.jsonl", [0, 1])
-    config = ClassifyConfig(model=str(tiny_causal_dir), template="{text}", cv=3, cache_dir=None)
+    config = ClassifyConfig(model=str(tiny_causal_dir), **FIXED, cv=3, cache_dir=None)
     fit_classifier(train, tmp_path / "m", config)
     as_strings = _write(tmp_path / "test.csv", ["0", "1"])
     same = evaluate_table(tmp_path / "m", train, cache_dir=None)
@@ -73,7 +74,7 @@ def test_evaluation_matches_int_and_string_spellings_of_a_label(tiny_causal_dir,
 @pytest.mark.parametrize("y", [np.array([0, 1, 2] * 10), np.array(["0", "1", "2"] * 10),
                                np.array(["1.0", "2.0", "3.0"] * 10), np.array(["a", "b", "c"] * 10)])
 def test_python_api_keeps_labels_after_save_and_load(y, tiny_causal_dir, cache, tmp_path):
-    clf = LMClassifier(str(tiny_causal_dir), template="{text}", cv=3, cache=cache, random_state=0).fit(TEXTS, y)
+    clf = LMClassifier(str(tiny_causal_dir), **FIXED, cv=3, cache=cache, random_state=0).fit(TEXTS, y)
     clf.save(tmp_path / "m")
     loaded = LMClassifier.load(tmp_path / "m", cache=cache)
     assert loaded.classes_.tolist() == clf.classes_.tolist() == sorted(set(y.tolist()))

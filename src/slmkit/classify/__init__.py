@@ -2,8 +2,9 @@
 
 Example:
     >>> from slmkit.classify import LMClassifier
-    >>> clf = LMClassifier(template="Review: {text}\\nIs the review positive or negative? Answer:")
+    >>> clf = LMClassifier()  # template, pooling and layers chosen by CV on the training data in fit
     >>> clf.fit(texts, labels).predict(["A wonderful, moving film."])
+    >>> clf.auto_.table[clf.auto_.chosen]  # what was chosen, with its CV score
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from slmkit.classify._api import (
                                   predict_table,
 )
 from slmkit.classify._artifact import load_classifier, read_config, save_classifier
+from slmkit.classify._auto import AutoReport
 from slmkit.classify._cache import EmbeddingCache
 from slmkit.classify._classifier import DEFAULT_TEMPLATE, LMClassifier
 from slmkit.classify._curves import LearningCurve, learning_curve, plot_learning_curves, sample_per_class
@@ -30,6 +32,7 @@ from slmkit.classify._zeroshot import ZeroShotClassifier
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "AutoReport",
     "ClassifyConfig",
     "EmbeddingCache",
     "Explanation",

@@ -12,8 +12,9 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score
 
 from slmkit._constants import DEFAULT_MODEL, DEFAULT_SEED
 from slmkit.classify._artifact import load_classifier, save_classifier
+from slmkit.classify._auto import AUTO
 from slmkit.classify._cache import EmbeddingCache
-from slmkit.classify._classifier import DEFAULT_TEMPLATE, LMClassifier
+from slmkit.classify._classifier import LMClassifier
 from slmkit.classify._curves import DEFAULT_SHOTS, learning_curve, plot_learning_curves
 from slmkit.classify._explain import explain
 from slmkit.classify._global import explanation_stability, global_explanation
@@ -28,9 +29,10 @@ class ClassifyConfig:
     """Everything `slmkit classify fit` and `curve` need besides file paths (CLI options map 1:1 to fields)."""
 
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "registry name or local model directory"})
-    template: str = field(default=DEFAULT_TEMPLATE, metadata={"help": "instruction around the text ({text} once)"})
-    pooling: str = field(default="mean", metadata={"help": "mean (exact explanations) or last"})
-    layers: tuple = field(default=(-1,), metadata={"help": "layers to concatenate; floats are depth fractions"})
+    template: str = field(default=AUTO, metadata={"help": "auto (chosen by CV) or an instruction with {text} once"})
+    pooling: str = field(default=AUTO, metadata={"help": "auto (chosen by CV), mean (exact explanations) or last"})
+    layers: tuple | str = field(default=AUTO, metadata={"help": "auto (chosen by CV) or layers to concatenate; "
+                                                                "floats are depth fractions"})
     penalty: str = field(default="l2", metadata={"help": "l2, l1 or elasticnet"})
     cv: int = field(default=5, metadata={"help": "folds used to choose the penalty strength"})
     class_weight: str | None = field(default="balanced", metadata={"help": "balanced or None"})
@@ -41,19 +43,20 @@ class ClassifyConfig:
     cache_dir: str | None = field(default="default", metadata={"help": "embedding cache dir; None: memory only"})
 
     def __post_init__(self) -> None:
-        if self.pooling not in ("mean", "last"):
-            raise ConfigError(f"pooling must be 'mean' or 'last', got {self.pooling!r}")
+        if self.pooling not in (AUTO, "mean", "last"):
+            raise ConfigError(f"pooling must be 'auto', 'mean' or 'last', got {self.pooling!r}")
         if self.penalty not in ("l2", "l1", "elasticnet"):
             raise ConfigError(f"penalty must be 'l2', 'l1' or 'elasticnet', got {self.penalty!r}")
-        if self.template.count("{text}") != 1:
-            raise ConfigError(f"template must contain '{{text}}' exactly once, got {self.template!r}")
+        if self.template != AUTO and self.template.count("{text}") != 1:
+            raise ConfigError(f"template must be 'auto' or contain '{{text}}' exactly once, got {self.template!r}")
         if self.class_weight not in ("balanced", None):
             raise ConfigError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
         if self.cv < 2:
             raise ConfigError(f"cv must be >= 2 (cross-validation folds), got {self.cv}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        self.layers = tuple(self.layers)
+        if self.layers != AUTO:
+            self.layers = tuple(self.layers)
 
     def classifier(self, cache: EmbeddingCache | None = None) -> LMClassifier:
         return LMClassifier(self.model, template=self.template, pooling=self.pooling, layers=self.layers,
@@ -117,7 +120,8 @@ def fit_classifier(train_path, out_dir, config: ClassifyConfig) -> tuple[LMClass
     texts, y = read_labelled(train_path, config.text_column, config.label_column)
     clf = config.classifier().fit(texts, y)
     metrics = {"train": _scores(y, clf.predict(texts)), "C": clf.head_.C_, "fit_seconds": clf.fit_seconds_,
-               "embed_seconds": clf.embed_seconds_, "train_file": str(train_path)}
+               "embed_seconds": clf.embed_seconds_, "select_seconds": clf.select_seconds_,
+               "train_file": str(train_path)}
     save_classifier(clf, out_dir, metrics=metrics, data_fingerprint=fingerprint_file(train_path))
     return clf, metrics
 
@@ -205,7 +209,11 @@ def explain_table(model_dir, input_path, output_html, *, text_column: str = "tex
     explanations = explain(clf, texts, method=method)
     result: dict = {"explanations": [e.to_dict() for e in explanations]}
     global_words = None
-    if train_path is not None:
+    if train_path is not None and clf.embedder_.pooling != "mean":
+        # Word rankings need exact (mean-pooled) contributions; per-text explanations above used occlusion.
+        result["global_skipped"] = (f"global words and stability need mean pooling; this classifier uses "
+                                    f"{clf.embedder_.pooling!r} pooling (refit with pooling='mean' for them)")
+    elif train_path is not None:
         global_words = global_explanation(clf, train_texts)
         result["global"] = global_words
         if n_boot > 1:

@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from slmkit._constants import CONFIG_NAME, METRICS_NAME
+from slmkit.classify._auto import AutoReport
 from slmkit.classify._cache import EmbeddingCache
 from slmkit.classify._classifier import LMClassifier
 from slmkit.data import atomic_open, write_json
@@ -70,6 +71,9 @@ def save_classifier(clf: LMClassifier, directory: str | Path, *, metrics: dict |
     classes = [_jsonable(c) for c in clf.classes_]
     config = {
         "kind": ARTIFACT_KIND, "params": params, "model": clf.embedder_.model_info_,
+        "chosen": {"template": clf.embedder_.template, "pooling": clf.embedder_.pooling,
+                   "layers": _jsonable(clf.embedder_.layers)},
+        "auto": clf.auto_.to_dict() if getattr(clf, "auto_", None) is not None else None,
         "layers_resolved": list(clf.embedder_.layers_), "n_features": int(clf.head_.n_features_in_),
         "classes": classes, "C": clf.head_.C_, "l1_ratio": clf.head_.l1_ratio_, "seed": params["random_state"],
         "data_fingerprint": data_fingerprint, "versions": _versions(),
@@ -117,8 +121,13 @@ def load_classifier(directory: str | Path, *, cache: EmbeddingCache | None = Non
                       f"{config['versions'].get('slmkit')} (this is {slmkit.__version__}); upgrade slmkit",
                       stacklevel=2)
     params = {k: v for k, v in config["params"].items() if k in _PARAMS}
-    params["layers"] = tuple(params["layers"])
+    if isinstance(params["layers"], list):
+        params["layers"] = tuple(params["layers"])
     clf = LMClassifier(**params, cache=cache)
+    # Artifacts from before automatic configuration hold fixed params only; those are then the choice.
+    chosen = config.get("chosen") or {k: params[k] for k in ("template", "pooling", "layers")}
+    clf.template_, clf.pooling_, clf.layers_ = chosen["template"], chosen["pooling"], tuple(chosen["layers"])
+    clf.auto_ = AutoReport(**config["auto"]) if config.get("auto") else None
     clf.embedder_ = clf._make_embedder().fit()
     saved, found = config["model"].get("checksum"), clf.embedder_.model_info_.get("checksum")
     if saved != found:
@@ -137,7 +146,7 @@ def load_classifier(directory: str | Path, *, cache: EmbeddingCache | None = Non
     head.classes_, head.coef_, head.intercept_ = np.asarray(config["classes"]), coef, intercept
     head.n_features_in_, head.C_, head.l1_ratio_ = coef.shape[1], config["C"], config["l1_ratio"]
     clf.head_, clf.classes_ = head, head.classes_
-    clf.embed_seconds_, clf.fit_seconds_ = 0.0, 0.0
+    clf.embed_seconds_, clf.fit_seconds_, clf.select_seconds_ = 0.0, 0.0, 0.0
     return clf
 
 

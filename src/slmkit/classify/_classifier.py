@@ -10,13 +10,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from slmkit._constants import DEFAULT_MODEL
+from slmkit.classify._auto import AUTO, GENERIC_TEMPLATE, AutoReport, Candidate, candidates, select
 from slmkit.classify._cache import EmbeddingCache
-from slmkit.classify._embedder import LMEmbedder, check_texts
+from slmkit.classify._embedder import LMEmbedder, check_texts, n_model_layers
 from slmkit.classify._plr import PLRClassifier, check_label_counts
 from slmkit.errors import DataError
 
-# The paper's finding, and ours on the training folds: an instruction around the text beats the bare text.
-DEFAULT_TEMPLATE = "Text: {text}\nQuestion: What is this text about, and what is its tone?\nAnswer:"
+DEFAULT_TEMPLATE = GENERIC_TEMPLATE  # the instruction "auto" tries first when the labels are not words
 
 
 class LMClassifier(ClassifierMixin, BaseEstimator):
@@ -24,26 +24,31 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
 
     Args:
         model: registry name (`slmkit models list`), local directory or ModelSpec.
-        template: instruction around the text ("{text}" exactly once); a task-specific one helps most, e.g.
+        template: "auto" (default: chosen by CV between an instruction naming the labels, or DEFAULT_TEMPLATE
+            when the labels are numbers, and the bare text) or an instruction with "{text}" exactly once, e.g.
             "Review: {text}\\nIs the review positive or negative? Answer:".
-        pooling: "mean" (exact per-token explanations) or "last".
-        layers: hidden-state indices to concatenate; floats in (0, 1] are depth fractions (0.5 = middle).
+        pooling: "auto" (default: chosen by CV), "mean" (exact per-token explanations) or "last".
+        layers: "auto" (default: middle, last or both, chosen by CV) or hidden-state indices to concatenate;
+            floats in (0, 1] are depth fractions (0.5 = middle).
         penalty, Cs, l1_ratios, cv, class_weight: see PLRClassifier.
         batch_size: texts per forward pass.
-        random_state: seed for the CV folds.
+        random_state: seed for the CV folds (and the configuration search's repeated folds).
         cache: EmbeddingCache shared across estimators (and their clones); default: one in the slmkit cache dir.
 
     Attributes:
         embedder_: the fitted LMEmbedder; head_: the fitted PLRClassifier; classes_: array of shape (n_classes,).
-        fit_seconds_: time spent fitting the head; embed_seconds_: time spent in the LM during fit.
+        template_, pooling_, layers_: the configuration used (the chosen one where a parameter is "auto").
+        auto_: the AutoReport of the configuration search (candidates, CV scores, choice), or None.
+        fit_seconds_: time spent fitting the head; embed_seconds_: time spent in the LM during fit;
+        select_seconds_: time spent choosing the configuration (its forward passes included).
 
     Example:
         >>> clf = LMClassifier(template="Review: {text}\\nSentiment:").fit(texts, labels)
         >>> clf.predict(["What a lovely film."])
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, template: str = DEFAULT_TEMPLATE, pooling: str = "mean",
-                 layers: Sequence[int | float] = (-1,), penalty: str = "l2", Cs=13,
+    def __init__(self, model: str = DEFAULT_MODEL, *, template: str = AUTO, pooling: str = AUTO,
+                 layers: Sequence[int | float] | str = AUTO, penalty: str = "l2", Cs=13,
                  l1_ratios=(0.2, 0.5, 0.8), cv: int = 5, class_weight="balanced", batch_size: int = 16,
                  random_state=None, cache: EmbeddingCache | None = None) -> None:
         self.model = model
@@ -59,9 +64,41 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.cache = cache
 
-    def _make_embedder(self) -> LMEmbedder:
-        return LMEmbedder(self.model, template=self.template, pooling=self.pooling, layers=self.layers,
-                          batch_size=self.batch_size, cache=self.cache)
+    def _make_embedder(self, cache: EmbeddingCache | None = None) -> LMEmbedder:
+        """The embedder of the fitted (or fixed) configuration."""
+        template = getattr(self, "template_", self.template)
+        pooling = getattr(self, "pooling_", self.pooling)
+        layers = getattr(self, "layers_", self.layers)
+        if AUTO in (template, pooling) or (isinstance(layers, str) and layers == AUTO):
+            raise DataError("LMClassifier: template, pooling or layers is 'auto', which fit resolves; call fit "
+                            "first, or give all three explicitly")
+        return LMEmbedder(self.model, template=template, pooling=pooling, layers=layers, batch_size=self.batch_size,
+                          cache=cache if cache is not None else self.cache)
+
+    def _choose(self, texts: list[str], y: np.ndarray, cache: EmbeddingCache) -> AutoReport | None:
+        """Set template_, pooling_ and layers_: the fixed values, or the CV choice among the candidates."""
+        if AUTO not in (self.template, self.pooling) and not (isinstance(self.layers, str) and self.layers == AUTO):
+            self.template_, self.pooling_, self.layers_ = self.template, self.pooling, self.layers
+            return None
+        deep = n_model_layers(cache.model(self.model)) is not None
+        cands = candidates(self.template, self.pooling, self.layers, np.unique(y), deep=deep)
+        # One forward pass per template fills every pooling and layer the candidates need (in the cache).
+        for template in dict.fromkeys(c.template for c in cands):
+            layers = tuple(dict.fromkeys(v for c in cands if c.template == template for v in c.layer_values))
+            wide = LMEmbedder(self.model, template=template, layers=layers, batch_size=self.batch_size,
+                              cache=cache).fit()
+            wide.fill_cache(texts, tuple(dict.fromkeys(c.pooling for c in cands)))
+            self.embed_seconds_ += wide.embed_seconds_
+
+        def features(cand: Candidate) -> np.ndarray:
+            return LMEmbedder(self.model, template=cand.template, pooling=cand.pooling, layers=cand.layer_values,
+                              batch_size=self.batch_size, cache=cache).fit().transform(texts)
+
+        report = select(features, cands, y, n_splits=self.cv, class_weight=self.class_weight,
+                        seed=self.random_state)
+        best = cands[report.chosen]
+        self.template_, self.pooling_, self.layers_ = best.template, best.pooling, best.layer_values
+        return report
 
     def _make_head(self) -> PLRClassifier:
         return PLRClassifier(penalty=self.penalty, Cs=self.Cs, l1_ratios=self.l1_ratios, cv=self.cv,
@@ -79,9 +116,14 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         if len(y) != len(texts):
             raise DataError(f"X has {len(texts)} texts but y has {len(y)} labels; they must match row for row")
         check_label_counts(y)
-        self.embedder_ = self._make_embedder().fit()
+        cache = self.cache if self.cache is not None else EmbeddingCache()
+        self.embed_seconds_ = 0.0
+        start = time.perf_counter()
+        self.auto_ = self._choose(texts, y, cache)
+        self.select_seconds_ = time.perf_counter() - start
+        self.embedder_ = self._make_embedder(cache).fit()
         features = self.embedder_.transform(texts)
-        self.embed_seconds_ = self.embedder_.embed_seconds_
+        self.embed_seconds_ += self.embedder_.embed_seconds_
         start = time.perf_counter()
         self.head_ = self._make_head().fit(features, y)
         self.fit_seconds_ = time.perf_counter() - start

@@ -121,9 +121,32 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         self.n_embedded_ = 0
         return self
 
-    def _namespace(self, layer: int) -> str:
+    def _namespace(self, layer: int, pooling: str | None = None) -> str:
         return namespace_key(kind="embed", checksum=self.model_info_["checksum"], template=self.template,
-                             pooling=self.pooling, layer=layer)
+                             pooling=pooling or self.pooling, layer=layer)
+
+    def fill_cache(self, X, poolings: Sequence[str] = POOLINGS) -> int:
+        """Embed the texts not yet cached under every pooling in `poolings`, one forward pass for all of them.
+
+        Afterwards an LMEmbedder with the same model and template and any of these poolings and a subset of
+        `layers_` reads every text back from the cache. Returns the number of texts embedded.
+        """
+        check_is_fitted(self, "lm_")
+        texts = check_texts(X)
+        poolings = tuple(poolings)
+        spaces = [self._namespace(layer, how) for how in poolings for layer in self.layers_]
+        cached = [self.cache_.get(space, texts) for space in spaces]
+        missing = list(dict.fromkeys(t for i, t in enumerate(texts) if any(c[i] is None for c in cached)))
+        for start_at in range(0, len(missing), _STORE_EVERY):
+            chunk = missing[start_at : start_at + _STORE_EVERY]
+            start = time.perf_counter()
+            vectors = self.lm_.embed(chunk, pooling=poolings, layers=self.layers_, template=self.template,
+                                     batch_size=self.batch_size)
+            self.embed_seconds_ += time.perf_counter() - start
+            self.n_embedded_ += len(chunk)
+            for j, space in enumerate(spaces):
+                self.cache_.put(space, chunk, vectors[:, j * self.hidden_size_ : (j + 1) * self.hidden_size_])
+        return len(missing)
 
     def transform(self, X) -> np.ndarray:
         """Embed texts (cached ones are read back, the rest computed once).

@@ -96,9 +96,9 @@ def explain(clf, texts: Sequence[str], *, labels: Sequence | None = None, method
     if method not in METHODS:
         raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
     if method == "auto":
-        method = "exact" if clf.pooling == "mean" else "occlusion"
-    if method == "exact" and clf.pooling != "mean":
-        raise ConfigError(f"exact contributions need pooling='mean' (this classifier uses {clf.pooling!r}); "
+        method = "exact" if clf.embedder_.pooling == "mean" else "occlusion"
+    if method == "exact" and clf.embedder_.pooling != "mean":
+        raise ConfigError(f"exact contributions need pooling='mean' (this classifier uses {clf.embedder_.pooling!r}); "
                           "use method='occlusion'")
     proba = clf.predict_proba(texts)
     if labels is None:

@@ -45,7 +45,7 @@ def global_explanation(clf, texts: Sequence[str], *, top_k: int = 15, min_count:
         label -> list of {"word", "mean", "count"} sorted by mean contribution, largest first.
     """
     check_is_fitted(clf, "head_")
-    if clf.pooling != "mean":
+    if clf.embedder_.pooling != "mean":
         raise ConfigError("global explanations use exact contributions and need pooling='mean'")
     texts = check_texts(texts)
     shares = token_shares(clf, texts)
@@ -95,7 +95,7 @@ def explanation_stability(clf, train_texts: Sequence[str], y, eval_texts: Sequen
     computed once, because a contribution is linear in the head's weights.
     """
     check_is_fitted(clf, "head_")
-    if clf.pooling != "mean":
+    if clf.embedder_.pooling != "mean":
         raise ConfigError("explanation stability uses exact contributions and needs pooling='mean'")
     if n_boot < 2:
         raise ConfigError(f"n_boot must be >= 2, got {n_boot}")

@@ -25,11 +25,13 @@ def _artifact(model_dir: Path) -> list[Path]:
     return [model_dir / name for name in ARTIFACT_FILES]
 
 
-def _layers(value: str) -> tuple:
+def _layers(value: str) -> tuple | str:
+    if value.strip() == "auto":
+        return "auto"
     try:
         return tuple(float(v) if "." in v else int(v) for v in value.split(","))
     except ValueError as exc:
-        raise ConfigError(f"--layers must be comma-separated ints or depth fractions (e.g. -1 or 0.5,-1), "
+        raise ConfigError(f"--layers must be auto or comma-separated ints or depth fractions (e.g. -1 or 0.5,-1), "
                           f"got {value!r}") from exc
 
 
@@ -58,9 +60,11 @@ def fit_cmd(
     train: Path = typer.Option(..., "--train", help="Labelled table (CSV, TSV, JSONL or Parquet)."),
     out: Path = typer.Option(..., "--out", help="Artifact directory to write."),
     model: str = typer.Option("gemma3-270m", "--model", help="Registry name or local model directory."),
-    template: str = typer.Option(None, "--template", help="Instruction around the text, with {text} once."),
-    pooling: str = typer.Option("mean", "--pooling", help="mean or last."),
-    layers: str = typer.Option("-1", "--layers", help="Layers to concatenate, e.g. -1 or 0.5,-1."),
+    template: str = typer.Option(None, "--template", help="auto (default: chosen by CV on the training table) or "
+                                 "an instruction around the text, with {text} once."),
+    pooling: str = typer.Option("auto", "--pooling", help="auto (chosen by CV), mean or last."),
+    layers: str = typer.Option("auto", "--layers", help="auto (chosen by CV) or layers to concatenate, e.g. -1 "
+                               "or 0.5,-1."),
     penalty: str = typer.Option("l2", "--penalty", help="l2, l1 or elasticnet."),
     cv: int = typer.Option(5, "--cv", help="Folds used to choose the penalty strength."),
     text_column: str = TEXT_COLUMN,
@@ -78,6 +82,10 @@ def fit_cmd(
     clf, metrics = fit_classifier(train, out, config)
     outputs.record()
     _print_scores(f"fitted {len(clf.classes_)} classes, C={clf.head_.C_:.3g} -> {out}", metrics["train"])
+    if clf.auto_ is not None:
+        row = clf.auto_.table[clf.auto_.chosen]
+        typer.echo(f"chosen by {clf.auto_.n_repeats}x{clf.auto_.n_splits}-fold CV: {row['template']} template, "
+                   f"{row['pooling']} pooling, {row['layers']} layer(s) (all candidates in {out}/slmkit_config.json)")
 
 
 @app.command("predict")
@@ -137,9 +145,11 @@ def curve_cmd(
     shots: str = typer.Option("4,8,16,32,64,128", "--shots", help="Examples per class, comma-separated."),
     draws: int = typer.Option(5, "--draws", help="Random draws per budget."),
     model: str = typer.Option("gemma3-270m", "--model", help="Registry name or local model directory."),
-    template: str = typer.Option(None, "--template", help="Instruction around the text, with {text} once."),
-    pooling: str = typer.Option("mean", "--pooling", help="mean or last."),
-    layers: str = typer.Option("-1", "--layers", help="Layers to concatenate, e.g. -1 or 0.5,-1."),
+    template: str = typer.Option(None, "--template", help="auto (default: chosen by CV on the training table) or "
+                                 "an instruction around the text, with {text} once."),
+    pooling: str = typer.Option("auto", "--pooling", help="auto (chosen by CV), mean or last."),
+    layers: str = typer.Option("auto", "--layers", help="auto (chosen by CV) or layers to concatenate, e.g. -1 "
+                               "or 0.5,-1."),
     penalty: str = typer.Option("l2", "--penalty", help="l2, l1 or elasticnet."),
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
@@ -197,6 +207,8 @@ def explain_cmd(
                            cache_dir=cache_dir)
     outputs.record()
     typer.echo(f"explained {len(result['explanations'])} texts -> {output}")
+    if "global_skipped" in result:
+        typer.echo(f"note: {result['global_skipped']}")
     if "stability" in result:
         s = result["stability"]
         typer.echo(f"stability over {s['n_boot']} re-fits: Spearman {s['spearman_mean']:.3f}, "

@@ -87,8 +87,11 @@ class LanguageModel(abc.ABC):
     ) -> np.ndarray:
         """Embed texts, each wrapped in `template` ("{text}" marks where the text goes).
 
+        `pooling` may be a sequence ("mean", "last"): every pooling comes out of the same forward pass, blocks
+        ordered pooling-major, then by layer.
+
         Returns:
-            float32 array of shape (n_texts, hidden_size * len(layers)).
+            float32 array of shape (n_texts, hidden_size * len(layers) * n_poolings).
         """
 
     @abc.abstractmethod
@@ -145,13 +148,16 @@ def resolve_params(params: GenerationParams | None, overrides: dict) -> Generati
     return params
 
 
-def check_embed_args(pooling: str, layers: Sequence[int], template: str) -> None:
-    if pooling not in POOLINGS:
-        raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+def check_embed_args(pooling: str | Sequence[str], layers: Sequence[int], template: str) -> tuple[str, ...]:
+    """Validate `embed`'s arguments; returns the poolings as a tuple (one string or several from one pass)."""
+    poolings = (pooling,) if isinstance(pooling, str) else tuple(pooling)
+    if not poolings or any(p not in POOLINGS for p in poolings):
+        raise ConfigError(f"pooling must be one of {POOLINGS} (or a sequence of them), got {pooling!r}")
     if not layers:
         raise ConfigError("layers must name at least one layer (e.g. [-1] for the last)")
     if template.count("{text}") != 1:
         raise ConfigError(f"template must contain '{{text}}' exactly once, got {template!r}")
+    return poolings
 
 
 def format_template(template: str, text: str) -> str:

@@ -92,7 +92,7 @@ class LlamaCppLM(LanguageModel):
     def embed(
         self, texts, *, pooling="mean", layers=(-1,), template="{text}", batch_size=16, normalize=False, progress=False
     ) -> np.ndarray:
-        check_embed_args(pooling, layers, template)
+        poolings = check_embed_args(pooling, layers, template)
         if list(layers) != [-1]:
             raise ConfigError(f"llama.cpp exposes only the last layer; got layers={list(layers)} (use transformers)")
         if self._emb is None:
@@ -101,7 +101,8 @@ class LlamaCppLM(LanguageModel):
         for text in texts:
             states = np.asarray(self._emb.embed(format_template(template, text)), dtype=np.float32)
             # Skip BOS in mean pooling, as the transformers backend does (it is an attention sink).
-            vec = states[1:].mean(0) if pooling == "mean" and len(states) > 1 else states[-1]
+            vec = np.concatenate([states[1:].mean(0) if how == "mean" and len(states) > 1 else states[-1]
+                                  for how in poolings])
             out.append(vec / np.linalg.norm(vec) if normalize else vec)
         return np.stack(out).astype(np.float32)
 

@@ -127,7 +127,7 @@ class TransformersLM(LanguageModel):
     def embed(
         self, texts, *, pooling="mean", layers=(-1,), template="{text}", batch_size=16, normalize=False, progress=False
     ) -> np.ndarray:
-        check_embed_args(pooling, layers, template)
+        poolings = check_embed_args(pooling, layers, template)
         ids = self._encode([format_template(template, t) for t in texts])
         out: list[np.ndarray | None] = [None] * len(ids)
         with self._progress(len(ids), "embed", progress) as bar:
@@ -137,19 +137,20 @@ class TransformersLM(LanguageModel):
                 pool = self._pool_mask(input_ids, mask).unsqueeze(-1).float()
                 last = mask.sum(1) - 1
                 feats = []
-                for layer in layers:
-                    h = states[layer].float()
-                    if pooling == "mean":
-                        feats.append((h * pool).sum(1) / pool.sum(1).clamp(min=1))
-                    else:
-                        feats.append(h[torch.arange(h.shape[0]), last])
+                for how in poolings:
+                    for layer in layers:
+                        h = states[layer].float()
+                        if how == "mean":
+                            feats.append((h * pool).sum(1) / pool.sum(1).clamp(min=1))
+                        else:
+                            feats.append(h[torch.arange(h.shape[0]), last])
                 vec = torch.cat(feats, dim=-1)
                 if normalize:
                     vec = torch.nn.functional.normalize(vec, dim=-1)
                 for row, i in enumerate(batch):
                     out[i] = vec[row].numpy()
                 bar.update(len(batch))
-        dim = self.model.config.hidden_size * len(layers)
+        dim = self.model.config.hidden_size * len(layers) * len(poolings)
         return np.stack(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
 
     @torch.no_grad()
