@@ -22,7 +22,8 @@ def serve_cmd(
     max_batch: int = typer.Option(64, "--max-batch", help="Most texts per request."),
     max_text_chars: int = typer.Option(20_000, "--max-text-chars", help="Longest text, dialogue or prompt."),
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Most new tokens one request may ask for."),
-    batch_wait_ms: float = typer.Option(2.0, "--batch-wait-ms", help="Micro-batching window for concurrent requests."),
+    batch_wait_ms: float = typer.Option(0.0, "--batch-wait-ms", help="Extra wait for concurrent requests to join a "
+                                                                      "model call (0: take what queued meanwhile)."),
     max_micro_batch: int = typer.Option(32, "--max-micro-batch", help="Most texts per model call; 1 turns "
                                                                        "micro-batching off."),
     jobs_dir: Path = typer.Option(None, "--jobs-dir", help="Where background jobs keep files (default: a temp dir)."),

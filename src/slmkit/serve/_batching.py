@@ -51,7 +51,7 @@ class MicroBatcher:
         max_items: most items per call; 1 means every request is its own call (micro-batching off).
     """
 
-    def __init__(self, executor: ThreadPoolExecutor, *, wait_s: float = 0.002, max_items: int = 32) -> None:
+    def __init__(self, executor: ThreadPoolExecutor, *, wait_s: float = 0.0, max_items: int = 32) -> None:
         self.executor, self.wait_s, self.max_items = executor, wait_s, max_items
         self.stats = BatchStats()
         self._queues: OrderedDict[Hashable, list[_Pending]] = OrderedDict()

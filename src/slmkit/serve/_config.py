@@ -36,7 +36,8 @@ class ServeConfig:
         max_batch: most texts (or dialogues, messages) in one request.
         max_text_chars: longest single text, dialogue or prompt.
         max_new_tokens: most tokens one generation request may ask for.
-        batch_wait_ms: how long a model call waits for more concurrent requests to join it.
+        batch_wait_ms: how long a model call waits for more concurrent requests to join it; 0 (default): no
+            wait, a call takes whatever queued while the previous one ran.
         max_micro_batch: most texts in one micro-batched model call; 1 turns micro-batching off
             (one request per model call).
         jobs_dir: where background jobs keep uploads and results; None: a temporary folder.
@@ -52,7 +53,7 @@ class ServeConfig:
     max_batch: int = field(default=64, metadata={"help": "most texts per request"})
     max_text_chars: int = field(default=20_000, metadata={"help": "longest text per item"})
     max_new_tokens: int = field(default=512, metadata={"help": "most new tokens per generation"})
-    batch_wait_ms: float = field(default=2.0, metadata={"help": "micro-batching window"})
+    batch_wait_ms: float = field(default=0.0, metadata={"help": "micro-batching window"})
     max_micro_batch: int = field(default=32, metadata={"help": "most texts per model call (1: off)"})
     jobs_dir: str | None = field(default=None, metadata={"help": "folder for background job files"})
     seed: int = field(default=DEFAULT_SEED, metadata={"help": "default generation seed"})
