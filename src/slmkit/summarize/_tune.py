@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -267,7 +268,9 @@ def _plots(optuna, study, prefix: Path) -> None:
         plots["importance"] = optuna.visualization.matplotlib.plot_param_importances
     for name, plot in plots.items():
         try:
-            ax = plot(study)
+            with warnings.catch_warnings():  # Optuna flags its matplotlib plots as experimental on every call
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                ax = plot(study)
         except (ValueError, RuntimeError) as exc:  # e.g. importances of a parameter that never varied
             logger.info("no %s plot: %s", name, exc)
             continue

@@ -425,7 +425,8 @@ def _plot_history(run_dir: Path, history: list[dict]) -> None:
         ax.plot([h["step"] for h in evals], [h["eval_loss"] for h in evals], "o-", label="eval loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats / target token)")
-    ax.legend()
+    if train or evals:  # a run shorter than one logging interval has nothing to label
+        ax.legend()
     if extra:
         ax2 = axes[0][1]
         for key in extra:
