@@ -91,7 +91,8 @@ def test_choice_and_cv_scores_are_recorded_in_the_artifact(tiny_causal_dir, en_d
     assert saved["params"]["template"] == "auto"
     assert saved["chosen"]["template"] == clf.template_ and saved["chosen"]["pooling"] == clf.pooling_
     assert saved["auto"]["chosen"] == clf.auto_.chosen and saved["auto"]["metric"] == "neg_log_loss"
-    assert all({"cv_mean", "cv_se", "C"} <= set(row) for row in saved["auto"]["table"])
+    keys = {"cv_mean", "cv_se", "C", "template_text", "layer_values"}
+    assert all(keys <= set(row) for row in saved["auto"]["table"])
     loaded = LMClassifier.load(tmp_path / "m", cache=cache)
     assert (loaded.template_, loaded.pooling_) == (clf.template_, clf.pooling_)
     assert loaded.auto_.table == clf.auto_.table

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from sklearn import config_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
-from slmkit.classify._plr import DEFAULT_C_RANGE
 from slmkit.errors import ConfigError
 
 AUTO = "auto"
@@ -30,7 +30,9 @@ PLAIN_TEMPLATE = "{text}"
 POOLINGS = ("mean", "last")
 LAYER_SETS = {"last": (-1,), "middle": (0.5,), "middle+last": (0.5, -1)}
 MAX_LABELS_IN_TEMPLATE = 8  # beyond this the instruction gets long (every pass pays for it): use the generic one
-SELECTION_CS = 5  # a coarser C grid than the final fit's (13), warm-started: enough to rank candidates
+# A coarser C grid than the final fit's (13 values from 1e-5), warm-started: enough to rank candidates, and the
+# strongest penalties (which predict little more than the class prior) never decide a ranking.
+SELECTION_C_GRID = np.logspace(-3.5, 1.0, 4)
 
 
 def _is_number(text: str) -> bool:
@@ -111,19 +113,20 @@ class AutoReport:
 
 
 def fold_scores(X: np.ndarray, codes: np.ndarray, folds: list, *, class_weight, seed) -> np.ndarray:
-    """Held-out log-likelihood (negative log-loss) per fold and C, array of shape (n_folds, SELECTION_CS).
+    """Held-out log-likelihood (negative log-loss) per fold and C, array of shape (n_folds, n_C).
 
     The L2 head of PLRClassifier on standardised features, warm-started along the C grid; log-loss is computed
     directly because sklearn's scorer checks cost more than these small fits.
     """
     Xs = StandardScaler().fit_transform(X)
-    scores = np.zeros((len(folds), SELECTION_CS))
-    with warnings.catch_warnings():
+    scores = np.zeros((len(folds), len(SELECTION_C_GRID)))
+    # Hundreds of small fits: sklearn's per-call checks would cost more than the fits (inputs checked above).
+    with warnings.catch_warnings(), config_context(skip_parameter_validation=True, assume_finite=True):
         warnings.simplefilter("ignore", ConvergenceWarning)
         for i, (train, test) in enumerate(folds):
             model = LogisticRegression(class_weight=class_weight, tol=1e-3, max_iter=200, warm_start=True,
                                        random_state=seed)
-            for j, C in enumerate(np.logspace(*DEFAULT_C_RANGE, SELECTION_CS)):
+            for j, C in enumerate(SELECTION_C_GRID):
                 model.set_params(C=C).fit(Xs[train], codes[train])
                 proba = np.clip(model.predict_proba(Xs[test]), 1e-15, 1.0)
                 scores[i, j] = np.log(proba[np.arange(len(test)), np.searchsorted(model.classes_, codes[test])]).mean()
@@ -134,8 +137,7 @@ def _summary(scores: np.ndarray) -> tuple[float, float, float]:
     """(mean, standard error, C) at the C whose mean over folds is best."""
     best = int(scores.mean(axis=0).argmax())
     column = scores[:, best]
-    return float(column.mean()), float(column.std(ddof=1) / np.sqrt(len(column))), float(
-        np.logspace(*DEFAULT_C_RANGE, SELECTION_CS)[best])
+    return float(column.mean()), float(column.std(ddof=1) / np.sqrt(len(column))), float(SELECTION_C_GRID[best])
 
 
 def one_se_choice(means: np.ndarray, ses: np.ndarray) -> int:
@@ -172,7 +174,8 @@ def select(features, cands: Sequence[Candidate], y, *, n_splits: int = 5, n_repe
             scores[i] = np.vstack([scores[i], fold_scores(features(cand), codes, rest, **kwargs)])
             summaries[i] = _summary(scores[i])
     table = [{"template": c.template_kind, "pooling": c.pooling, "layers": c.layers, "cv_mean": round(m, 5),
-              "cv_se": round(se, 5), "C": C, "n_folds": len(s)}
+              "cv_se": round(se, 5), "C": C, "n_folds": len(s), "template_text": c.template,
+              "layer_values": list(c.layer_values)}
              for c, (m, se, C), s in zip(cands, summaries, scores)]
     # Only candidates scored on every repetition compete (the others were clearly worse on the first one).
     full = np.array([row["n_folds"] == len(folds) for row in table])
