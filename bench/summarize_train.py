@@ -65,6 +65,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     results_path = Path(args.out) / "summarize_train.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if args.report_only:
+        _write_table(results, Path(args.out) / "summarize_train_table.md")
+        _plot(results, Path(args.out) / "summarize_train.png")
+        return
     results["meta"] = _meta(args)
     results.setdefault("runs", {})
     sets = _load_sets(Path(args.data))
@@ -84,6 +88,7 @@ def main() -> None:
             results["runs"][name] = _train_and_eval(name, spec, sets, args, Path(args.out))
         write_json(results_path, results)
     _write_table(results, Path(args.out) / "summarize_train_table.md")
+    _plot(results, Path(args.out) / "summarize_train.png")
 
 
 def _parse() -> argparse.Namespace:
@@ -93,6 +98,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--stages", nargs="*", help=f"subset of {', '.join(STAGES)}")
     parser.add_argument("--redo", action="store_true", help="re-measure stages already in the JSON")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report-only", action="store_true", help="rewrite the table and plot from the JSON")
     return parser.parse_args()
 
 
@@ -236,6 +242,8 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         "mean_summary_tokens": round(n_tokens / max(1, len(preds)), 1),
         "base_checksum": info.get("base_checksum"),
         "versions": info.get("versions"),
+        # timings depend on the thread count and on what else ran; record it per stage
+        "threads": os.environ.get("SLMKIT_NUM_THREADS"),
     }
 
 
@@ -323,7 +331,7 @@ def _meta(args) -> dict:
     import importlib.metadata as md
 
     return {
-        "command": "python bench/summarize_train.py " + " ".join(f"--stages {s}" for s in (args.stages or [])),
+        "command": "python bench/summarize_train.py" + (" --stages " + " ".join(args.stages) if args.stages else ""),
         "seed": args.seed,
         "machine": {
             "cpus": os.cpu_count(),
@@ -390,6 +398,49 @@ def _write_table(results: dict, path: Path) -> None:
 
     with atomic_open(path) as handle:
         handle.write("\n".join(lines) + "\n")
+
+
+def _plot(results: dict, path: Path) -> None:
+    """Left: every scored run and baseline with its 95% interval. Right: the Korean data-size curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = {k: r for k, r in results.get("runs", {}).items() if "scores" in r}
+    bars = [(f"{r['lang']} {k}", r["scores"], "#246") for k, r in runs.items()]
+    bars += [
+        (k.replace(": ", " "), b, "#999")
+        for k, b in results.get("baselines", {}).items()
+        if k.startswith(("ko_eval", "en_eval"))
+    ]
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(13, 0.35 * len(bars) + 2), gridspec_kw={"width_ratios": [2, 1]}
+    )
+    for y, (_, sc, color) in enumerate(bars):
+        lo, hi = sc["final_ci95"]
+        left.errorbar(sc["final"], y, xerr=[[sc["final"] - lo], [hi - sc["final"]]], fmt="o", capsize=3, color=color)
+    left.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
+    left.axvline(32, ls=":", color="#c33", label="Korean target 32")
+    left.set_xlabel("final = mean ROUGE-1/2/L F1 x 100 (95% CI); grey: baselines")
+    left.legend(fontsize=8)
+    curve = sorted(
+        (r["train"]["n_train_rows"], r["scores"])
+        for k, r in runs.items()
+        if k in ("ko_lora", "ko_lora_100", "ko_lora_200")
+    )
+    if curve:
+        xs = [n for n, _ in curve]
+        means = [sc["final"] for _, sc in curve]
+        low = [sc["final"] - sc["final_ci95"][0] for _, sc in curve]
+        high = [sc["final_ci95"][1] - sc["final"] for _, sc in curve]
+        right.errorbar(xs, means, yerr=[low, high], capsize=3, fmt="o-")
+        right.set_xticks(xs)
+    right.set_xlabel("Korean training rows (LoRA, default recipe)")
+    right.set_ylabel("final on the last 100 dev rows")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
