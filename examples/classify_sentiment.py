@@ -21,9 +21,11 @@ OUT = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(tempfile.gettempdir()) / 
 def main() -> None:
     frame = read_table(DATA, required=["label"], text_columns=["text"])
     train, test = frame.iloc[::2], frame.iloc[1::2]  # 10 labelled sentences per class
-    template = "Review: {text}\nIs this review positive or negative? Answer:"
-    clf = LMClassifier(MODEL, template=template, random_state=0)
+    # Template, pooling and layers are chosen by cross-validation on the training rows (template="auto" ...).
+    clf = LMClassifier(MODEL, random_state=0)
     clf.fit(train["text"].tolist(), train["label"].tolist())
+    chosen = clf.auto_.table[clf.auto_.chosen]
+    print(f"chosen: {chosen['template']} template, {chosen['pooling']} pooling, layers {chosen['layers']}")
     accuracy = clf.score(test["text"].tolist(), test["label"].tolist())
     print(f"held-out accuracy with {len(train)} labels: {accuracy:.2f}")
     explanations = explain(clf, test["text"].tolist()[:6])

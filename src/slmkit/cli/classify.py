@@ -85,7 +85,7 @@ def fit_cmd(
     if clf.auto_ is not None:
         row = clf.auto_.table[clf.auto_.chosen]
         typer.echo(f"chosen by {clf.auto_.n_repeats}x{clf.auto_.n_splits}-fold CV: {row['template']} template, "
-                   f"{row['pooling']} pooling, {row['layers']} layer(s) (all candidates in {out}/slmkit_config.json)")
+                   f"{row['pooling']} pooling, layers: {row['layers']} (all candidates in {out}/slmkit_config.json)")
 
 
 @app.command("predict")
