@@ -19,6 +19,11 @@ def enable(on: bool = True) -> None:
     _enabled = on
 
 
+def showing() -> bool:
+    """Whether this process shows status lines and progress bars (true under the CLI)."""
+    return _enabled
+
+
 @contextmanager
 def status(message: str):
     """Print `message…` on stderr, then `message: done in N s` (or nothing more if the block raised)."""

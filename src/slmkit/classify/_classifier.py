@@ -94,8 +94,11 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
             return LMEmbedder(self.model, template=cand.template, pooling=cand.pooling, layers=cand.layer_values,
                               batch_size=self.batch_size, cache=cache).fit().transform(texts)
 
-        report = select(features, cands, y, n_splits=self.cv, class_weight=self.class_weight,
-                        seed=self.random_state)
+        from slmkit._status import status
+
+        with status(f"choosing template, pooling and layers by cross-validation ({len(cands)} candidates)"):
+            report = select(features, cands, y, n_splits=self.cv, class_weight=self.class_weight,
+                            seed=self.random_state)
         best = cands[report.chosen]
         self.template_, self.pooling_, self.layers_ = best.template, best.pooling, best.layer_values
         return report

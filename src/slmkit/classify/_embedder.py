@@ -15,7 +15,7 @@ from slmkit.errors import ConfigError, DataError
 from slmkit.models import LanguageModel
 
 POOLINGS = ("mean", "last")
-_STORE_EVERY = 256  # texts embedded between cache writes
+_STORE_EVERY = 64  # texts embedded between cache writes (and progress-bar updates)
 
 
 def check_texts(X, where: str = "X") -> list[str]:
@@ -137,8 +137,7 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         spaces = [self._namespace(layer, how) for how in poolings for layer in self.layers_]
         cached = [self.cache_.get(space, texts) for space in spaces]
         missing = list(dict.fromkeys(t for i, t in enumerate(texts) if any(c[i] is None for c in cached)))
-        for start_at in range(0, len(missing), _STORE_EVERY):
-            chunk = missing[start_at : start_at + _STORE_EVERY]
+        for chunk in _chunks(missing):
             start = time.perf_counter()
             vectors = self.lm_.embed(chunk, pooling=poolings, layers=self.layers_, template=self.template,
                                      batch_size=self.batch_size)
@@ -166,8 +165,7 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         self.cache_.misses += len(missing)
         fresh: dict[str, np.ndarray] = {}
         # Chunks are stored as they finish, so an interrupted run over thousands of texts keeps its work.
-        for start_at in range(0, len(missing), _STORE_EVERY):
-            chunk = missing[start_at : start_at + _STORE_EVERY]
+        for chunk in _chunks(missing):
             start = time.perf_counter()
             # One forward pass gives every layer; each is stored on its own so other layer sets reuse it.
             vectors = self.lm_.embed(chunk, pooling=self.pooling, layers=self.layers_, template=self.template,
@@ -196,3 +194,16 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.requires_fit = True
         return tags
+
+
+def _chunks(texts: list[str]):
+    """`texts` in slices of _STORE_EVERY, under a progress bar when the CLI shows progress (library calls and
+    benchmarks stay quiet: they embed thousands of small sets)."""
+    from tqdm.auto import tqdm
+
+    from slmkit._status import showing
+
+    with tqdm(total=len(texts), desc="embedding texts", unit="text", disable=not (showing() and texts)) as bar:
+        for start in range(0, len(texts), _STORE_EVERY):
+            yield texts[start : start + _STORE_EVERY]
+            bar.update(min(_STORE_EVERY, len(texts) - start))
