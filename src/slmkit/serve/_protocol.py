@@ -33,10 +33,10 @@ class _Strict(BaseModel):
 # ---- OpenAI-compatible ------------------------------------------------------------------------------------
 
 
-class CompletionRequest(_Lenient):
+class _Sampling(_Lenient):
+    """What both completion endpoints share: the model and OpenAI's sampling fields."""
+
     model: str
-    prompt: str | list[str]
-    max_tokens: int | None = Field(default=16, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
@@ -44,14 +44,15 @@ class CompletionRequest(_Lenient):
     stop: str | list[str] | None = None
     seed: int | None = None
 
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+    max_tokens: int | None = Field(default=16, ge=1)
+
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value):
-        if isinstance(value, str):
-            value = [value]
-        if not value:
-            raise ValueError("prompt is an empty list; give at least one prompt")
-        return _check_items(value, "prompts")
+        return _text_list(value, "prompts", "prompt is an empty list; give at least one prompt")
 
 
 class ChatMessage(_Lenient):
@@ -59,17 +60,10 @@ class ChatMessage(_Lenient):
     content: str
 
 
-class ChatCompletionRequest(_Lenient):
-    model: str
+class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
-    stream: bool = False
-    stop: str | list[str] | None = None
-    seed: int | None = None
 
 
 class EmbeddingRequest(_Lenient):
@@ -80,11 +74,16 @@ class EmbeddingRequest(_Lenient):
     @field_validator("input")
     @classmethod
     def _input(cls, value):
-        if isinstance(value, str):
-            value = [value]
-        if not value:
-            raise ValueError("input is an empty list; give at least one text")
-        return _check_items(value, "input")
+        return _text_list(value, "input", "input is an empty list; give at least one text")
+
+
+def _text_list(value: str | list[str], what: str, empty: str) -> list[str]:
+    """OpenAI accepts one string or a list of them: always a non-empty list of non-blank strings here."""
+    if isinstance(value, str):
+        value = [value]
+    if not value:
+        raise ValueError(empty)
+    return _check_items(value, what)
 
 
 # ---- slmkit jobs --------------------------------------------------------------------------------------------
