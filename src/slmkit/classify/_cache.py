@@ -42,7 +42,8 @@ class EmbeddingCache:
 
     Args:
         directory: where `embeddings.sqlite` lives; default `<slmkit cache dir>/classify`. `None` and
-            `":memory:"` keep vectors in memory only (tests).
+            `":memory:"` keep vectors in memory only (tests, the server).
+        max_items: keep at most this many vectors, dropping the oldest (None: no bound).
         load_options: forwarded to `slmkit.models.load_model` (e.g. `num_threads`).
 
     Example:
@@ -50,10 +51,14 @@ class EmbeddingCache:
         >>> clf = LMClassifier(model="gemma3-270m", cache=cache)
     """
 
-    def __init__(self, directory: str | Path | None = "default", **load_options) -> None:
+    def __init__(self, directory: str | Path | None = "default", *, max_items: int | None = None,
+                 **load_options) -> None:
         if directory == "default":
             directory = cache_dir() / "classify"
+        if max_items is not None and max_items < 1:
+            raise ValueError(f"EmbeddingCache: max_items must be >= 1 or None, got {max_items}")
         self.directory = None if directory in (None, ":memory:") else Path(directory)
+        self.max_items = max_items
         self.load_options = load_options
         self._models: dict[str, LanguageModel] = {}
         self._lock = threading.Lock()
@@ -126,6 +131,13 @@ class EmbeddingCache:
             conn = self._connection()
             with conn:
                 conn.executemany("INSERT OR REPLACE INTO vectors (key, value) VALUES (?, ?)", rows)
+                if self.max_items is not None:  # a long-running server must not grow without bound
+                    excess = conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] - self.max_items
+                    if excess > 0:  # oldest first: rowids grow with insertion
+                        conn.execute(
+                            "DELETE FROM vectors WHERE rowid IN (SELECT rowid FROM vectors ORDER BY rowid LIMIT ?)",
+                            (excess,),
+                        )
 
     def get_or_compute(self, namespace: str, texts: Sequence[str],
                        compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:

@@ -19,6 +19,9 @@ from slmkit.serve._registry import ApiError, Entry, Registry
 logger = logging.getLogger(__name__)
 
 LM_KINDS = ("builtin", "model", "run")
+# Embeddings a served classifier keeps in memory (repeated texts skip the model); bounded because a server runs
+# for days: 20,000 vectors of one 640-wide layer are ~50 MB.
+SERVED_VECTORS = 20_000
 
 
 class ServerState:
@@ -72,7 +75,7 @@ class ServerState:
         from slmkit.classify import EmbeddingCache, load_classifier
 
         return self.cached(("classifier", entry.target),
-                           lambda: load_classifier(entry.target, cache=EmbeddingCache(None)))
+                           lambda: load_classifier(entry.target, cache=EmbeddingCache(None, max_items=SERVED_VECTORS)))
 
     def scorer(self, entry: Entry):
         from slmkit.quality import load_scorer
