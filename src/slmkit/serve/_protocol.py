@@ -7,9 +7,9 @@ the official clients work unchanged; unknown OpenAI fields are accepted and igno
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from slmkit.summarize import METHODS
 
@@ -19,6 +19,15 @@ def _check_items(values: list[str], what: str) -> list[str]:
         if not value.strip():
             raise ValueError(f"{what}[{i}] is empty or only whitespace")
     return values
+
+
+def _non_blank(what: str):
+    """A list of strings none of which is empty or only whitespace (the error names `what[i]`)."""
+    return Annotated[list[str], AfterValidator(lambda values: _check_items(values, what))]
+
+
+Dialogues = _non_blank("dialogues")
+Texts = _non_blank("texts")
 
 
 class _Lenient(BaseModel):
@@ -90,7 +99,7 @@ def _text_list(value: str | list[str], what: str, empty: str) -> list[str]:
 
 
 class SummarizeRequest(_Strict):
-    dialogues: list[str] = Field(min_length=1, description="dialogues, one turn per line ('#Person1#: ...')")
+    dialogues: Dialogues = Field(min_length=1, description="dialogues, one turn per line ('#Person1#: ...')")
     model: str | None = Field(default=None, description="built-in model, model folder or fine-tuned run folder")
     method: Literal[METHODS] = "few-shot"  # type: ignore[valid-type]
     language: Literal["auto", "ko", "en"] = "auto"
@@ -98,32 +107,17 @@ class SummarizeRequest(_Strict):
     num_beams: int = Field(default=1, ge=1, le=8)
     seed: int | None = None
 
-    @field_validator("dialogues")
-    @classmethod
-    def _dialogues(cls, value):
-        return _check_items(value, "dialogues")
-
 
 class ClassifyRequest(_Strict):
     model: str = Field(description="classifier artifact folder (relative to the served directory)")
-    texts: list[str] = Field(min_length=1)
+    texts: Texts = Field(min_length=1)
     explain: bool = Field(default=False, description="add per-word contributions to the predicted label")
     explain_method: Literal["auto", "exact", "occlusion"] = "auto"
-
-    @field_validator("texts")
-    @classmethod
-    def _texts(cls, value):
-        return _check_items(value, "texts")
 
 
 class QualityScoreRequest(_Strict):
     model: str = Field(description="quality scorer folder (relative to the served directory)")
-    texts: list[str] = Field(min_length=1)
-
-    @field_validator("texts")
-    @classmethod
-    def _texts(cls, value):
-        return _check_items(value, "texts")
+    texts: Texts = Field(min_length=1)
 
 
 class WordScore(BaseModel):
