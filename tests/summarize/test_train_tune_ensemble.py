@@ -23,6 +23,11 @@ EN_TRAIN, EN_DEV = builtin_examples("en"), DATA / "dialogues_en.csv"
 QUICK = ["--set", "max_steps=4", "--set", "report_to=none", "--set", "precision=fp32", "--set", "batch_size=4"]
 
 
+def _predict_with(run, pred, *, limit: int):
+    """`slmkit summarize predict` of the English example dialogues with a trained run (4 new tokens)."""
+    args = ["summarize", "predict", str(EN_DEV), "--output", str(pred), "--model", str(run)]
+    return runner.invoke(app, [*args, "--max-new-tokens", "4", "--limit", str(limit)])
+
 def test_training_prompt_is_the_prediction_prompt():
     from slmkit.summarize import build_prompt, load_dialogues
 
@@ -59,22 +64,7 @@ def test_train_then_predict_with_the_run_folder_and_with_merged_weights(tiny_cau
     evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "eval_rouge" in line]
     assert len(evals) == 2 and info["metrics"]["best_metric"] == max(e["eval_rouge"] for e in evals)
     pred = tmp_path / "pred.csv"
-    result = runner.invoke(
-        app,
-        [
-            "summarize",
-            "predict",
-            str(EN_DEV),
-            "--output",
-            str(pred),
-            "--model",
-            str(run),
-            "--max-new-tokens",
-            "4",
-            "--limit",
-            "3",
-        ],
-    )
+    result = _predict_with(run, pred, limit=3)
     assert result.exit_code == 0, result.output
     assert list(pd.read_csv(pred).columns) == ["fname", "summary"] and len(pd.read_csv(pred)) == 3
     merged = tmp_path / "merged"
@@ -265,21 +255,6 @@ def test_an_encoder_decoder_summarizer_trains_and_predicts_with_the_same_command
     assert result.exit_code == 0, result.output
     assert json.loads((run / "slmkit_run.json").read_text())["kind"] == "seq2seq"
     pred = tmp_path / "pred.csv"
-    result = runner.invoke(
-        app,
-        [
-            "summarize",
-            "predict",
-            str(EN_DEV),
-            "--output",
-            str(pred),
-            "--model",
-            str(run),
-            "--max-new-tokens",
-            "4",
-            "--limit",
-            "2",
-        ],
-    )
+    result = _predict_with(run, pred, limit=2)
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(pred)) == 2
