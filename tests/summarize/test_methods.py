@@ -81,3 +81,14 @@ def test_pool_vectors_come_from_the_embedding_cache_on_a_second_fit(tiny_lm):
     second = FewShotRetriever(tiny_lm, k=1, cache=cache).fit(DIALOGUES, ["a", "b", "c"], ["x", "y", "z"])
     assert cache.hits == len(DIALOGUES) and cache.misses == len(DIALOGUES)
     np.testing.assert_allclose(first.vectors_, second.vectors_, rtol=1e-5, atol=1e-6)
+
+
+def test_pool_vectors_are_the_classifier_embeddings_of_the_same_texts(tiny_lm, tiny_causal_dir):
+    from slmkit.classify import EmbeddingCache, LMEmbedder
+
+    cache = EmbeddingCache(":memory:")
+    cache.add_model(str(tiny_causal_dir), tiny_lm)
+    FewShotRetriever(tiny_lm, k=1, cache=cache).fit(DIALOGUES, ["a", "b", "c"], ["x", "y", "z"])
+    misses = cache.misses
+    LMEmbedder(str(tiny_causal_dir), cache=cache).fit().transform(DIALOGUES)
+    assert cache.misses == misses  # one cache, one key: classification re-embeds nothing

@@ -30,6 +30,12 @@ def namespace_key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
+def embedding_namespace(checksum: str, template: str, pooling: str, layer: int) -> str:
+    """The key of one embedding layer: every user of the cache (classifiers, few-shot retrieval) builds it here,
+    with `layer` an absolute hidden-state index (`resolve_layers`), so they share vectors."""
+    return namespace_key(kind="embed", checksum=checksum, template=template, pooling=pooling, layer=layer)
+
+
 def _text_key(namespace: str, text: str) -> bytes:
     return hashlib.sha256(f"{namespace}\x00{text}".encode()).digest()
 

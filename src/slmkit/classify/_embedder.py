@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from slmkit._constants import DEFAULT_MODEL
-from slmkit.classify._cache import EmbeddingCache, namespace_key
+from slmkit.classify._cache import EmbeddingCache, embedding_namespace
 from slmkit.errors import ConfigError, DataError
 from slmkit.models import LanguageModel
 
@@ -122,8 +122,7 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def _namespace(self, layer: int, pooling: str | None = None) -> str:
-        return namespace_key(kind="embed", checksum=self.model_info_["checksum"], template=self.template,
-                             pooling=pooling or self.pooling, layer=layer)
+        return embedding_namespace(self.model_info_["checksum"], self.template, pooling or self.pooling, layer)
 
     def fill_cache(self, X, poolings: Sequence[str] = POOLINGS) -> int:
         """Embed the texts not yet cached under every pooling in `poolings`, one forward pass for all of them.

@@ -112,10 +112,12 @@ class FewShotRetriever:
         checksum = (getattr(self.embedder, "info", None) or {}).get("checksum")
         if self.cache is None or checksum is None:
             return compute(texts)
-        from slmkit.classify._cache import namespace_key
+        from slmkit.classify._cache import embedding_namespace
+        from slmkit.classify._embedder import n_model_layers, resolve_layers
 
         # The key classification's embedder uses for the same vectors (no template, mean pooling, last layer).
-        space = namespace_key(kind="embed", checksum=checksum, template="{text}", pooling="mean", layer=-1)
+        last = resolve_layers((-1,), n_model_layers(self.embedder))[0]
+        space = embedding_namespace(checksum, "{text}", "mean", last)
         hits = self.cache.hits
         vectors = self.cache.get_or_compute(space, texts, compute)
         logger.info("few-shot pool: %d of %d vectors from the embedding cache", self.cache.hits - hits, len(texts))
