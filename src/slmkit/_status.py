@@ -36,3 +36,14 @@ def status(message: str):
     tqdm.write(f"{message} ...", file=sys.stderr)
     yield
     tqdm.write(f"{message}: done in {time.perf_counter() - tic:.1f} s", file=sys.stderr)
+
+
+def chunks(items: list, size: int, *, desc: str, unit: str, show: bool | None = None):
+    """`items` in slices of `size`, under a progress bar counting items; `show=None` shows it under the CLI."""
+    from tqdm.auto import tqdm
+
+    show = _enabled if show is None else show
+    with tqdm(total=len(items), desc=desc, unit=unit, disable=not (show and items)) as bar:
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+            bar.update(min(size, len(items) - start))

@@ -198,11 +198,6 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
 def _chunks(texts: list[str]):
     """`texts` in slices of _STORE_EVERY, under a progress bar when the CLI shows progress (library calls and
     benchmarks stay quiet: they embed thousands of small sets)."""
-    from tqdm.auto import tqdm
+    from slmkit._status import chunks
 
-    from slmkit._status import showing
-
-    with tqdm(total=len(texts), desc="embedding texts", unit="text", disable=not (showing() and texts)) as bar:
-        for start in range(0, len(texts), _STORE_EVERY):
-            yield texts[start : start + _STORE_EVERY]
-            bar.update(min(_STORE_EVERY, len(texts) - start))
+    return chunks(texts, _STORE_EVERY, desc="embedding texts", unit="text")

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from slmkit._status import chunks
 from slmkit.errors import ConfigError
 from slmkit.summarize._prompts import Example
 
@@ -100,14 +100,9 @@ class FewShotRetriever:
         """The pool's vectors: from the cache where present, the rest embedded under a progress bar."""
 
         def compute(missing: list[str]) -> np.ndarray:
-            step = 4 * self.batch_size
-            parts = []
-            with tqdm(total=len(missing), desc="embedding few-shot pool", unit="dialogue",
-                      disable=not self.progress) as bar:
-                for start in range(0, len(missing), step):
-                    parts.append(self._embed(missing[start : start + step]))
-                    bar.update(len(parts[-1]))
-            return np.concatenate(parts)
+            pieces = chunks(missing, 4 * self.batch_size, desc="embedding few-shot pool", unit="dialogue",
+                            show=self.progress)
+            return np.concatenate([self._embed(piece) for piece in pieces])
 
         checksum = (getattr(self.embedder, "info", None) or {}).get("checksum")
         if self.cache is None or checksum is None:
