@@ -42,15 +42,14 @@ def handle_errors(func):
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, ClickException):
             raise
-        except SlmkitError as exc:
-            if _debug():
-                traceback.print_exc()
-            typer.echo(f"error: {_one_line(str(exc), limit=1000)}", err=True)
-            raise typer.Exit(code=1) from exc
         except Exception as exc:  # the last line of defence: no input may reach the user as a traceback
             if _debug():
                 traceback.print_exc()
-            typer.echo(f"error: {unexpected_message(exc, kwargs)}", err=True)
+            if isinstance(exc, SlmkitError):
+                message = _one_line(str(exc), limit=1000)
+            else:
+                message = unexpected_message(exc, kwargs)
+            typer.echo(f"error: {message}", err=True)
             raise typer.Exit(code=1) from exc
 
     return wrapper
@@ -116,7 +115,7 @@ class _BarSafeHandler(logging.Handler):
 
         try:
             tqdm.write(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
-        except Exception:  # logging must never be what breaks a command
+        except Exception:  # noqa: BLE001 (logging must never be what breaks a command)
             self.handleError(record)
 
 
