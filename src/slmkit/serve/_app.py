@@ -129,8 +129,14 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def create_app(config: ServeConfig | None = None) -> FastAPI:
     """The server application. Nothing is loaded until a request needs it."""
     from slmkit import __version__
-    from slmkit.serve import _routes_classify, _routes_jobs, _routes_openai, _routes_quality, _routes_registry
-    from slmkit.serve import _routes_summarize
+    from slmkit.serve import (
+        _routes_classify,
+        _routes_jobs,
+        _routes_openai,
+        _routes_quality,
+        _routes_registry,
+        _routes_summarize,
+    )
 
     config = config or ServeConfig()
     state = ServerState(config)

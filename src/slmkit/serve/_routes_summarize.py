@@ -17,7 +17,6 @@ def summarizer_key(entry: Entry, method: str, language: str, max_new_tokens: int
 
 def build(state: ServerState, key: tuple):
     """The summarizer for `key` (made once, on the model thread); shares the loaded LM with other endpoints."""
-    from slmkit.models import load_model
     from slmkit.summarize import PredictConfig, build_summarizer
 
     _, target, method, language, max_new_tokens, num_beams, seed = key
@@ -27,7 +26,7 @@ def build(state: ServerState, key: tuple):
     def make():
         lm = None
         if method not in ("lead", "longest"):
-            lm = state.cached(("lm", target), lambda: load_model(target))
+            lm = state.loaded_lm(target)
         return build_summarizer(config, language, lm=lm)
 
     return state.cached(key, make)

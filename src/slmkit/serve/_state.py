@@ -67,9 +67,13 @@ class ServerState:
         return self.registry.get(name or self.config.default_model, LM_KINDS)
 
     def lm(self, entry: Entry):
+        return self.loaded_lm(entry.target)
+
+    def loaded_lm(self, target: str):
+        """The model at `target`, loaded once and shared by every endpoint that uses it."""
         from slmkit.models import load_model
 
-        return self.cached(("lm", entry.target), lambda: load_model(entry.target))
+        return self.cached(("lm", target), lambda: load_model(target))
 
     def classifier(self, entry: Entry):
         from slmkit.classify import EmbeddingCache, load_classifier
