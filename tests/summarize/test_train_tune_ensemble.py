@@ -23,6 +23,12 @@ EN_TRAIN, EN_DEV = builtin_examples("en"), DATA / "dialogues_en.csv"
 QUICK = ["--set", "max_steps=4", "--set", "report_to=none", "--set", "precision=fp32", "--set", "batch_size=4"]
 
 
+def _train_with(model, run, *, eval_rows: int, extra=()):
+    """`slmkit summarize train` on the English example pool with a tiny model, scored on the example dialogues."""
+    args = ["summarize", "train", str(EN_TRAIN), "--output", str(run), "--model", str(model), "--dev", str(EN_DEV)]
+    return runner.invoke(app, [*args, "--eval-rows", str(eval_rows), *extra, *QUICK])
+
+
 def _predict_with(run, pred, *, limit: int):
     """`slmkit summarize predict` of the English example dialogues with a trained run (4 new tokens)."""
     args = ["summarize", "predict", str(EN_DEV), "--output", str(pred), "--model", str(run)]
@@ -39,25 +45,7 @@ def test_training_prompt_is_the_prediction_prompt():
 
 def test_train_then_predict_with_the_run_folder_and_with_merged_weights(tiny_causal_dir, tmp_path):
     run = tmp_path / "run"
-    result = runner.invoke(
-        app,
-        [
-            "summarize",
-            "train",
-            str(EN_TRAIN),
-            "--output",
-            str(run),
-            "--model",
-            str(tiny_causal_dir),
-            "--dev",
-            str(EN_DEV),
-            "--eval-rows",
-            "3",
-            "--set",
-            "eval_steps=2",
-            *QUICK,
-        ],
-    )
+    result = _train_with(tiny_causal_dir, run, eval_rows=3, extra=["--set", "eval_steps=2"])
     assert result.exit_code == 0, result.output
     info = json.loads((run / "slmkit_run.json").read_text())
     assert info["task"] == "summarize" and info["task_info"]["language"] == "en"
@@ -235,23 +223,7 @@ def test_an_encoder_decoder_summarizer_trains_and_predicts_with_the_same_command
 
     bart = make_tiny_model_dir(tmp_path / "bart", kind="seq2seq")
     run = tmp_path / "run"
-    result = runner.invoke(
-        app,
-        [
-            "summarize",
-            "train",
-            str(EN_TRAIN),
-            "--output",
-            str(run),
-            "--model",
-            str(bart),
-            "--dev",
-            str(EN_DEV),
-            "--eval-rows",
-            "2",
-            *QUICK,
-        ],
-    )
+    result = _train_with(bart, run, eval_rows=2)
     assert result.exit_code == 0, result.output
     assert json.loads((run / "slmkit_run.json").read_text())["kind"] == "seq2seq"
     pred = tmp_path / "pred.csv"
