@@ -11,6 +11,7 @@ OUTPUT_LEDGER_NAME = ".slmkit-outputs.json"  # per folder: which command wrote w
 
 ENV_CACHE_DIR = "SLMKIT_CACHE"
 ENV_THREADS = "SLMKIT_NUM_THREADS"
+ENV_DEVICE = "SLMKIT_DEVICE"  # "auto" (default: a CUDA GPU when torch sees one), "cpu", "cuda", "cuda:1", ...
 
 DEFAULT_MODEL = "gemma3-270m"
 DEFAULT_SEED = 0

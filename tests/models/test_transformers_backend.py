@@ -98,3 +98,21 @@ def test_encoder_embeds_but_does_not_generate(tiny_encoder):
 def test_overlong_text_warns_once(tiny_lm):
     with pytest.warns(UserWarning, match="truncated"):
         tiny_lm.token_losses(["word " * 700])
+
+
+def test_device_choice_is_validated(monkeypatch):
+    import torch
+
+    from slmkit.errors import ConfigError
+    from slmkit.models._transformers import resolve_device
+
+    monkeypatch.delenv("SLMKIT_DEVICE", raising=False)
+    assert resolve_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("CPU") == "cpu"
+    monkeypatch.setenv("SLMKIT_DEVICE", "cpu")
+    assert resolve_device() == "cpu"
+    with pytest.raises(ConfigError, match="device must be"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            resolve_device("cuda")

@@ -44,6 +44,7 @@ class TransformersLM(LanguageModel):
     def __init__(self, spec: ModelSpec, model, tokenizer, info: dict) -> None:
         self.spec, self.model, self.tokenizer, self.info = spec, model, tokenizer, info
         self.model.eval()
+        self.device = next(model.parameters()).device
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._warned_truncation = False
@@ -82,7 +83,7 @@ class TransformersLM(LanguageModel):
             sl = slice(0, len(ids)) if side == "right" else slice(width - len(ids), width)
             input_ids[row, sl] = torch.tensor(ids)
             mask[row, sl] = 1
-        return input_ids, mask
+        return input_ids.to(self.device), mask.to(self.device)
 
     def _backbone(self, input_ids, mask, hidden_states: bool):
         if self.prompt_tuned or self.spec.kind == "seq2seq":
@@ -143,12 +144,12 @@ class TransformersLM(LanguageModel):
                         if how == "mean":
                             feats.append((h * pool).sum(1) / pool.sum(1).clamp(min=1))
                         else:
-                            feats.append(h[torch.arange(h.shape[0]), last])
+                            feats.append(h[torch.arange(h.shape[0], device=h.device), last])
                 vec = torch.cat(feats, dim=-1)
                 if normalize:
                     vec = torch.nn.functional.normalize(vec, dim=-1)
                 for row, i in enumerate(batch):
-                    out[i] = vec[row].numpy()
+                    out[i] = vec[row].cpu().numpy()
                 bar.update(len(batch))
         dim = self.model.config.hidden_size * len(layers) * len(poolings)
         return np.stack(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
@@ -164,14 +165,14 @@ class TransformersLM(LanguageModel):
             ids = enc["input_ids"][: self.max_length]
             input_ids, mask = self._pad([ids])
             states = self._backbone(input_ids, mask, hidden_states=True).hidden_states
-            stacked = torch.cat([states[layer][0].float() for layer in layers], dim=-1).numpy()
+            stacked = torch.cat([states[layer][0].float() for layer in layers], dim=-1).cpu().numpy()
             result.append(
                 TokenStates(
                     tokens=self.tokenizer.convert_ids_to_tokens(ids),
                     offsets=[tuple(o) for o in enc["offset_mapping"][: len(ids)]],
                     text_span=(prefix, prefix + len(text)),
                     states=stacked,
-                    pooled_mask=self._pool_mask(input_ids, mask)[0].bool().numpy(),
+                    pooled_mask=self._pool_mask(input_ids, mask)[0].bool().cpu().numpy(),
                 )
             )
         return result
@@ -194,7 +195,7 @@ class TransformersLM(LanguageModel):
                 logp = self._log_probs_at(hidden[:, :-1][scored], input_ids[:, 1:][scored])
                 counts = scored.sum(1).tolist()
                 for i, piece in zip(batch, torch.split(-logp, counts)):
-                    out[i] = piece.numpy().astype(np.float32)
+                    out[i] = piece.cpu().numpy().astype(np.float32)
                 bar.update(len(batch))
         return out
 
@@ -219,7 +220,7 @@ class TransformersLM(LanguageModel):
                 start, end = spans[i]
                 rows += [row] * (end - start)
                 cols += list(range(start - 1, end - 1))
-            rows_t, cols_t = torch.tensor(rows), torch.tensor(cols)
+            rows_t, cols_t = torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)
             logp = self._log_probs_at(hidden[rows_t, cols_t], input_ids[rows_t, cols_t + 1])
             sizes = [spans[i][1] - spans[i][0] for i in batch]
             for i, piece in zip(batch, torch.split(logp, sizes)):
@@ -285,8 +286,12 @@ def _choices_per_prompt(prompts, choices) -> list[list[str]]:
     return per_prompt
 
 
-def load_transformers(spec: ModelSpec, *, num_threads: int | None = None) -> TransformersLM:
-    """Load a spec with transformers (GGUF specs go through the converted-safetensors cache)."""
+def load_transformers(spec: ModelSpec, *, num_threads: int | None = None, device: str | None = None) -> TransformersLM:
+    """Load a spec with transformers (GGUF specs go through the converted-safetensors cache).
+
+    `device`: "auto" (the default, or `$SLMKIT_DEVICE`) puts the model on a CUDA GPU when torch sees one, else
+    the CPU; "cpu" / "cuda" / "cuda:N" choose. Fine-tuning trains the model where it was loaded.
+    """
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     torch.set_num_threads(num_threads or default_num_threads())
@@ -326,11 +331,33 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None) -> Tra
         model, prompt_tuned = _apply_adapter(model, spec.adapter)
         info["adapter"] = spec.adapter
         info["checksum"] = f"{info['checksum']}+adapter:{_dir_checksum(spec.adapter)[:16]}"
+    target_device = resolve_device(device)
+    if target_device != "cpu":
+        model = model.to(target_device)
+    info["device"] = target_device
     info["load_seconds"] = round(time.perf_counter() - start, 2)
     info["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
     lm = TransformersLM(spec, model, tokenizer, info)
     lm.prompt_tuned = prompt_tuned
     return lm
+
+
+def resolve_device(device: str | None = None) -> str:
+    """The torch device to load on: `device`, else `$SLMKIT_DEVICE`, else "auto" (CUDA when available)."""
+    import os
+
+    from slmkit._constants import ENV_DEVICE
+
+    choice = (device or os.environ.get(ENV_DEVICE) or "auto").strip().lower()
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cpu":
+        return "cpu"
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {choice!r} asked for (${ENV_DEVICE} or device=), but torch sees no CUDA GPU")
+        return choice
+    raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {choice!r}")
 
 
 def _apply_adapter(model, adapter: str):
