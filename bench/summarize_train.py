@@ -45,19 +45,28 @@ DEFAULT = TrainConfig()
 SMOKE = os.environ.get("BENCH_SMOKE") == "1"  # 2 steps, 4 eval rows: checks the script end to end
 STAGES = {
     "ko_lora": dict(lang="ko", train=DEFAULT),
-    "en_lora": dict(lang="en", train=DEFAULT),
+    "en_lora": dict(lang="en", train=DEFAULT, extra_eval="en_last100"),
     # One epoch over the 601 English rows: what fitted in the session's time (the default recipe is 3). Also
     # scored on the last 100 English dev rows, where the prompted baselines of summarize_baselines.json ran.
     "en_lora_1ep": dict(lang="en", train=replace(DEFAULT, epochs=1.0), extra_eval="en_last100"),
     "speed": dict(),
     "ko_lora_beam4": dict(lang="ko", reuse="ko_lora", decode=dict(num_beams=4, no_repeat_ngram_size=4)),
+    # The default recipe trained again on another machine (e.g. a GPU, where training runs in bf16 autocast):
+    # how much the machine and precision alone move the score.
+    "ko_lora_rerun": dict(lang="ko", train=DEFAULT),
     "ko_lora_100": dict(lang="ko", train=DEFAULT, rows=100),
     "ko_lora_200": dict(lang="ko", train=DEFAULT, rows=200),
     "ko_full": dict(lang="ko", train=replace(DEFAULT, method="full", learning_rate=5e-5)),
     "ko_ptuning": dict(lang="ko", train=replace(DEFAULT, method="ptuning", learning_rate=1e-3)),
     "ko_lora_plus_en": dict(lang="ko", train=DEFAULT, extra="en_train"),
     "ko_mbr": dict(lang="ko", mbr=["ko_lora", "ko_lora_beam4", "ko_full", "ko_lora_plus_en"]),
+    # An Optuna study (slmkit.summarize.tune: training knobs, then decoding knobs on the best run) on the Korean
+    # TRAINING rows only: trials train on the first 319 and are scored on the other 80. The eval rows are never
+    # seen; "ko_tuned" then trains the best trial's recipe on all 399 rows and is scored once on them.
+    "ko_tune": dict(lang="ko", tune=dict(space="both", n_trials=6, methods=("lora", "full"), max_epochs=5)),
+    "ko_tuned": dict(lang="ko", tuned_from="ko_tune"),
 }
+TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
 
 
 def main() -> None:
@@ -65,7 +74,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     results_path = Path(args.out) / "summarize_train.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    if args.report_only:
+    if args.merge:
+        _merge(results, args.merge)
+        write_json(results_path, results)
+    if args.report_only or args.merge:
         _write_table(results, Path(args.out) / "summarize_train_table.md")
         _plot(results, Path(args.out) / "summarize_train.png")
         return
@@ -84,6 +96,14 @@ def main() -> None:
             results["runs"][name] = _speed(sets, args)
         elif "mbr" in spec:
             results["runs"][name] = _mbr(name, spec, sets, results, Path(args.out))
+        elif "tune" in spec:
+            results["runs"][name] = _tune(name, spec, sets, args)
+        elif "tuned_from" in spec:
+            study = results["runs"].get(spec["tuned_from"], {})
+            if "best" not in study:
+                LOGGER.warning("stage %s needs stage %s first; skipping", name, spec["tuned_from"])
+                continue
+            results["runs"][name] = _train_and_eval(name, _tuned_spec(spec, study), sets, args, Path(args.out))
         else:
             results["runs"][name] = _train_and_eval(name, spec, sets, args, Path(args.out))
         write_json(results_path, results)
@@ -99,6 +119,17 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--redo", action="store_true", help="re-measure stages already in the JSON")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report-only", action="store_true", help="rewrite the table and plot from the JSON")
+    parser.add_argument(
+        "--report-to", default="mlflow", choices=("mlflow", "none"), help="training metrics to MLflow (the default)"
+    )
+    parser.add_argument("--gen-batch", type=int, default=8, help="prompts decoded at once (8 suits a CPU; 32 a GPU)")
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        help="results JSONs of runs made elsewhere (e.g. on a GPU machine) whose runs join this one's, "
+        "each keeping its own machine record",
+    )
     return parser.parse_args()
 
 
@@ -186,7 +217,7 @@ def _StepTimer():  # noqa: N802  (a TrainerCallback class made on demand: transf
 
 def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
     lang = spec["lang"]
-    decode = DecodeConfig(**spec.get("decode", {}))
+    decode = DecodeConfig(**{"batch_size": args.gen_batch, **spec.get("decode", {})})
     evaluate_on = sets[f"{lang}_eval"].iloc[: 4 if SMOKE else None]
     if "reuse" in spec:
         run_dir = RUNS / spec["reuse"]
@@ -196,7 +227,9 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         train_frame = sets[f"{lang}_train"]
         if spec.get("rows"):
             train_frame = train_frame.iloc[: spec["rows"]]
-        config = replace(spec["train"], seed=args.seed, **({"max_steps": 2} if SMOKE else {}))
+        config = replace(
+            spec["train"], seed=args.seed, report_to=args.report_to, **({"max_steps": 2} if SMOKE else {})
+        )
         run_dir = RUNS / name
         timer = _StepTimer()
         result = _train(train_frame, run_dir, lang, config, sets.get(spec.get("extra")), timer)
@@ -242,9 +275,73 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         "mean_summary_tokens": round(n_tokens / max(1, len(preds)), 1),
         "base_checksum": info.get("base_checksum"),
         "versions": info.get("versions"),
-        # timings depend on the thread count and on what else ran; record it per stage
+        # timings depend on the machine, the thread count and on what else ran; record them per stage
         "threads": os.environ.get("SLMKIT_NUM_THREADS"),
+        "device": _device(),
+        "gen_batch": decode.batch_size,
     }
+
+
+def _device() -> str:
+    import torch
+
+    if torch.cuda.is_available() and os.environ.get("SLMKIT_DEVICE", "auto") != "cpu":
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def _tune(name: str, spec: dict, sets: dict, args) -> dict:
+    """The Optuna study of `slmkit.summarize.tune` on the training rows (TUNE_SPLIT train / rest scored)."""
+    from slmkit.summarize._tune import TuneConfig, tune
+
+    train_rows = sets[f"{spec['lang']}_train"]
+    knobs = {**spec["tune"], **({"n_trials": 2, "max_epochs": 1} if SMOKE else {})}
+    config = TuneConfig(**knobs, eval_rows=0, seed=args.seed)
+    base = replace(DEFAULT, metric_for_best="rouge", report_to="none", **({"max_steps": 2} if SMOKE else {}))
+    summarize = SummarizeTrainConfig(
+        model="gemma3-270m", language=spec["lang"], eval_rows=0, decode=DecodeConfig(batch_size=args.gen_batch)
+    )
+    start = time.perf_counter()
+    dev = train_rows.iloc[TUNE_SPLIT:].iloc[: 4 if SMOKE else None]
+    result = tune(train_rows.iloc[:TUNE_SPLIT], dev, RUNS / name, config, summarize, base, progress=True)
+    return {
+        "lang": spec["lang"],
+        "protocol": f"trials train on Korean training rows 1-{TUNE_SPLIT}, scored on rows {TUNE_SPLIT + 1}-399 "
+        "(kiwi ROUGE final); the eval rows are never seen",
+        "config": asdict(config),
+        "best": result.best,
+        "trials": result.trials,
+        "seconds": round(time.perf_counter() - start, 1),
+        "device": _device(),
+    }
+
+
+def _tuned_spec(spec: dict, study: dict) -> dict:
+    """The best trial's training recipe and decoding, rebuilt from its parameters (Optuna's FixedTrial)."""
+    import optuna
+
+    from slmkit.summarize._tune import TuneConfig, suggest_decoding, suggest_training
+
+    tune_config = TuneConfig(**{k: v for k, v in study["config"].items() if k in ("methods", "max_epochs")})
+    train = suggest_training(optuna.trial.FixedTrial(study["best"]["training"]["params"]), tune_config, DEFAULT)
+    train = replace(train, metric_for_best="loss", report_to=DEFAULT.report_to)
+    decode = {}
+    if "decoding" in study["best"]:
+        chosen = suggest_decoding(optuna.trial.FixedTrial(study["best"]["decoding"]["params"]), DecodeConfig())
+        decode = {k: v for k, v in asdict(chosen).items() if k != "batch_size"}
+    return dict(lang=spec["lang"], train=train, decode=decode)
+
+
+def _merge(results: dict, paths: list[str]) -> None:
+    """Add the runs of other results files (made on another machine) to `results`, with their machine record."""
+    runs = results.setdefault("runs", {})
+    for path in paths:
+        other = json.loads(Path(path).read_text())
+        for name, run in other.get("runs", {}).items():
+            run.setdefault("machine", other.get("meta", {}).get("machine"))
+            run.setdefault("versions_of_machine", other.get("meta", {}).get("versions"))
+            runs[name] = run
+            LOGGER.info("merged run %s from %s", name, path)
 
 
 def _train(frame, run_dir, lang, config, extra, timer):
@@ -337,6 +434,7 @@ def _meta(args) -> dict:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "threads": os.environ.get("SLMKIT_NUM_THREADS"),
+            "device": _device(),
         },
         "versions": {p: md.version(p) for p in ("slmkit", "torch", "transformers", "peft")},
         "default_recipe": asdict(DEFAULT),
@@ -414,9 +512,7 @@ def _plot(results: dict, path: Path) -> None:
         for k, b in results.get("baselines", {}).items()
         if k.startswith(("ko_eval", "en_eval"))
     ]
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(13, 0.35 * len(bars) + 2), gridspec_kw={"width_ratios": [2, 1]}
-    )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.35 * len(bars) + 2), gridspec_kw={"width_ratios": [2, 1]})
     for y, (_, sc, color) in enumerate(bars):
         lo, hi = sc["final_ci95"]
         left.errorbar(sc["final"], y, xerr=[[sc["final"] - lo], [hi - sc["final"]]], fmt="o", capsize=3, color=color)
