@@ -43,7 +43,7 @@ def test_retriever_skips_own_row_and_orders_by_similarity(tiny_lm):
 
 def test_prompt_summarizer_runs_and_post_processes(tiny_lm):
     params = summary_params(tiny_lm, max_new_tokens=8, seed=1)
-    assert params.extra["begin_suppress_tokens"] and "stop_strings" in params.extra
+    assert params.suppress_leading_newline and "\n\n" in params.stop and not params.extra
     retriever = FewShotRetriever(tiny_lm, k=1).fit(DIALOGUES, ["a", "b", "c"], ["x", "y", "z"])
     summarizer = PromptSummarizer(tiny_lm, "en", params, retriever=retriever, max_dialogue_chars=60, batch_size=2)
     out = summarizer.summarize(DIALOGUES, ids=["x", "y", "z"])

@@ -17,13 +17,9 @@ from slmkit._constants import DEFAULT_MODEL
 from slmkit.classify._cache import EmbeddingCache, namespace_key
 from slmkit.classify._embedder import check_texts
 from slmkit.errors import ConfigError
+from slmkit.models._base import log_softmax
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
-
-
-def _log_softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
@@ -87,6 +83,8 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         space = namespace_key(kind="zeroshot", checksum=self.lm_.info.get("checksum"), prompt=self.prompt,
                               choices=flat, reduction=self.reduction)
         def score(batch: list[str]) -> np.ndarray:
+            # When every label word is one token, score_choices reads them all off one forward pass per text
+            # (the LM's next-token path); otherwise it runs one pass per text and word. Same numbers either way.
             prompts = [self.prompt.replace("{text}", t) for t in batch]
             return self.lm_.score_choices(prompts, flat, reduction=self.reduction)
 
@@ -97,13 +95,13 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
             block = scores[:, start : start + len(ws)]
             per_label.append(np.logaddexp.reduce(block, axis=1))
             start += len(ws)
-        return _log_softmax(np.column_stack(per_label))
+        return log_softmax(np.column_stack(per_label), axis=1)
 
     def decision_function(self, X) -> np.ndarray:
         """Log-probabilities over labels (calibrated if asked), array of shape (n_samples, n_classes)."""
         check_is_fitted(self, "prior_")
         logp = self._label_log_probs(list(X) if not isinstance(X, str) else X)
-        return _log_softmax(logp - self.prior_) if self.calibrate else logp
+        return log_softmax(logp - self.prior_, axis=1) if self.calibrate else logp
 
     def predict_proba(self, X) -> np.ndarray:
         return np.exp(self.decision_function(X))

@@ -37,9 +37,26 @@ class TokenStates:
 
 @dataclass
 class GenerationParams:
-    """Decoding knobs shared by every backend (the usual transformers names)."""
+    """Decoding knobs shared by every backend (the usual transformers names), honoured the same way by each.
+
+    Attributes:
+        max_new_tokens: the most tokens generated per prompt.
+        min_new_tokens: end-of-sequence is not allowed before this many new tokens.
+        stop: stop strings; generation ends as soon as the new text contains one, and the returned text ends
+            just before the first occurrence (the stop string itself is not returned). Only the new text is
+            searched, never the prompt.
+        suppress_leading_newline: the first new token may not be a whitespace token holding a line break
+            (a prompt that ends where an answer should start on the same line).
+        seed: seeds sampling (`do_sample=True`); greedy and beam search do not depend on it. Backends seed a
+            private generator, or restore the global one afterwards, so a call leaves no trace in torch's
+            global random state.
+        extra: backend-specific keyword arguments only, passed through untouched: for transformers, extra
+            `model.generate()` arguments (e.g. a `streamer`); for llama.cpp, extra `create_completion()`
+            arguments (e.g. `min_p`). Anything every backend understands is a typed field above.
+    """
 
     max_new_tokens: int = 64
+    min_new_tokens: int = 0
     num_beams: int = 1
     do_sample: bool = False
     temperature: float = 1.0
@@ -48,18 +65,54 @@ class GenerationParams:
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     length_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    suppress_leading_newline: bool = False
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ConfigError(f"min_new_tokens must be in [0, max_new_tokens], got {self.min_new_tokens}")
         if self.num_beams < 1:
             raise ConfigError(f"num_beams must be >= 1, got {self.num_beams}")
         if self.do_sample and self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0 when do_sample=True, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        if any(not isinstance(s, str) or not s for s in stop):
+            raise ConfigError(f"stop must be non-empty strings, got {self.stop!r}")
+        self.stop = stop
+        typed = sorted(set(self.extra) & _TYPED_EXTRA)
+        if typed:
+            raise ConfigError(
+                f"extra={typed} duplicates typed GenerationParams fields; use stop=, suppress_leading_newline= "
+                "or min_new_tokens= (honoured by every backend)"
+            )
+
+
+# transformers spellings of what GenerationParams now carries as typed fields.
+_TYPED_EXTRA = frozenset({"stop_strings", "begin_suppress_tokens", "min_new_tokens", "max_new_tokens"})
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to (not including) the earliest occurrence of any stop string; unchanged if none occurs."""
+    hits = [text.find(s) for s in stop if s and s in text]
+    return text[: min(hits)] if hits else text
+
+
+def log_softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable log-softmax of a numpy array along `axis` (slmkit's one copy)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    shifted = scores - scores.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def is_newline_token(text: str) -> bool:
+    """A vocabulary entry made only of whitespace with a line break (what suppress_leading_newline bans)."""
+    return "\n" in text and not text.strip()
 
 
 class LanguageModel(abc.ABC):
@@ -128,6 +181,32 @@ class LanguageModel(abc.ABC):
         **overrides,
     ) -> list[str]:
         """Continue each prompt; returns only the new text. `overrides` are GenerationParams fields."""
+
+    @property
+    @abc.abstractmethod
+    def hidden_size(self) -> int:
+        """Width of the hidden states (one `embed` block per layer and pooling is this wide)."""
+
+    @property
+    @abc.abstractmethod
+    def n_layers(self) -> int | None:
+        """Number of transformer layers whose hidden states `embed(layers=...)` can address (index 0 is the
+        embedding output, `n_layers` the last layer); None where the backend exposes only the last layer."""
+
+    def next_token_logprobs(self, prompts: Sequence[str], tokens: Sequence[str]) -> np.ndarray:
+        """Log-probability of each single-token candidate as the very next token after each prompt.
+
+        One forward pass per prompt whatever the number of candidates. Every candidate must tokenize (without
+        special tokens) to exactly one token; `single_token_ids` tells whether they do.
+
+        Returns:
+            float array of shape (n_prompts, n_candidates), equal to `score_choices(prompts, tokens)`.
+        """
+        raise ConfigError(f"backend {self.spec.backend!r} has no next-token path; use score_choices")
+
+    def single_token_ids(self, tokens: Sequence[str]) -> list[int] | None:
+        """The token id of each candidate if every one is exactly one token, else None."""
+        return None
 
     def token_states(
         self, texts: Sequence[str], *, layers: Sequence[int] = (-1,), template: str = "{text}"

@@ -16,8 +16,11 @@ from slmkit.models._base import (
     GenerationParams,
     LanguageModel,
     check_embed_args,
+    cut_at_stop,
     default_num_threads,
     format_template,
+    is_newline_token,
+    log_softmax,
     resolve_params,
 )
 from slmkit.models._spec import ModelSpec
@@ -48,6 +51,7 @@ class LlamaCppLM(LanguageModel):
         start = time.perf_counter()
         self._llm = self._open()
         self._scorer = self._emb = None
+        self._newline_ids: list[int] | None = None
         self.info = {
             "name": spec.name,
             "backend": "llamacpp",
@@ -86,6 +90,40 @@ class LlamaCppLM(LanguageModel):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(self._tokens(t, bos=False)) for t in texts]
 
+    @property
+    def hidden_size(self) -> int:
+        return int(self._llm.n_embd())
+
+    @property
+    def n_layers(self) -> None:
+        # llama.cpp hands out only the last layer's states, so no other layer can be addressed.
+        return None
+
+    def single_token_ids(self, tokens) -> list[int] | None:
+        ids = [self._tokens(t, bos=False) for t in tokens]
+        return [x[0] for x in ids] if ids and all(len(x) == 1 for x in ids) else None
+
+    def next_token_logprobs(self, prompts, tokens) -> np.ndarray:
+        ids = self.single_token_ids(tokens)
+        if ids is None:
+            raise ConfigError(f"next_token_logprobs needs candidates of one token each, got {list(tokens)!r}")
+        return self._next_token_scores(prompts, [ids] * len(prompts))
+
+    def _next_token_scores(self, prompts, candidates: list[list[int]]) -> np.ndarray:
+        return np.array(
+            [log_softmax(self.next_token_logits(self._tokens(p)))[c] for p, c in zip(prompts, candidates)]
+        ).reshape(len(prompts), -1)
+
+    def newline_token_ids(self) -> list[int]:
+        """Tokens made only of whitespace with a line break (banned first by `suppress_leading_newline`)."""
+        if self._newline_ids is None:
+            self._newline_ids = [
+                i
+                for i in range(self._llm.n_vocab())
+                if is_newline_token(self._llm.detokenize([i]).decode("utf-8", errors="replace"))
+            ]
+        return self._newline_ids
+
     def next_token_logits(self, ids: list[int]) -> np.ndarray:
         return self._logits(ids)[-1]
 
@@ -110,7 +148,7 @@ class LlamaCppLM(LanguageModel):
         out = []
         for text in texts:
             ids = self._tokens(text)
-            logp = _log_softmax(self._logits(ids)[:-1])
+            logp = log_softmax(self._logits(ids)[:-1])
             out.append(-logp[np.arange(len(ids) - 1), ids[1:]].astype(np.float32))
         return out
 
@@ -120,12 +158,17 @@ class LlamaCppLM(LanguageModel):
         if reduction not in ("sum", "mean"):
             raise ConfigError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
         per_prompt = _choices_per_prompt(prompts, choices)
+        single = [self.single_token_ids(options) for options in per_prompt]
+        if per_prompt and all(ids is not None for ids in single):  # one evaluation per prompt
+            return self._next_token_scores(prompts, single)
         scores = np.zeros((len(prompts), len(per_prompt[0]) if per_prompt else 0))
         for i, (prompt, options) in enumerate(zip(prompts, per_prompt)):
             p_ids = self._tokens(prompt)
             for j, option in enumerate(options):
                 c_ids = self._tokens(option, bos=False)
-                logp = _log_softmax(self._logits(p_ids + c_ids)[len(p_ids) - 1 : -1])
+                if not c_ids:
+                    raise ConfigError("a choice tokenizes to nothing; choices must be non-empty text")
+                logp = log_softmax(self._logits(p_ids + c_ids)[len(p_ids) - 1 : -1])
                 picked = logp[np.arange(len(c_ids)), c_ids]
                 scores[i, j] = picked.sum() if reduction == "sum" else picked.mean()
         return scores
@@ -147,15 +190,33 @@ class LlamaCppLM(LanguageModel):
                 top_k=params.top_k if params.do_sample else 1,
                 top_p=params.top_p,
                 repeat_penalty=params.repetition_penalty,
-                seed=params.seed,
+                seed=params.seed,  # llama.cpp seeds its own sampler: no global state is touched
+                stop=list(params.stop) or None,
+                logits_processor=self._constraints(params),
+                **params.extra,
             )
-            out.append(result["choices"][0]["text"])
+            out.append(cut_at_stop(result["choices"][0]["text"], params.stop))
         return out
 
+    def _constraints(self, params: GenerationParams):
+        """A llama.cpp logits processor for `suppress_leading_newline` and `min_new_tokens` (None if neither)."""
+        if not params.suppress_leading_newline and not params.min_new_tokens:
+            return None
+        banned_first = np.asarray(self.newline_token_ids() if params.suppress_leading_newline else [], dtype=int)
+        eos = self._llm.token_eos()
+        start: list[int] = []  # the context length at the first new token (the processor's first call)
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+        def process(input_ids, scores):
+            if not start:
+                start.append(len(input_ids))
+            n_new = len(input_ids) - start[0]
+            if n_new == 0 and len(banned_first):
+                scores[banned_first] = -np.inf
+            if n_new < params.min_new_tokens:
+                scores[eos] = -np.inf
+            return scores
+
+        return _import_llama_cpp().LogitsProcessorList([process])
 
 
 def load_llamacpp(spec: ModelSpec, *, num_threads: int | None = None, n_ctx: int = 1024) -> LlamaCppLM:

@@ -21,8 +21,10 @@ from slmkit.models._base import (
     LanguageModel,
     TokenStates,
     check_embed_args,
+    cut_at_stop,
     default_num_threads,
     format_template,
+    is_newline_token,
     length_sorted_batches,
     resolve_params,
 )
@@ -48,6 +50,17 @@ class TransformersLM(LanguageModel):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._warned_truncation = False
+        self._newline_ids: list[int] | None = None
+
+    # -- model facts ---------------------------------------------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def n_layers(self) -> int | None:
+        n = getattr(self.model.config, "num_hidden_layers", None)
+        return int(n) if n is not None else None
 
     # -- helpers -------------------------------------------------------------------------------------------
     @property
@@ -93,18 +106,23 @@ class TransformersLM(LanguageModel):
             )
         return self.model.base_model(input_ids=input_ids, attention_mask=mask, output_hidden_states=hidden_states)
 
-    def _log_probs_at(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """log p(target | position) for rows of `hidden` (n, d); projects `_LOGIT_CHUNK` rows at a time."""
+    def _head_logits(self, hidden: torch.Tensor):
+        """Output-layer logits (float32, soft-capped as the model's own forward does) of `hidden` (n, d), in
+        chunks of `_LOGIT_CHUNK` rows: yields (start, logits)."""
         head = self.model.get_output_embeddings()
         cap = getattr(self.model.config, "final_logit_softcapping", None)
-        out = []
         for start in range(0, hidden.shape[0], _LOGIT_CHUNK):
             logits = head(hidden[start : start + _LOGIT_CHUNK]).float()
-            if cap:  # Gemma-style soft-capping, as the model's own forward applies it
+            if cap:  # Gemma-style soft-capping
                 logits = torch.tanh(logits / cap) * cap
-            out.append(
-                -torch.nn.functional.cross_entropy(logits, targets[start : start + _LOGIT_CHUNK], reduction="none")
-            )
+            yield start, logits
+
+    def _log_probs_at(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(target | position) for rows of `hidden` (n, d); projects `_LOGIT_CHUNK` rows at a time."""
+        out = [
+            -torch.nn.functional.cross_entropy(logits, targets[start : start + len(logits)], reduction="none")
+            for start, logits in self._head_logits(hidden)
+        ]
         return torch.cat(out) if out else hidden.new_zeros(0)
 
     def _progress(self, total: int, desc: str, enabled: bool):
@@ -199,11 +217,44 @@ class TransformersLM(LanguageModel):
                 bar.update(len(batch))
         return out
 
+    def single_token_ids(self, tokens) -> list[int] | None:
+        ids = self.tokenizer(list(tokens), add_special_tokens=False)["input_ids"] if len(tokens) else []
+        return [x[0] for x in ids] if ids and all(len(x) == 1 for x in ids) else None
+
+    def next_token_logprobs(self, prompts, tokens, *, batch_size=16) -> np.ndarray:
+        self._require_causal("next_token_logprobs")
+        ids = self.single_token_ids(tokens)
+        if ids is None:
+            raise ConfigError(f"next_token_logprobs needs candidates of one token each, got {list(tokens)!r}")
+        return self._next_token_scores(self._encode(prompts), [ids] * len(prompts), batch_size)
+
+    @torch.no_grad()
+    def _next_token_scores(self, prompt_ids, candidates: list[list[int]], batch_size: int) -> np.ndarray:
+        """One forward pass per prompt: log-softmax at its last position, read at each candidate id."""
+        scores = np.zeros((len(prompt_ids), len(candidates[0]) if candidates else 0))
+        for batch in length_sorted_batches([len(x) for x in prompt_ids], batch_size):
+            input_ids, mask = self._pad([prompt_ids[i] for i in batch])
+            hidden = self._backbone(input_ids, mask, hidden_states=False).last_hidden_state
+            last = hidden[torch.arange(len(batch), device=self.device), mask.sum(1) - 1]
+            for start, logits in self._head_logits(last):
+                logp = torch.log_softmax(logits, dim=-1)
+                for row in range(len(logits)):
+                    i = batch[start + row]
+                    scores[i] = logp[row, torch.tensor(candidates[i], device=self.device)].double().cpu().numpy()
+        return scores
+
     @torch.no_grad()
     def score_choices(self, prompts, choices, *, reduction="sum", batch_size=16) -> np.ndarray:
+        """See LanguageModel.score_choices. When every choice is a single token, one forward pass per prompt
+        scores them all (`next_token_logprobs`); otherwise one pass per prompt and choice."""
         self._require_causal("score_choices")
+        if reduction not in ("sum", "mean"):
+            raise ConfigError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
         per_prompt = _choices_per_prompt(prompts, choices)
         prompt_ids = self._encode(prompts)
+        single = [self.single_token_ids(options) for options in per_prompt]
+        if per_prompt and all(ids is not None for ids in single):
+            return self._next_token_scores(prompt_ids, single, batch_size)  # sum == mean over one token
         seqs, spans = [], []
         for p_ids, options in zip(prompt_ids, per_prompt):
             for option_ids in self.tokenizer(list(options), add_special_tokens=False)["input_ids"]:
@@ -225,14 +276,26 @@ class TransformersLM(LanguageModel):
             sizes = [spans[i][1] - spans[i][0] for i in batch]
             for i, piece in zip(batch, torch.split(logp, sizes)):
                 scores[i] = piece.sum().item() if reduction == "sum" else piece.mean().item()
-        if reduction not in ("sum", "mean"):
-            raise ConfigError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
         return scores.reshape(len(prompts), -1)
+
+    def newline_token_ids(self) -> list[int]:
+        """Vocabulary entries made only of whitespace with a line break (SentencePiece "\\n", byte-level "Ċ");
+        what `suppress_leading_newline` bans as the first new token. Computed once per model."""
+        if self._newline_ids is None:
+            vocab = self.tokenizer.get_vocab()
+            self._newline_ids = sorted(
+                idx
+                for token, idx in vocab.items()
+                if is_newline_token(token.replace("Ċ", "\n").replace("▁", " ").replace("Ġ", " "))
+            )
+        return self._newline_ids
 
     @torch.no_grad()
     def generate(self, prompts, params=None, *, batch_size=8, progress=False, **overrides) -> list[str]:
         if self.spec.kind == "encoder":
             self._require_causal("generate")
+        from transformers import StoppingCriteriaList
+
         seq2seq = self.spec.kind == "seq2seq"
         params = resolve_params(params, overrides)
         ids = self._encode(prompts)
@@ -246,27 +309,58 @@ class TransformersLM(LanguageModel):
             pad_token_id=self.tokenizer.pad_token_id,
             **params.extra,
         )
+        if params.min_new_tokens:
+            knobs["min_new_tokens"] = params.min_new_tokens
+        if params.suppress_leading_newline:
+            knobs["begin_suppress_tokens"] = self.newline_token_ids()
         if params.num_beams > 1:
             knobs["length_penalty"] = params.length_penalty
         if params.do_sample:  # passing these with greedy decoding only earns transformers warnings
             knobs.update(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p)
         else:
             knobs.update(temperature=None, top_k=None, top_p=None)
+        cuda = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
         with self._progress(len(ids), "generate", progress) as bar:
             for batch in length_sorted_batches([len(x) for x in ids], batch_size):
                 input_ids, mask = self._pad([ids[i] for i in batch], side="right" if seq2seq else "left")
-                torch.manual_seed(params.seed)  # generate() samples from torch's global generator
-                new = self.model.generate(input_ids=input_ids, attention_mask=mask, **knobs)
-                if not seq2seq:  # a decoder-only model returns the prompt before the new tokens
-                    new = new[:, input_ids.shape[1] :]
+                start = 0 if seq2seq else input_ids.shape[1]  # where the new tokens begin in generate's ids
+                criteria = [_StopStrings(self.tokenizer, params.stop, start)] if params.stop else []
+                # generate() samples from torch's global generator and takes no generator of its own, so the
+                # seed has to go there; fork_rng restores the global state afterwards, so a call leaves no
+                # trace in the caller's random stream.
+                with torch.random.fork_rng(devices=cuda):
+                    torch.manual_seed(params.seed)
+                    new = self.model.generate(
+                        input_ids=input_ids,
+                        attention_mask=mask,
+                        stopping_criteria=StoppingCriteriaList(criteria),
+                        **knobs,
+                    )
+                new = new[:, start:]  # a decoder-only model returns the prompt before the new tokens
                 for row, i in enumerate(batch):
-                    out[i] = self.tokenizer.decode(new[row], skip_special_tokens=True)
+                    out[i] = cut_at_stop(self.tokenizer.decode(new[row], skip_special_tokens=True), params.stop)
                 bar.update(len(batch))
         return out
 
     def _require_causal(self, what: str) -> None:
         if not self._is_causal:
             raise ConfigError(f"{what} needs a causal LM; {self.spec.name!r} is an encoder (embeddings only)")
+
+
+class _StopStrings:
+    """A transformers stopping criterion: a row is done once its new text contains a stop string.
+
+    Decodes only the new tokens (the prompt never triggers a stop), so it costs a decode per step rather than
+    transformers' StopStringCriteria precomputation over the whole vocabulary (seconds for Gemma's 262k).
+    """
+
+    def __init__(self, tokenizer, stop, start: int) -> None:
+        self.tokenizer, self.stop, self.start = tokenizer, tuple(stop), start
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.start :], skip_special_tokens=True)
+        done = [any(s in text for s in self.stop) for text in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def reverse_content(ids: Sequence[int], bos: int | None, eos: int | None) -> list[int]:

@@ -39,7 +39,7 @@ def get_model(name: str, state: ServerState = Depends(get_state)) -> dict:
 # ---- generation -----------------------------------------------------------------------------------------------
 
 
-def _params(state: ServerState, max_tokens: int | None, temperature, top_p, seed):
+def _params(state: ServerState, max_tokens: int | None, temperature, top_p, seed, stop=None):
     from slmkit.models import GenerationParams
 
     max_new = max_tokens or 16
@@ -47,8 +47,10 @@ def _params(state: ServerState, max_tokens: int | None, temperature, top_p, seed
         raise ApiError(400, f"max_tokens={max_new} is over the server's limit of {state.config.max_new_tokens} "
                             "(server option --max-new-tokens)", param="max_tokens")
     sample = bool(temperature) and temperature > 0  # temperature 0 or unset: greedy, deterministic
+    # Stop strings go to the backend, which ends generation at them; `_cut` still finds them in a stream.
+    stops = tuple(s for s in ([stop] if isinstance(stop, str) else list(stop or [])) if s)
     return GenerationParams(max_new_tokens=max_new, do_sample=sample, temperature=temperature if sample else 1.0,
-                            top_p=top_p or 1.0, seed=state.config.seed if seed is None else seed)
+                            top_p=top_p or 1.0, seed=state.config.seed if seed is None else seed, stop=stops)
 
 
 def _cut(text: str, stop) -> tuple[str, bool]:
@@ -137,7 +139,7 @@ def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop
 @router.post("/completions")
 async def completions(body: CompletionRequest, state: ServerState = Depends(get_state)):
     check_texts(state, body.prompt, "prompt")
-    params = _params(state, body.max_tokens, body.temperature, body.top_p, body.seed)
+    params = _params(state, body.max_tokens, body.temperature, body.top_p, body.seed, body.stop)
     entry, lm = await _load_lm(state, body.model)
     rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
@@ -150,7 +152,7 @@ async def completions(body: CompletionRequest, state: ServerState = Depends(get_
 
         return _stream_generate(state, lm, body.prompt[0], params, chunk, body.stop)
     key = ("generate", entry.target, params.max_new_tokens, params.do_sample, params.temperature, params.top_p,
-           params.seed)
+           params.seed, params.stop)
     outputs = await state.batcher.submit(key, body.prompt, _generate_fn(lm, params))
     choices, n_prompt, n_new = [], 0, 0
     for i, (text, p_tokens, c_tokens) in enumerate(outputs):
@@ -177,7 +179,8 @@ def chat_prompt(lm, messages: list[dict]) -> str:
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, state: ServerState = Depends(get_state)):
     check_texts(state, [m.content for m in body.messages], "messages")
-    params = _params(state, body.max_completion_tokens or body.max_tokens, body.temperature, body.top_p, body.seed)
+    params = _params(state, body.max_completion_tokens or body.max_tokens, body.temperature, body.top_p, body.seed,
+                     body.stop)
     entry, lm = await _load_lm(state, body.model)
     prompt = chat_prompt(lm, [m.model_dump() for m in body.messages])
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -192,7 +195,7 @@ async def chat_completions(body: ChatCompletionRequest, state: ServerState = Dep
                               "finish_reason": None}]}
         return _stream_generate(state, lm, prompt, params, chunk, body.stop, first=first)
     key = ("generate", entry.target, params.max_new_tokens, params.do_sample, params.temperature, params.top_p,
-           params.seed)
+           params.seed, params.stop)
     (text, n_prompt, n_new), = await state.batcher.submit(key, [prompt], _generate_fn(lm, params))
     text, stopped = _cut(text, body.stop)
     return {"id": rid, "object": "chat.completion", "created": created, "model": entry.name,

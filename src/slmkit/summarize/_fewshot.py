@@ -108,10 +108,10 @@ class FewShotRetriever:
         if self.cache is None or checksum is None:
             return compute(texts)
         from slmkit.classify._cache import embedding_namespace
-        from slmkit.classify._embedder import n_model_layers, resolve_layers
+        from slmkit.classify._embedder import resolve_layers
 
         # The key classification's embedder uses for the same vectors (no template, mean pooling, last layer).
-        last = resolve_layers((-1,), n_model_layers(self.embedder))[0]
+        last = resolve_layers((-1,), getattr(self.embedder, "n_layers", None))[0]
         space = embedding_namespace(checksum, "{text}", "mean", last)
         hits = self.cache.hits
         vectors = self.cache.get_or_compute(space, texts, compute)

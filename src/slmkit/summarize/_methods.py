@@ -46,49 +46,27 @@ class LongestTurnSummarizer:
 
 
 def summary_params(
-    lm, *, max_new_tokens: int = 64, num_beams: int = 1, repetition_penalty: float = 1.0, seed: int = 0
+    lm=None, *, max_new_tokens: int = 64, num_beams: int = 1, repetition_penalty: float = 1.0, seed: int = 0
 ):
     """GenerationParams for one-line summaries: stop at the end of the line, never start with a newline.
 
     A base model writes the summary and then goes on to the next "Dialogue:" block; stopping at the line end
-    saves most of the decoding time. Stop strings and the suppressed first newline need the transformers
-    tokenizer (`lm.tokenizer`); on a backend without one, post-processing still cuts the text and only the
-    time saving is lost.
+    saves most of the decoding time. Every backend honours the stop strings and the suppressed first newline
+    (typed GenerationParams fields). `lm` is accepted for backward compatibility and no longer needed.
     """
     from slmkit.models import GenerationParams
 
-    extra: dict = {}
-    tokenizer = getattr(lm, "tokenizer", None)
-    if tokenizer is not None:
-        extra = {
-            "stop_strings": ["\n\n", "\n#", "\n대화", "\nDialogue"],
-            "tokenizer": tokenizer,
-            "begin_suppress_tokens": _newline_ids(tokenizer),
-        }
-    else:
-        logger.warning(
-            "%s exposes no tokenizer: generation cannot stop at the end of the summary line and runs to "
-            "max_new_tokens=%d (post-processing still cuts the text)",
-            getattr(lm, "spec", lm),
-            max_new_tokens,
-        )
     return GenerationParams(
         max_new_tokens=max_new_tokens,
         num_beams=num_beams,
         repetition_penalty=repetition_penalty,
         seed=seed,
-        extra=extra,
+        stop=SUMMARY_STOP,
+        suppress_leading_newline=True,
     )
 
 
-def _newline_ids(tokenizer) -> list[int]:
-    # Vocabulary entries made only of whitespace with a line break (SentencePiece "\n", byte-level "Ċ").
-    ids = []
-    for token, idx in tokenizer.get_vocab().items():
-        text = token.replace("Ċ", "\n").replace("▁", " ").replace("Ġ", " ")
-        if "\n" in text and not text.strip():
-            ids.append(idx)
-    return sorted(ids)
+SUMMARY_STOP = ("\n\n", "\n#", "\n대화", "\nDialogue")
 
 
 class PromptSummarizer:

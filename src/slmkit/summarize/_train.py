@@ -52,11 +52,7 @@ class DecodeConfig:
     def params(self, lm, seed: int = 0):
         from slmkit.models import GenerationParams
 
-        extra: dict = {}
-        if self.min_new_tokens:
-            extra["min_new_tokens"] = self.min_new_tokens
-        # No stop strings: a trained summary ends with EOS, and transformers' stop-string matcher costs
-        # seconds per generate call over a 262k-token vocabulary. Post-processing still cuts at a blank line.
+        # No stop strings: a trained summary ends with EOS. Post-processing still cuts at a blank line.
         return GenerationParams(
             max_new_tokens=self.max_new_tokens,
             num_beams=self.num_beams,
@@ -67,7 +63,7 @@ class DecodeConfig:
             temperature=self.temperature,
             top_p=self.top_p,
             seed=seed,
-            extra=extra,
+            min_new_tokens=self.min_new_tokens,
         )
 
 
