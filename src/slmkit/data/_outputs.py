@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from slmkit._constants import OUTPUT_LEDGER_NAME
+from slmkit._files import file_sha256, remove_stale_temps
 from slmkit.data._write import write_json
 from slmkit.errors import DataError
 
@@ -189,18 +189,6 @@ def describe_differences(saved: Mapping, now: Mapping, prefix: str = "") -> list
     return out
 
 
-def remove_stale_temps(path: str | Path) -> int:
-    """Delete `.<name>.*.tmp` files that a killed `atomic_open` left beside `path`; return how many."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        return 0
-    removed = 0
-    for tmp in path.parent.glob(f".{_glob_escape(path.name)}.*.tmp"):
-        tmp.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
 def _resolve(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
 
@@ -214,14 +202,10 @@ def _read_ledger(folder: Path) -> dict:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError:
         return ""
-    return digest.hexdigest()
 
 
 def _short(value) -> str:
@@ -230,6 +214,3 @@ def _short(value) -> str:
         text = f'"{value[:12]}…"'  # a sha256: the first 12 hex digits tell two files apart
     return text if len(text) <= 60 else text[:57] + "…"
 
-
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)

@@ -8,7 +8,6 @@ reports broken quotes as "EOF inside string" without the row where the quote ope
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -19,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from slmkit._constants import SUPPORTED_TABLE_SUFFIXES
+from slmkit._files import file_sha256
 from slmkit.errors import DataError
 
 
@@ -96,11 +96,7 @@ def table_suffix(path: Path) -> str:
 
 def fingerprint_file(path: str | Path) -> str:
     """sha256 of a file's bytes: recorded in results so a number can be traced to its data."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def _decode(path: Path) -> str:

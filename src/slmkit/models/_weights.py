@@ -12,12 +12,11 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from slmkit._constants import CONVERTED_MARKER, ENV_CACHE_DIR
+from slmkit._files import atomic_dir, atomic_open, file_sha256
 from slmkit.errors import MissingExtraError, ModelUnavailableError
 from slmkit.models._spec import ModelSpec
 
@@ -41,13 +40,9 @@ def sha256_file(path: Path) -> str:
     known = json.loads(memo.read_text()) if memo.is_file() else {}
     if key in known:
         return known[key]
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    known[key] = digest.hexdigest()
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(memo, json.dumps(known, indent=1))
+    known[key] = file_sha256(path)
+    with atomic_open(memo) as handle:
+        handle.write(json.dumps(known, indent=1))
     return known[key]
 
 
@@ -135,9 +130,7 @@ def ensure_converted(gguf: Path, convert) -> Path:
     final = converted_dir(gguf)
     if (final / CONVERTED_MARKER).is_file():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    with atomic_dir(final) as tmp:  # a stale entry without a marker is replaced
         start = time.perf_counter()
         convert(tmp)
         marker = {
@@ -146,16 +139,4 @@ def ensure_converted(gguf: Path, convert) -> Path:
             "seconds": round(time.perf_counter() - start, 1),
         }
         (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=2))
-        if final.exists():  # a stale entry without a marker
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

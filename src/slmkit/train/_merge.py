@@ -6,10 +6,9 @@ The merged directory needs neither peft nor the run folder: `load_model(path)`, 
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
+from slmkit._files import atomic_dir
 from slmkit.data import write_json
 from slmkit.errors import ConfigError
 from slmkit.train._run import TASK_FILE_NAME, read_run_info
@@ -36,14 +35,9 @@ def merge(run_dir: str | Path, output_dir: str | Path) -> Path:
     if output_dir.exists():
         raise ConfigError(f"{output_dir} already exists; choose a new folder")
     lm = load_model(str(run_dir))  # LoRA is merged on load (peft merge_and_unload)
-    tmp = output_dir.with_name(f".{output_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(output_dir, replace=False) as tmp:
         lm.model.save_pretrained(str(tmp))
         lm.tokenizer.save_pretrained(str(tmp))
         # The job record (e.g. summarization's prompt format) travels with the weights.
         write_json(tmp / TASK_FILE_NAME, {"task": info.get("task"), "task_info": info.get("task_info", {})})
-        os.replace(tmp, output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return output_dir

@@ -22,13 +22,13 @@ import json
 import logging
 import os
 import resource
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from slmkit._constants import RUN_INFO_NAME, TASK_FILE_NAME  # noqa: F401  (re-exported)
+from slmkit._files import atomic_dir
 from slmkit.data import write_json
 from slmkit.errors import ConfigError
 from slmkit.train._config import TRAIN_CONFIG_NAME, TrainConfig
@@ -198,12 +198,9 @@ def train(
         return TrainResult(run_dir, run_dir / "model", {"status": "interrupted"}, history)
 
     model_dir = run_dir / "model"
-    tmp_dir = run_dir / ".model.tmp"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    trainer.save_model(str(tmp_dir))
-    tokenizer.save_pretrained(str(tmp_dir))
-    shutil.rmtree(model_dir, ignore_errors=True)
-    os.replace(tmp_dir, model_dir)
+    with atomic_dir(model_dir) as tmp_dir:
+        trainer.save_model(str(tmp_dir))
+        tokenizer.save_pretrained(str(tmp_dir))
 
     final = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
     evals = [h for h in history if any(k.startswith("eval_") for k in h)]

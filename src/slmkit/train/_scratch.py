@@ -4,12 +4,11 @@ model of a chosen size. The quality job's reference scorers start here; `train` 
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from slmkit._files import atomic_dir
 from slmkit.errors import ConfigError
 
 
@@ -96,13 +95,8 @@ def build_from_scratch(corpus: Iterable[str], output_dir: str | Path, config: Sc
         eos_token_id=tokenizer.eos_token_id,
     )
     model = LlamaForCausalLM(model_config)
-    tmp = output_dir.with_name(f".{output_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(output_dir) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / "scratch_config.json").write_text(__import__("json").dumps(asdict(config), indent=2))
-        os.replace(tmp, output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return output_dir

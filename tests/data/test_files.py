@@ -1,0 +1,66 @@
+"""slmkit's one atomic-write helper (files and folders) and one file-hash helper, behind the public names."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from slmkit._files import atomic_dir, file_sha256
+from slmkit.data import atomic_open, fingerprint_file, remove_stale_temps
+
+
+def test_one_file_hash_behind_every_name(tmp_path, monkeypatch):
+    from slmkit.models._weights import sha256_file
+
+    monkeypatch.setenv("SLMKIT_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(3 << 20))
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path) == fingerprint_file(path) == sha256_file(path) == expected
+    assert (tmp_path / "cache" / "checksums.json").is_file()  # the memo goes to the cache dir asked for
+
+
+def test_atomic_dir_renames_into_place_or_leaves_nothing(tmp_path):
+    final = tmp_path / "model"
+    with atomic_dir(final) as tmp:
+        (tmp / "a.txt").write_text("one")
+        assert not final.exists()
+    assert (final / "a.txt").read_text() == "one"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert final.stat().st_mode & 0o777 == 0o777 & ~umask  # a normal folder, not mkdtemp's 0700
+
+    with pytest.raises(RuntimeError), atomic_dir(final) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("killed midway")
+    assert (final / "a.txt").read_text() == "one"  # the finished folder is untouched
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    with atomic_dir(final) as tmp:  # replace=True (default) swaps in the new folder
+        (tmp / "b.txt").write_text("two")
+    assert sorted(p.name for p in final.iterdir()) == ["b.txt"]
+
+    with pytest.raises(OSError), atomic_dir(final, replace=False) as tmp:
+        (tmp / "c.txt").write_text("three")
+    assert sorted(p.name for p in final.iterdir()) == ["b.txt"] and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_stale_temps_of_files_and_folders_are_removed(tmp_path):
+    (tmp_path / ".out.csv.abc.tmp").write_text("half a file")
+    (tmp_path / ".model.xyz.tmp").mkdir()
+    (tmp_path / ".model.xyz.tmp" / "weights").write_text("half a folder")
+    assert remove_stale_temps(tmp_path / "out.csv") == 1
+    with atomic_dir(tmp_path / "model") as tmp:  # a killed earlier attempt's folder goes first
+        (tmp / "w").write_text("ok")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_open_is_the_shared_helper(tmp_path):
+    from slmkit import _files
+
+    assert atomic_open is _files.atomic_open
+    with atomic_open(tmp_path / "x.txt") as handle:
+        handle.write("hi")
+    assert (tmp_path / "x.txt").read_text() == "hi"
