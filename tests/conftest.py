@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
 # Tests never touch the network or a hub cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Read-only model files the real-model (`slow`) tests reuse from the user's cache instead of rebuilding them
+# every run: the assembled GGUFs (from the weight packages) and their safetensors conversions (~100 s each).
+SHARED_CACHE_ENTRIES = ("gguf", "converted")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_cache_dir(tmp_path_factory):
+    """Point $SLMKIT_CACHE at a per-session temp dir, so caches the tests write (embedding caches, checksum
+    memos, anything new) never land in the user's home.
+
+    The user's existing model entries (SHARED_CACHE_ENTRIES) are symlinked in, so the slow tests still find the
+    converted gemma3-270m; only a first-ever conversion of a real model writes through that link into the
+    user's cache, where every later run (tests or not) reuses it. The checksum memo is copied, not linked.
+    """
+    from slmkit.models._weights import cache_dir
+
+    user = cache_dir()  # $SLMKIT_CACHE as the run was started, else ~/.cache/slmkit
+    tmp = tmp_path_factory.mktemp("slmkit-cache")
+    for name in SHARED_CACHE_ENTRIES:
+        if (user / name).is_dir():
+            (tmp / name).symlink_to((user / name).resolve(), target_is_directory=True)
+    if (user / "checksums.json").is_file():
+        shutil.copyfile(user / "checksums.json", tmp / "checksums.json")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SLMKIT_CACHE", str(tmp))
+        yield tmp
 
 
 @pytest.fixture(scope="session")
