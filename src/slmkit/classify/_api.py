@@ -41,6 +41,8 @@ class ClassifyConfig:
     label_column: str = field(default="label", metadata={"help": "column holding the labels"})
     seed: int = field(default=DEFAULT_SEED, metadata={"help": "seed for CV folds and draws"})
     cache_dir: str | None = field(default="default", metadata={"help": "embedding cache dir; None: memory only"})
+    adapt_budget: float | str = field(default=AUTO, metadata={"help": "seconds for encoder adaptation candidates "
+                                                                      "(0 = off; auto: 900 on a GPU, off on a CPU)"})
 
     def __post_init__(self) -> None:
         if self.pooling not in (AUTO, "mean", "last"):
@@ -57,11 +59,20 @@ class ClassifyConfig:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.layers != AUTO:
             self.layers = tuple(self.layers)
+        if self.adapt_budget != AUTO:
+            given = self.adapt_budget
+            try:
+                self.adapt_budget = float(given)
+            except (TypeError, ValueError):
+                self.adapt_budget = -1.0
+            if not self.adapt_budget >= 0:
+                raise ConfigError(f"adapt_budget must be 'auto' or seconds >= 0 (0 = off), got {given!r}")
 
     def classifier(self, cache: EmbeddingCache | None = None) -> LMClassifier:
         return LMClassifier(self.model, template=self.template, pooling=self.pooling, layers=self.layers,
                             penalty=self.penalty, cv=self.cv, class_weight=self.class_weight,
-                            batch_size=self.batch_size, random_state=self.seed, cache=cache or self.cache())
+                            batch_size=self.batch_size, random_state=self.seed, cache=cache or self.cache(),
+                            adapt_budget_s=self.adapt_budget)
 
     def cache(self) -> EmbeddingCache:
         return EmbeddingCache(self.cache_dir)
@@ -120,6 +131,7 @@ def fit_classifier(train_path, out_dir, config: ClassifyConfig) -> tuple[LMClass
     texts, y = read_labelled(train_path, config.text_column, config.label_column)
     clf = config.classifier().fit(texts, y)
     metrics = {"train": _scores(y, clf.predict(texts)), "C": clf.head_.C_, "fit_seconds": clf.fit_seconds_,
+               "adapt": (clf.adapt_ or {}).get("chosen"),
                "embed_seconds": clf.embed_seconds_, "select_seconds": clf.select_seconds_,
                "train_file": str(train_path)}
     save_classifier(clf, out_dir, metrics=metrics, data_fingerprint=fingerprint_file(train_path))
@@ -211,8 +223,9 @@ def explain_table(model_dir, input_path, output_html, *, text_column: str = "tex
     global_words = None
     if train_path is not None and clf.embedder_.pooling != "mean":
         # Word rankings need exact (mean-pooled) contributions; per-text explanations above used occlusion.
-        result["global_skipped"] = (f"global words and stability need mean pooling; this classifier uses "
-                                    f"{clf.embedder_.pooling!r} pooling (refit with pooling='mean' for them)")
+        result["global_skipped"] = (f"global words and stability need mean pooling in one embedder; this "
+                                    f"classifier uses {clf.embedder_.pooling!r} pooling (refit with pooling='mean' "
+                                    "and --adapt-budget 0 for them)")
     elif train_path is not None:
         global_words = global_explanation(clf, train_texts)
         result["global"] = global_words

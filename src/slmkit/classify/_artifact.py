@@ -3,13 +3,16 @@
 Layout: `slmkit_config.json` (estimator params, model name + checksum, resolved layers, classes, chosen penalty,
 library versions, seed, optional data fingerprint), `head.npz` (the head's weights, scaler folded in) and,
 when given, `metrics.json`. The LM's weights are not copied: the config names the model and its checksum, and
-loading warns when the model found now differs from the one the head was trained on.
+loading warns when the model found now differs from the one the head was trained on. When encoder adaptation
+chose a fine-tuned encoder, its weights are saved in `encoder/` (a plain transformers folder) and the config's
+`parts` point there.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -24,9 +27,10 @@ from slmkit.data import atomic_open, write_json
 from slmkit.errors import ConfigError, DataError
 
 HEAD_NAME = "head.npz"
+ENCODER_DIR = "encoder"  # a fine-tuned sentence encoder's weights, inside the artifact
 ARTIFACT_KIND = "slmkit.classify.LMClassifier"
 _PARAMS = ("model", "template", "pooling", "layers", "penalty", "Cs", "l1_ratios", "cv", "class_weight",
-           "batch_size", "random_state")
+           "batch_size", "random_state", "adapt_budget_s", "adapt_encoder")
 
 
 def _versions() -> dict:
@@ -68,13 +72,27 @@ def save_classifier(clf: LMClassifier, directory: str | Path, *, metrics: dict |
         raise ConfigError(f"save needs the model given by registry name or path, got {type(clf.model).__name__}")
     directory = Path(directory)
     params = {name: _jsonable(getattr(clf, name)) for name in _PARAMS}
+    parts = None
+    if getattr(clf, "parts_", None):
+        parts = []
+        for part in clf.parts_:
+            part = {k: _jsonable(v) for k, v in part.items()}
+            if part.get("adapted"):  # the fine-tuned weights travel with the artifact
+                target = directory / ENCODER_DIR
+                if Path(part["model"]).resolve() != target.resolve():
+                    if target.exists():
+                        shutil.rmtree(target)
+                    shutil.copytree(part["model"], target)
+                part["model"] = ENCODER_DIR
+            parts.append(part)
     classes = [_jsonable(c) for c in clf.classes_]
     config = {
         "kind": ARTIFACT_KIND, "params": params, "model": clf.embedder_.model_info_,
-        "chosen": {"template": clf.embedder_.template, "pooling": clf.embedder_.pooling,
-                   "layers": _jsonable(clf.embedder_.layers)},
+        "chosen": {"template": clf.template_, "pooling": clf.pooling_, "layers": _jsonable(clf.layers_)},
         "auto": clf.auto_.to_dict() if getattr(clf, "auto_", None) is not None else None,
-        "layers_resolved": list(clf.embedder_.layers_), "n_features": int(clf.head_.n_features_in_),
+        "parts": parts, "adapt": getattr(clf, "adapt_", None),
+        "layers_resolved": [int(v) for v in getattr(clf.embedder_, "layers_", ())],
+        "n_features": int(clf.head_.n_features_in_),
         "classes": classes, "C": clf.head_.C_, "l1_ratio": clf.head_.l1_ratio_, "seed": params["random_state"],
         "data_fingerprint": data_fingerprint, "versions": _versions(),
     }
@@ -128,6 +146,18 @@ def load_classifier(directory: str | Path, *, cache: EmbeddingCache | None = Non
     chosen = config.get("chosen") or {k: params[k] for k in ("template", "pooling", "layers")}
     clf.template_, clf.pooling_, clf.layers_ = chosen["template"], chosen["pooling"], tuple(chosen["layers"])
     clf.auto_ = AutoReport(**config["auto"]) if config.get("auto") else None
+    clf.adapt_ = config.get("adapt")
+    clf.parts_ = None
+    if config.get("parts"):
+        clf.parts_ = []
+        for part in config["parts"]:
+            part = dict(part, layers=tuple(part["layers"]))
+            if part.get("adapted"):
+                part["model"] = str(Path(directory) / part["model"])
+                if not Path(part["model"]).is_dir():
+                    raise DataError(f"{directory}: no {ENCODER_DIR}/ folder, but the classifier uses a fine-tuned "
+                                    "encoder saved there; copy the whole artifact folder, or fit again")
+            clf.parts_.append(part)
     clf.embedder_ = clf._make_embedder().fit()
     saved, found = config["model"].get("checksum"), clf.embedder_.model_info_.get("checksum")
     if saved != found:

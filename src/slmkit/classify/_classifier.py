@@ -10,6 +10,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from slmkit._constants import DEFAULT_MODEL
+from slmkit.classify._adapt import (
+    DEFAULT_ENCODER,
+    ENCODER_TEMPLATE,
+    ConcatEmbedder,
+    contrastive_finetune,
+    resolve_budget,
+    save_encoder,
+    search,
+)
 from slmkit.classify._auto import AUTO, GENERIC_TEMPLATE, AutoReport, Candidate, candidates, select
 from slmkit.classify._cache import EmbeddingCache
 from slmkit.classify._embedder import LMEmbedder, check_texts, n_model_layers
@@ -34,11 +43,20 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         batch_size: texts per forward pass.
         random_state: seed for the CV folds (and the configuration search's repeated folds).
         cache: EmbeddingCache shared across estimators (and their clones); default: one in the slmkit cache dir.
+        adapt_budget_s: seconds allowed for encoder adaptation candidates (`slmkit.classify._adapt`): the frozen
+            features beside `adapt_encoder`'s, and a SetFit-style contrastive fine-tune of that encoder (alone or
+            beside the frozen features), each refit inside every CV fold and kept only when CV says it pays.
+            0 = off; "auto" (default) = 900 s when the model runs on a GPU, off on a CPU.
+        adapt_encoder: the sentence encoder adaptation uses (registry name or directory), default "minilm-l6".
 
     Attributes:
         embedder_: the fitted LMEmbedder; head_: the fitted PLRClassifier; classes_: array of shape (n_classes,).
         template_, pooling_, layers_: the configuration used (the chosen one where a parameter is "auto").
         auto_: the AutoReport of the configuration search (candidates, CV scores, choice), or None.
+        adapt_: the adaptation search's report (candidates, per-fold CV scores, choice, fine-tune sizes and
+            times, or why fine-tuning was skipped), or None when adaptation was off.
+        parts_: None (the frozen LM alone) or the embedders chosen by adaptation, as dicts of model, template,
+            pooling and layers (a fine-tuned encoder's model is the folder it was saved to).
         fit_seconds_: time spent fitting the head; embed_seconds_: time spent in the LM during fit;
         select_seconds_: time spent choosing the configuration (its forward passes included).
 
@@ -50,7 +68,8 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, model: str = DEFAULT_MODEL, *, template: str = AUTO, pooling: str = AUTO,
                  layers: Sequence[int | float] | str = AUTO, penalty: str = "l2", Cs=13,
                  l1_ratios=(0.2, 0.5, 0.8), cv: int = 5, class_weight="balanced", batch_size: int = 16,
-                 random_state=None, cache: EmbeddingCache | None = None) -> None:
+                 random_state=None, cache: EmbeddingCache | None = None, adapt_budget_s: float | str = AUTO,
+                 adapt_encoder: str = DEFAULT_ENCODER) -> None:
         self.model = model
         self.template = template
         self.pooling = pooling
@@ -63,9 +82,17 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.random_state = random_state
         self.cache = cache
+        self.adapt_budget_s = adapt_budget_s
+        self.adapt_encoder = adapt_encoder
 
-    def _make_embedder(self, cache: EmbeddingCache | None = None) -> LMEmbedder:
+    def _make_embedder(self, cache: EmbeddingCache | None = None) -> LMEmbedder | ConcatEmbedder:
         """The embedder of the fitted (or fixed) configuration."""
+        cache = cache if cache is not None else self.cache
+        parts = getattr(self, "parts_", None)
+        if parts:
+            embedders = [LMEmbedder(p["model"], template=p["template"], pooling=p["pooling"], layers=p["layers"],
+                                    batch_size=self.batch_size, cache=cache) for p in parts]
+            return embedders[0] if len(embedders) == 1 else ConcatEmbedder(embedders)
         template = getattr(self, "template_", self.template)
         pooling = getattr(self, "pooling_", self.pooling)
         layers = getattr(self, "layers_", self.layers)
@@ -103,6 +130,43 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         self.template_, self.pooling_, self.layers_ = best.template, best.pooling, best.layer_values
         return report
 
+    def _adapt(self, texts: list[str], y: np.ndarray, cache: EmbeddingCache) -> dict | None:
+        """Set parts_: None (keep the frozen choice) or the adapted embedders, when CV says they pay."""
+        self.parts_ = None
+        budget = resolve_budget(self.adapt_budget_s, str(cache.model(self.model).info.get("device", "cpu")))
+        if budget <= 0:
+            return None
+        frozen = self._make_embedder(cache).fit()
+        features = frozen.transform(texts)
+        self.embed_seconds_ += frozen.embed_seconds_
+        encoder_part = {"model": self.adapt_encoder, "template": ENCODER_TEMPLATE, "pooling": "mean", "layers": (-1,)}
+
+        def encoder_features() -> np.ndarray:
+            emb = LMEmbedder(self.adapt_encoder, template=ENCODER_TEMPLATE, pooling="mean", layers=(-1,),
+                             batch_size=self.batch_size, cache=cache).fit()
+            out = emb.transform(texts)
+            self.embed_seconds_ += emb.embed_seconds_
+            return out
+
+        from slmkit._status import status
+
+        device = str(cache.model(self.adapt_encoder).info.get("device", "cpu"))
+        with status(f"trying encoder adaptation by cross-validation (budget {budget:.0f} s)"):
+            report = search(texts, y, features, encoder_features, budget_s=budget, encoder=self.adapt_encoder,
+                            n_splits=self.cv, class_weight=self.class_weight, seed=self.random_state, device=device,
+                            batch_size=self.batch_size)
+            choice = report["chosen"]
+            if choice in ("encoder-ft", "concat-ft"):  # the final fine-tune: all training rows, the CV'd recipe
+                model, info = contrastive_finetune(self.adapt_encoder, texts, y,
+                                                   pairs_per_example=report["pairs_per_example"],
+                                                   seed=self.random_state, device=device)
+                report["final_finetune"] = info
+                encoder_part = {**encoder_part, "model": str(save_encoder(model, _scratch_dir())), "adapted": True}
+        lm_part = {"model": self.model, "template": self.template_, "pooling": self.pooling_, "layers": self.layers_}
+        self.parts_ = {"frozen": None, "concat": [lm_part, encoder_part], "encoder-ft": [encoder_part],
+                       "concat-ft": [lm_part, encoder_part]}[choice]
+        return report
+
     def _make_head(self) -> PLRClassifier:
         return PLRClassifier(penalty=self.penalty, Cs=self.Cs, l1_ratios=self.l1_ratios, cv=self.cv,
                              class_weight=self.class_weight, random_state=self.random_state)
@@ -123,6 +187,7 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         self.embed_seconds_ = 0.0
         start = time.perf_counter()
         self.auto_ = self._choose(texts, y, cache)
+        self.adapt_ = self._adapt(texts, y, cache)
         self.select_seconds_ = time.perf_counter() - start
         self.embedder_ = self._make_embedder(cache).fit()
         features = self.embedder_.transform(texts)
@@ -168,3 +233,14 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
         return tags
+
+
+def _scratch_dir():
+    """A folder for a fine-tuned encoder until `save` copies it into the artifact; removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="slmkit-encoder-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path

@@ -183,6 +183,12 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
                 out[i] = np.concatenate([cached[layer][i] for layer in self.layers_])
         return out
 
+    def embed_uncached(self, texts: Sequence[str]) -> np.ndarray:
+        """Features straight from the LM, not through the cache (for throw-away texts such as occlusion variants)."""
+        check_is_fitted(self, "lm_")
+        return self.lm_.embed(list(texts), pooling=self.pooling, layers=self.layers_, template=self.template,
+                              batch_size=self.batch_size)
+
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "lm_")
         return np.array([f"layer{layer}_{k}" for layer in self.layers_ for k in range(self.hidden_size_)], dtype=object)

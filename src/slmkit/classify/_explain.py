@@ -95,11 +95,12 @@ def explain(clf, texts: Sequence[str], *, labels: Sequence | None = None, method
     texts = check_texts(texts)
     if method not in METHODS:
         raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
+    exact_ok = supports_exact(clf)
     if method == "auto":
-        method = "exact" if clf.embedder_.pooling == "mean" else "occlusion"
-    if method == "exact" and clf.embedder_.pooling != "mean":
-        raise ConfigError(f"exact contributions need pooling='mean' (this classifier uses {clf.embedder_.pooling!r}); "
-                          "use method='occlusion'")
+        method = "exact" if exact_ok else "occlusion"
+    if method == "exact" and not exact_ok:
+        raise ConfigError(f"exact contributions need pooling='mean' in one embedder (this classifier uses "
+                          f"{clf.embedder_.pooling!r} pooling); use method='occlusion'")
     proba = clf.predict_proba(texts)
     if labels is None:
         labels = clf.classes_[proba.argmax(axis=1)]
@@ -107,6 +108,12 @@ def explain(clf, texts: Sequence[str], *, labels: Sequence | None = None, method
         raise ConfigError(f"got {len(labels)} labels for {len(texts)} texts; give one per text or none")
     run = _exact if method == "exact" else _occlusion
     return [run(clf, text, label, proba[i]) for i, (text, label) in enumerate(zip(texts, labels))]
+
+
+def supports_exact(clf) -> bool:
+    """Exact token shares exist for one mean-pooled LM embedder (a frozen LM or a fine-tuned encoder alike);
+    concatenated embedders (pooling "concat") tokenize differently and are explained by occlusion."""
+    return clf.embedder_.pooling == "mean" and hasattr(clf.embedder_, "lm_")
 
 
 def token_shares(clf, texts: Sequence[str]) -> list[tuple[list[str], list[tuple[int, int]], np.ndarray, np.ndarray,
@@ -147,10 +154,8 @@ def _occlusion(clf, text: str, label, proba: np.ndarray) -> Explanation:
     w, b, k = class_weights(clf.head_, label)
     word_spans, phrase_spans = words(text), phrases(text)
     variants = [text] + [_drop(text, s) for s in word_spans] + [_drop(text, s) for s in phrase_spans]
-    emb = clf.embedder_
-    # Straight to the LM, not through the cache: occluded variants are throw-away texts.
-    feats = emb.lm_.embed(variants, pooling=emb.pooling, layers=emb.layers_, template=emb.template,
-                          batch_size=emb.batch_size).astype(np.float64)
+    # Straight to the LM(s), not through the cache: occluded variants are throw-away texts.
+    feats = clf.embedder_.embed_uncached(variants).astype(np.float64)
     scores = feats @ w + b
     for span, score in zip(word_spans + phrase_spans, scores[1:]):
         span.score = float(scores[0] - score)

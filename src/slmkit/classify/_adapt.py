@@ -1,0 +1,331 @@
+"""Encoder adaptation: candidates the automatic configuration adds when frozen LM features may fall short.
+
+Three candidates beside the chosen frozen configuration ("frozen"), in prior order:
+
+- "concat": the frozen LM features next to a sentence encoder's (MiniLM, mean-pooled last layer), one PLR head;
+- "encoder-ft": the sentence encoder after a SetFit-style contrastive fine-tune (pairs of training texts, same
+  label = 1, different = 0, cosine-similarity loss), mean-pooled, PLR head;
+- "concat-ft": the frozen LM features next to the fine-tuned encoder's.
+
+Selection is nested: the contrastive fine-tune is refit inside every fold on that fold's training rows only and
+the fold's held-out rows are embedded by a model that never saw them. All four are scored on the same folds
+(the first repetition of the frozen search's folds), and a candidate replaces the one before it in prior order
+only when it beats it by more than one standard error of the paired per-fold difference - adaptation has to pay.
+
+Fine-tuning uses sentence-transformers' trainer (the `adapt` extra: `pip install slmkit[adapt]`). The time
+budget covers the whole adaptation (fold fine-tunes, the final one, embeddings): the first fold measures the
+pace and shrinks the pairs per example to fit, or abandons adaptation when even the minimum does not fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.validation import check_is_fitted
+
+from slmkit.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"
+DEFAULT_ENCODER = "minilm-l6"
+ENCODER_TEMPLATE = "{text}"  # a sentence encoder was trained on bare sentences
+# "auto" budget: adaptation on where the LM runs on a GPU (a MiniLM fine-tune takes seconds there), off on a
+# CPU, where the SetFit-sized recipe costs minutes per fold (measured: README, classification section).
+GPU_BUDGET_S = 900.0
+PAIRS_PER_EXAMPLE = 40  # SetFit's default: 20 iterations x (one positive + one negative pair) per example
+MIN_PAIRS_PER_EXAMPLE = 4  # below this the fine-tune barely moves the encoder: give up rather than pretend
+BATCH_SIZE = 16
+LEARNING_RATE = 2e-5  # SetFit's body learning rate; constant, so a run stopped early is a shorter run
+TRAIN_SHARE = 0.8  # of the budget left, for fine-tuning (the rest: embeddings, head fits)
+CANDIDATES = ("frozen", "concat", "encoder-ft", "concat-ft")
+
+
+def resolve_budget(budget, device: str) -> float:
+    """Seconds allowed for adaptation: `budget` itself, or for "auto" GPU_BUDGET_S on a GPU and 0 on a CPU."""
+    if isinstance(budget, str):
+        if budget != AUTO:
+            raise ConfigError(f"adapt_budget_s must be 'auto' or seconds >= 0, got {budget!r}")
+        return GPU_BUDGET_S if device and device != "cpu" else 0.0
+    if budget is None or not float(budget) >= 0:
+        raise ConfigError(f"adapt_budget_s must be 'auto' or seconds >= 0 (0 = off), got {budget!r}")
+    return float(budget)
+
+
+def finetune_available() -> bool:
+    try:
+        import datasets  # noqa: F401
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sentence_pairs(texts: Sequence[str], y, pairs_per_example: int, seed) -> tuple[list, list, list]:
+    """SetFit-style pairs: per round, every example with one random same-label and one other-label partner.
+
+    Returns (first texts, second texts, similarity labels 1.0 / 0.0); rounds = pairs_per_example // 2.
+    """
+    y = np.asarray(y)
+    rng = random.Random(seed)
+    by_label = {label: np.flatnonzero(y == label).tolist() for label in np.unique(y)}
+    others = {label: np.flatnonzero(y != label).tolist() for label in by_label}
+    first, second, sim = [], [], []
+    for _ in range(max(1, pairs_per_example // 2)):
+        for i, label in enumerate(y):
+            same = [j for j in by_label[label] if j != i] or [i]
+            for j, value in ((rng.choice(same), 1.0), (rng.choice(others[label]), 0.0)):
+                first.append(texts[i])
+                second.append(texts[j])
+                sim.append(value)
+    order = list(range(len(first)))
+    rng.shuffle(order)
+    return [first[k] for k in order], [second[k] for k in order], [sim[k] for k in order]
+
+
+def contrastive_finetune(base: str, texts: Sequence[str], y, *, pairs_per_example: int = PAIRS_PER_EXAMPLE,
+                         seed=0, device: str = "cpu", pace=None):
+    """Fine-tune a sentence encoder on pairs of `texts` (CosineSimilarityLoss); returns (SentenceTransformer, info).
+
+    Args:
+        base: registry name or directory of the encoder (loaded offline from its packaged weights).
+        pace: optional callable(seconds per step, planned steps) -> steps allowed (0 = stop now), asked once
+            after the first steps; lets a time budget shorten the run.
+    """
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from transformers import TrainerCallback
+
+    try:
+        from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.losses import CosineSimilarityLoss
+
+    from slmkit.models import locate_weights, resolve_model
+
+    location, _ = locate_weights(resolve_model(base))
+    start = time.perf_counter()
+    first, second, sim = sentence_pairs(list(texts), y, pairs_per_example, seed)
+    planned = math.ceil(len(first) / BATCH_SIZE)
+    state = {"limit": None, "t0": None}
+
+    class Pace(TrainerCallback):
+        def on_step_begin(self, args, st, control, **kwargs):
+            if state["t0"] is None:
+                state["t0"] = time.perf_counter()
+
+        def on_step_end(self, args, st, control, **kwargs):
+            if pace is not None and state["limit"] is None and st.global_step == min(3, planned):
+                state["limit"] = int(pace((time.perf_counter() - state["t0"]) / st.global_step, planned))
+            if state["limit"] is not None and st.global_step >= state["limit"]:
+                control.should_training_stop = True
+
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="slmkit-adapt-") as scratch:
+        warnings.simplefilter("ignore")
+        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        model = SentenceTransformer(str(location), device=device, local_files_only=True)
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch, num_train_epochs=1, per_device_train_batch_size=BATCH_SIZE,
+            learning_rate=LEARNING_RATE, lr_scheduler_type="constant", warmup_steps=0, save_strategy="no",
+            report_to="none", logging_strategy="no", seed=int(seed or 0), data_seed=int(seed or 0),
+            disable_tqdm=True, use_cpu=device == "cpu")
+        data = Dataset.from_dict({"sentence1": first, "sentence2": second, "label": sim})
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
+                                             loss=CosineSimilarityLoss(model), callbacks=[Pace()])
+        trainer.train()
+        steps = int(trainer.state.global_step)
+    model.eval()
+    info = {"base": str(base), "pairs": min(len(first), steps * BATCH_SIZE), "steps": steps,
+            "planned_steps": planned, "stopped_by_budget": state["limit"] is not None and steps < planned,
+            "pairs_per_example": pairs_per_example, "seconds": round(time.perf_counter() - start, 2)}
+    return model, info
+
+
+def wrap_encoder(st_model, base: str):
+    """The fine-tuned SentenceTransformer's transformer as a slmkit LanguageModel (same pooling path as a loaded
+    one: `embed` mean-pools every token, as sentence-transformers does, without its final normalisation)."""
+    from slmkit.models import resolve_model
+    from slmkit.models._transformers import TransformersLM
+
+    module = st_model[0]
+    info = {"name": f"{resolve_model(base).name}-adapted", "backend": "transformers", "checksum": None,
+            "dtype": "float32"}
+    return TransformersLM(resolve_model(base), module.auto_model, module.tokenizer, info)
+
+
+def save_encoder(st_model, directory: Path) -> Path:
+    """Write the fine-tuned encoder as a plain transformers model folder that `slmkit.models.load_model` loads."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    module = st_model[0]
+    module.auto_model.save_pretrained(str(directory))
+    module.tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+def embed_encoder(lm, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
+    return lm.embed(list(texts), pooling="mean", layers=(-1,), template=ENCODER_TEMPLATE, batch_size=batch_size)
+
+
+class ConcatEmbedder(TransformerMixin, BaseEstimator):
+    """Features of several fitted-or-unfitted LMEmbedders side by side (one PLR head over all of them).
+
+    Explanations use occlusion (`pooling` is "concat"): the parts tokenize differently, so exact per-token
+    shares have no common tokens to land on.
+    """
+
+    pooling = "concat"
+
+    def __init__(self, parts: Sequence = ()) -> None:
+        self.parts = parts
+
+    def fit(self, X=None, y=None) -> ConcatEmbedder:
+        if len(self.parts) < 2:
+            raise ConfigError("ConcatEmbedder needs at least two embedders")
+        self.parts_ = [p if hasattr(p, "lm_") else p.fit() for p in self.parts]
+        self.n_features_out_ = int(sum(p.n_features_out_ for p in self.parts_))
+        self.model_info_ = self.parts_[0].model_info_
+        self.batch_size = self.parts_[0].batch_size
+        return self
+
+    @property
+    def embed_seconds_(self) -> float:
+        return float(sum(p.embed_seconds_ for p in self.parts_))
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self, "parts_")
+        return np.hstack([p.transform(X) for p in self.parts_]).astype(np.float32, copy=False)
+
+    def embed_uncached(self, texts: Sequence[str]) -> np.ndarray:
+        """Features straight from the models, not through the cache (occlusion variants are throw-away)."""
+        return np.hstack([p.embed_uncached(texts) for p in self.parts_])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
+
+
+def paired_choice(scores: dict[str, np.ndarray]) -> str:
+    """The first candidate (prior order) not beaten by a later one by more than one SE of their paired gap.
+
+    `scores`: candidate -> per-fold held-out scores on the same folds (prior order = insertion order).
+    """
+    names = list(scores)
+    chosen = names[0]
+    for name in names[1:]:
+        gap = scores[name] - scores[chosen]
+        se = gap.std(ddof=1) / np.sqrt(len(gap)) if len(gap) > 1 else np.inf
+        if gap.mean() > se:
+            chosen = name
+    return chosen
+
+
+def adapt_folds(y, n_splits: int, seed) -> list:
+    """The folds adaptation is scored on: the first repetition of the frozen search's repeated folds."""
+    codes = LabelEncoder().fit_transform(np.asarray(y))
+    n_splits = int(min(n_splits, np.bincount(codes).min()))
+    return list(RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=1, random_state=seed)
+                .split(np.zeros(len(codes)), codes))
+
+
+def search(texts: list[str], y, frozen: np.ndarray, encoder_features, *, budget_s: float, encoder: str,
+           n_splits: int = 5, class_weight="balanced", seed=None, device: str = "cpu",
+           batch_size: int = 16) -> dict:
+    """Score "frozen", "concat", "encoder-ft" and "concat-ft" on the same folds; pick one by `paired_choice`.
+
+    Args:
+        frozen: the chosen frozen LM features, shape (n_samples, d).
+        encoder_features: callable () -> the frozen encoder's features of `texts` (cached).
+        budget_s: seconds for everything here (the fine-tunes included); the final fine-tune is planned in.
+
+    Returns:
+        a report dict: candidates (name, per-fold scores, mean, se, C), chosen, pairs_per_example for the final
+        fine-tune, skipped (why fine-tuning was left out, or None), seconds.
+    """
+    from slmkit.classify._auto import SELECTION_C_GRID, fold_scores
+
+    start = time.perf_counter()
+    codes = LabelEncoder().fit_transform(np.asarray(y))
+    folds = adapt_folds(y, n_splits, seed)
+    kwargs = {"class_weight": class_weight, "seed": seed}
+
+    def per_fold(make) -> np.ndarray:  # (n_folds, n_C): each fold scored on its own features
+        return np.vstack([fold_scores(make(i), codes, [fold], **kwargs) for i, fold in enumerate(folds)])
+
+    grids = {"frozen": per_fold(lambda i: frozen)}
+    enc = encoder_features()
+    grids["concat"] = per_fold(lambda i: np.hstack([frozen, enc]))
+    report: dict = {"budget_s": budget_s, "encoder": encoder, "n_folds": len(folds), "skipped": None,
+                    "pairs_per_example": None, "fold_finetunes": []}
+    if not finetune_available():
+        report["skipped"] = "sentence-transformers and datasets are not installed (pip install slmkit[adapt])"
+    else:
+        pairs = PAIRS_PER_EXAMPLE
+        n = len(texts)
+        # fine-tuned examples over every fold and the final fit, in units of one fold's training set
+        fits = sum(len(tr) for tr, _ in folds) / len(folds[0][0]) + n / len(folds[0][0])
+        decision = {}
+
+        def pace(seconds_per_step: float, planned: int) -> int:
+            left = budget_s * TRAIN_SHARE - (time.perf_counter() - start)
+            scale = min(1.0, left / max(seconds_per_step * planned * fits, 1e-9))
+            decision["pairs"] = int(pairs * scale) // 2 * 2
+            decision["seconds_per_step"] = round(seconds_per_step, 4)
+            if decision["pairs"] < MIN_PAIRS_PER_EXAMPLE:
+                return 0
+            return planned if scale >= 1 else max(1, math.floor(planned * scale))
+
+        fold_feats = []
+        for i, (train, _) in enumerate(folds):
+            elapsed = time.perf_counter() - start
+            if i and elapsed > budget_s:
+                report["skipped"] = f"budget of {budget_s:.0f} s spent after {i} of {len(folds)} fold fine-tunes"
+                break
+            model, info = contrastive_finetune(encoder, [texts[j] for j in train], np.asarray(y)[train],
+                                               pairs_per_example=pairs, seed=seed, device=device,
+                                               pace=pace if i == 0 else None)
+            if i == 0 and decision.get("pairs", pairs) < MIN_PAIRS_PER_EXAMPLE:
+                need = decision["seconds_per_step"] * info["planned_steps"] * fits * MIN_PAIRS_PER_EXAMPLE / pairs
+                report["skipped"] = (f"budget of {budget_s:.0f} s too small: the minimum fine-tune "
+                                     f"({MIN_PAIRS_PER_EXAMPLE} pairs per example) needs about {need:.0f} s")
+                break
+            if i == 0:
+                pairs = decision.get("pairs", pairs)
+            report["fold_finetunes"].append(info)
+            fold_feats.append(embed_encoder(wrap_encoder(model, encoder), texts, batch_size))
+            del model
+        if len(fold_feats) == len(folds):
+            report["pairs_per_example"] = pairs
+            grids["encoder-ft"] = per_fold(lambda i: fold_feats[i])
+            grids["concat-ft"] = per_fold(lambda i: np.hstack([frozen, fold_feats[i]]))
+    columns, table = {}, []
+    for name, grid in grids.items():
+        best = int(grid.mean(axis=0).argmax())
+        columns[name] = grid[:, best]
+        col = grid[:, best]
+        table.append({"candidate": name, "cv_mean": round(float(col.mean()), 5),
+                      "cv_se": round(float(col.std(ddof=1) / np.sqrt(len(col))), 5),
+                      "C": float(SELECTION_C_GRID[best]), "fold_scores": [round(float(v), 5) for v in col]})
+    report.update(table=table, chosen=paired_choice(columns), metric="neg_log_loss",
+                  rule="a later candidate replaces the current pick only if it beats it by more than one SE "
+                       "of the paired per-fold difference",
+                  seconds=round(time.perf_counter() - start, 2))
+    return report

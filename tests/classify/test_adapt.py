@@ -1,0 +1,178 @@
+"""Encoder adaptation (slmkit.classify._adapt): contrastive fine-tune, nested selection, budget, artifact, explain.
+
+Tiny random models (a two-layer Gemma as the LM, a two-layer BERT as the sentence encoder) and a small dataset
+written here; the real MiniLM is exercised by the `slow` test at the end.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from slmkit.classify import LMClassifier, _adapt, explain, load_classifier
+from slmkit.errors import ConfigError
+
+FRUIT = ["I ate a ripe banana.", "The apple was crisp and sweet.", "She peeled an orange slowly.",
+         "Cherries were on sale today.", "He blended mango and lime.", "A bowl of grapes sat there.",
+         "The pear tasted of honey.", "We picked plums in the garden.", "Fresh lemons smell lovely.",
+         "That melon was huge and juicy."]
+VEHICLES = ["The bus arrived ten minutes late.", "He parked the truck outside.", "Her bicycle has a flat tyre.",
+            "The train left the station at noon.", "A red car sped down the road.", "They sailed a small boat.",
+            "The plane landed in heavy rain.", "My scooter needs new brakes.", "The tram was full this morning.",
+            "A tractor crossed the field."]
+TEXTS = FRUIT + VEHICLES
+LABELS = np.array(["fruit"] * len(FRUIT) + ["vehicle"] * len(VEHICLES))
+HELD_OUT = ["Kiwis are small and fuzzy.", "The ferry rocked in the waves."]
+FEW_PAIRS = 8  # per example, in the selection tests: 10 steps per fine-tune keeps them fast
+
+
+@pytest.fixture(autouse=True)
+def few_pairs(monkeypatch):
+    monkeypatch.setattr(_adapt, "PAIRS_PER_EXAMPLE", FEW_PAIRS)
+
+
+def _clf(tiny_causal_dir, tiny_encoder_dir, cache, **kwargs):
+    params = {"template": "{text}", "pooling": "mean", "layers": (-1,), "cv": 3, "random_state": 0,
+              "adapt_budget_s": 600, "adapt_encoder": str(tiny_encoder_dir), "cache": cache}
+    return LMClassifier(str(tiny_causal_dir), **(params | kwargs))
+
+
+def _pair_loss(lm, first, second, sim) -> float:
+    a = _adapt.embed_encoder(lm, first)
+    b = _adapt.embed_encoder(lm, second)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return float(np.mean((cos - np.asarray(sim)) ** 2))
+
+
+def test_sentence_pairs_label_same_and_different():
+    first, second, sim = _adapt.sentence_pairs(TEXTS, LABELS, 4, seed=0)
+    assert len(first) == len(TEXTS) * 4 and sum(sim) == len(TEXTS) * 2
+    label = dict(zip(TEXTS, LABELS))
+    assert all((label[a] == label[b]) == bool(s) for a, b, s in zip(first, second, sim))
+
+
+def test_contrastive_step_lowers_pair_loss(tiny_encoder_dir):
+    from slmkit.models import load_model
+
+    pairs = _adapt.sentence_pairs(TEXTS, LABELS, 4, seed=1)
+    before = _pair_loss(load_model(str(tiny_encoder_dir)), *pairs)
+    model, info = _adapt.contrastive_finetune(str(tiny_encoder_dir), TEXTS, LABELS, pairs_per_example=40, seed=0)
+    after = _pair_loss(_adapt.wrap_encoder(model, str(tiny_encoder_dir)), *pairs)
+    assert info["steps"] == info["planned_steps"] == 50
+    assert after < before
+
+
+def test_paired_choice_needs_a_gap_beyond_one_se():
+    base = np.array([-0.5, -0.6, -0.4, -0.55])
+    assert _adapt.paired_choice({"frozen": base, "concat": base + 0.001 * np.array([1, -1, 1, -1])}) == "frozen"
+    assert _adapt.paired_choice({"frozen": base, "concat": base + 0.1}) == "concat"
+    assert _adapt.paired_choice({"frozen": base, "concat": base + 0.1, "encoder-ft": base + 0.1}) == "concat"
+
+
+def test_budget_zero_and_auto_on_cpu_never_adapt(tiny_causal_dir, tiny_encoder_dir, cache, monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("adaptation ran")
+
+    monkeypatch.setattr(_adapt, "search", boom)
+    monkeypatch.setattr("slmkit.classify._classifier.search", boom)
+    for budget in (0, 0.0, "auto"):  # the tiny model runs on the CPU here: "auto" is off
+        clf = _clf(tiny_causal_dir, tiny_encoder_dir, cache, adapt_budget_s=budget).fit(TEXTS, LABELS)
+        assert clf.adapt_ is None and clf.parts_ is None
+    assert _adapt.resolve_budget("auto", "cuda") == _adapt.GPU_BUDGET_S
+    with pytest.raises(ConfigError):
+        _adapt.resolve_budget(-1, "cpu")
+
+
+def test_selection_never_sees_held_out_rows(tiny_causal_dir, tiny_encoder_dir, cache, monkeypatch):
+    seen = []
+    real = _adapt.contrastive_finetune
+
+    def spy(base, texts, y, **kwargs):
+        seen.append(list(texts))
+        return real(base, texts, y, **kwargs)
+
+    monkeypatch.setattr(_adapt, "contrastive_finetune", spy)
+    monkeypatch.setattr("slmkit.classify._classifier.contrastive_finetune", spy)
+    monkeypatch.setattr("slmkit.classify._classifier.search",
+                        lambda *a, **k: _adapt.search(*a, **k) | {"chosen": "concat-ft"})
+    clf = _clf(tiny_causal_dir, tiny_encoder_dir, cache).fit(TEXTS, LABELS)
+    clf.predict(HELD_OUT)
+    folds = _adapt.adapt_folds(LABELS, 3, 0)
+    assert len(seen) == len(folds) + 1  # one fine-tune per fold, then the final one
+    for texts, (train, test) in zip(seen, folds):  # each fold's fine-tune saw its training rows only
+        assert sorted(texts) == sorted(TEXTS[i] for i in train)
+        assert not set(texts) & {TEXTS[i] for i in test}
+    assert sorted(seen[-1]) == sorted(TEXTS)
+    assert not {t for texts in seen for t in texts} & set(HELD_OUT)
+
+
+@pytest.fixture(scope="module")
+def adapted(tiny_causal_dir, tiny_encoder_dir):
+    """One classifier per adapted choice, the choice forced (the tiny random models would rarely earn it)."""
+    from slmkit.classify import EmbeddingCache
+
+    out = {}
+    cache = EmbeddingCache(None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_adapt, "PAIRS_PER_EXAMPLE", FEW_PAIRS)
+        for choice in ("concat", "encoder-ft", "concat-ft"):
+            patch.setattr("slmkit.classify._classifier.search",
+                          lambda *a, choice=choice, **k: _adapt.search(*a, **k) | {"chosen": choice})
+            out[choice] = _clf(tiny_causal_dir, tiny_encoder_dir, cache).fit(TEXTS, LABELS)
+    return out
+
+
+def test_adaptation_report_records_candidates(adapted):
+    report = adapted["concat-ft"].adapt_
+    assert [row["candidate"] for row in report["table"]] == list(_adapt.CANDIDATES)
+    assert all(len(row["fold_scores"]) == report["n_folds"] == 3 for row in report["table"])
+    assert report["skipped"] is None and report["pairs_per_example"] == FEW_PAIRS
+    assert len(report["fold_finetunes"]) == 3 and report["final_finetune"]["steps"] > 0
+
+
+@pytest.mark.parametrize("choice", ["concat", "encoder-ft", "concat-ft"])
+def test_adapted_artifact_round_trip_predicts_identically(adapted, choice, tmp_path):
+    clf = adapted[choice]
+    clf.save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "slmkit_config.json").read_text())
+    assert config["adapt"]["chosen"] == choice
+    assert [p.get("adapted", False) for p in config["parts"]] == {
+        "concat": [False, False], "encoder-ft": [True], "concat-ft": [False, True]}[choice]
+    assert (tmp_path / "model" / "encoder").is_dir() == choice.endswith("-ft")
+    from slmkit.classify import EmbeddingCache
+
+    loaded = load_classifier(tmp_path / "model", cache=EmbeddingCache(None))  # nothing cached: real passes
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS + HELD_OUT), clf.predict_proba(TEXTS + HELD_OUT),
+                               rtol=1e-5, atol=1e-6)
+    assert loaded.parts_ == clf.parts_ or choice.endswith("-ft")  # the fine-tuned encoder's folder moved
+
+
+@pytest.mark.parametrize("choice, method", [("concat", "occlusion"), ("encoder-ft", "exact"),
+                                            ("concat-ft", "occlusion")])
+def test_explanations_work_for_adapted_choices(adapted, choice, method):
+    clf = adapted[choice]
+    (exp,) = explain(clf, HELD_OUT[:1])
+    assert exp.method == method and exp.words
+    decision = float(np.ravel(clf.decision_function(HELD_OUT[:1]))[0])  # two classes: the explained side's sign
+    assert abs(exp.logit) == pytest.approx(abs(decision), rel=1e-4, abs=1e-4)
+    if method == "occlusion":
+        with pytest.raises(ConfigError, match="occlusion"):
+            explain(clf, HELD_OUT[:1], method="exact")
+
+
+def test_tiny_budget_skips_fine_tuning_with_a_reason(tiny_causal_dir, tiny_encoder_dir, cache):
+    clf = _clf(tiny_causal_dir, tiny_encoder_dir, cache, adapt_budget_s=0.01).fit(TEXTS, LABELS)
+    report = clf.adapt_
+    assert report["skipped"] and "budget" in report["skipped"]
+    assert [row["candidate"] for row in report["table"]] == ["frozen", "concat"]
+    assert report["chosen"] in ("frozen", "concat")
+
+
+def test_config_rejects_a_bad_budget():
+    from slmkit.classify import ClassifyConfig
+
+    assert ClassifyConfig(adapt_budget="30").adapt_budget == 30.0
+    with pytest.raises(ConfigError, match="adapt_budget"):
+        ClassifyConfig(adapt_budget="soon")
