@@ -15,17 +15,18 @@ runner = CliRunner()
 
 def test_fit_predict_evaluate_curve_explain(tiny_causal_dir, tmp_path):
     train = str(EXAMPLES / "sentences_en.csv")
-    common = ["--cache-dir", str(tmp_path / "cache"), "--seed", "1"]
+    cache = ["--cache-dir", str(tmp_path / "cache")]  # predict and evaluate are deterministic: no --seed
+    common = [*cache, "--seed", "1"]
     result = runner.invoke(app, ["classify", "fit", "--train", train, "--out", str(tmp_path / "m"),
                                  "--model", str(tiny_causal_dir), "--layers", "0.5,-1", "--cv", "3", *common])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m" / "slmkit_config.json").is_file()
     result = runner.invoke(app, ["classify", "predict", "--model-dir", str(tmp_path / "m"), "--input", train,
-                                 "--output", str(tmp_path / "p.jsonl"), *common])
+                                 "--output", str(tmp_path / "p.jsonl"), *cache])
     assert result.exit_code == 0, result.output
     assert len(pd.read_json(tmp_path / "p.jsonl", lines=True)) == 40
     result = runner.invoke(app, ["classify", "evaluate", "--model-dir", str(tmp_path / "m"), "--input", train,
-                                 *common])
+                                 *cache])
     assert result.exit_code == 0 and "accuracy" in result.output
     result = runner.invoke(app, ["classify", "curve", "--train", train, "--test", train, "--out",
                                  str(tmp_path / "c"), "--shots", "2,4", "--draws", "1", "--model",
@@ -57,12 +58,13 @@ def test_numeric_labels_fit_predict_and_explain_with_bootstrap(tiny_causal_dir, 
     frame["label"] = [i % 3 for i in range(len(frame))]  # 0/1/2, as sst2, ag_news and most public datasets
     train = tmp_path / "train.jsonl"
     frame.to_json(train, orient="records", lines=True)
-    common = ["--cache-dir", str(tmp_path / "cache"), "--seed", "1"]
+    cache = ["--cache-dir", str(tmp_path / "cache")]  # predict and evaluate are deterministic: no --seed
+    common = [*cache, "--seed", "1"]
     result = runner.invoke(app, ["classify", "fit", "--train", str(train), "--out", str(tmp_path / "m"),
                                  "--model", str(tiny_causal_dir), "--cv", "3", *common])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["classify", "predict", "--model-dir", str(tmp_path / "m"), "--input", str(train),
-                                 "--output", str(tmp_path / "p.jsonl"), *common])
+                                 "--output", str(tmp_path / "p.jsonl"), *cache])
     assert result.exit_code == 0, result.output
     assert set(pd.read_json(tmp_path / "p.jsonl", lines=True)["prediction"]) <= {0, 1, 2}
     result = runner.invoke(app, ["classify", "explain", "--model-dir", str(tmp_path / "m"), "--input", str(train),

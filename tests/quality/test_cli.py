@@ -28,9 +28,9 @@ def test_train_score_select_report(tmp_path, corpus_jsonl):
 
     scores = tmp_path / "scores"
     args = ["quality", "score", str(corpus_jsonl), "--scorer", str(pair), "--output", str(scores), "--chunk-rows", "8"]
-    result = runner.invoke(app, [*args, "--max-chunks", "1", "--seed", "3"])
+    result = runner.invoke(app, [*args, "--max-chunks", "1"])
     assert result.exit_code == 0 and "stopped early" in result.output, result.output
-    result = runner.invoke(app, [*args, "--seed", "3"])
+    result = runner.invoke(app, args)
     assert result.exit_code == 0 and "20 rows scored, 0 rejected" in result.output, result.output
 
     top = tmp_path / "top.jsonl"
@@ -46,7 +46,7 @@ def test_train_score_select_report(tmp_path, corpus_jsonl):
     result = runner.invoke(
         app,
         ["quality", "report", str(scores), "--output", str(tmp_path / "rep"), "--domain-column", "domain",
-         "--compare", str(scores), "--seed", "3"],
+         "--compare", str(scores)],
     )  # fmt: skip
     assert result.exit_code == 0 and "overlap" in result.output and "100.0%" in result.output, result.output
     assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "rep" / "histograms.png").is_file()

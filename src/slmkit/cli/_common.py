@@ -19,6 +19,8 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on plain click
     from click import ClickException, get_current_context
 
+# Only commands with a stochastic step (sampling, CV folds, shuffles, weight initialisation, bootstrap, TPE)
+# take --seed; deterministic ones (embed, losses, score, report, eda, clean, ...) have none (tests/cli check it).
 SEED_OPTION = typer.Option(0, "--seed", help="Random seed; every stochastic step derives from it.")
 OVERWRITE_OPTION = typer.Option(
     False, "--overwrite", help="Replace existing output files this command did not write (or start a resume afresh)."

@@ -107,7 +107,6 @@ def predict_cmd(
     text_column: str = TEXT_COLUMN,
     cache_dir: str = CACHE_DIR,
     overwrite: bool = OVERWRITE_OPTION,
-    seed: int = SEED_OPTION,
 ) -> None:
     """Label every text of a table (adds `prediction` and `probability` columns)."""
     from slmkit.classify import predict_table
@@ -129,7 +128,6 @@ def evaluate_cmd(
     label_column: str = LABEL_COLUMN,
     cache_dir: str = CACHE_DIR,
     overwrite: bool = OVERWRITE_OPTION,
-    seed: int = SEED_OPTION,
 ) -> None:
     """Accuracy and macro-F1 of a saved classifier on a labelled table."""
     from slmkit.classify import evaluate_table

@@ -102,7 +102,6 @@ def score_cmd(
     engine: str = typer.Option("local", "--engine", help="local | ray (Ray Data, one scorer pair per worker)."),
     workers: int = typer.Option(1, "--workers", help="Ray workers (engine ray)."),
     max_chunks: int = typer.Option(None, "--max-chunks", help="Stop after this many chunks; rerun to continue."),
-    seed: int = SEED_OPTION,
 ) -> None:
     """Per document: forward loss, reverse loss, S, token count and perplexities; bad rows go to rejects/."""
     from slmkit.quality import ScoreConfig, score_file
@@ -180,7 +179,6 @@ def report_cmd(
     compare: Path = typer.Option(None, "--compare", help="A second scorer's scores of the same corpus."),
     fraction: float = typer.Option(0.5, "--fraction", help="Top share compared with --compare."),
     overwrite: bool = OVERWRITE_OPTION,
-    seed: int = SEED_OPTION,
 ) -> None:
     """S histograms per domain (PNG + self-contained HTML), the extremes, and two scorers' top-set overlap."""
     from slmkit.quality import read_scores, write_report

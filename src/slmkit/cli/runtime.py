@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
+from slmkit.cli._common import OVERWRITE_OPTION, handle_errors, output_policy
 from slmkit.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Run the shared LM runtime: embeddings, token losses, generation.")
@@ -36,7 +36,6 @@ def demo_cmd(
     backend: str = BACKEND,
     output: Path = typer.Option(Path("out/runtime_demo.json"), "--output", help="Where the JSON report goes."),
     overwrite: bool = OVERWRITE_OPTION,
-    seed: int = SEED_OPTION,
 ) -> None:
     """Load a model and embed, score and generate for a few texts (the project's examples by default)."""
     from rich.console import Console
@@ -50,8 +49,8 @@ def demo_cmd(
     outputs.file(output)
     ids, texts = _read_texts(input, text_column)
     lm = load_model(model, backend=backend)
-    report = runtime_report(lm, ids, texts, seed=seed)
-    report["config"] = {"input": str(input), "input_sha256": fingerprint_file(input), "seed": seed}
+    report = runtime_report(lm, ids, texts)  # greedy decoding: no seed can change the report
+    report["config"] = {"input": str(input), "input_sha256": fingerprint_file(input)}
     report["versions"] = {"slmkit": slmkit.__version__, "python": platform.python_version()}
     write_json(output, report)
     outputs.record()
@@ -77,7 +76,6 @@ def embed_cmd(
     layers: str = typer.Option("-1", "--layers", help="Comma-separated layer indices, e.g. -1 or 9,-1."),
     template: str = typer.Option("{text}", "--template", help="Wraps each text; must contain {text}."),
     overwrite: bool = OVERWRITE_OPTION,
-    seed: int = SEED_OPTION,
 ) -> None:
     """Embed texts and save the array as .npy."""
     import numpy as np
@@ -113,7 +111,6 @@ def losses_cmd(
     model: str = MODEL,
     backend: str = BACKEND,
     overwrite: bool = OVERWRITE_OPTION,
-    seed: int = SEED_OPTION,
 ) -> None:
     """Per-text mean token loss and perplexity."""
     import numpy as np
@@ -148,7 +145,8 @@ def generate_cmd(
     top_p: float = typer.Option(1.0, "--top-p"),
     repetition_penalty: float = typer.Option(1.0, "--repetition-penalty"),
     no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size"),
-    seed: int = SEED_OPTION,
+    stop: list[str] = typer.Option(None, "--stop", help="Stop string (repeatable); the text ends before it."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed (--do-sample); greedy and beam search ignore it."),
 ) -> None:
     """Continue each prompt and print the new text."""
     from slmkit.models import GenerationParams, load_model
@@ -162,6 +160,7 @@ def generate_cmd(
         top_p=top_p,
         repetition_penalty=repetition_penalty,
         no_repeat_ngram_size=no_repeat_ngram_size,
+        stop=tuple(stop or ()),
         seed=seed,
     )
     for text in load_model(model, backend=backend).generate(prompt, params):

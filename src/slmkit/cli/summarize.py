@@ -206,7 +206,6 @@ def eda_cmd(
     summary_columns: str = SUMMARY_COLUMNS,
     topic_column: str = TOPIC_COLUMN,
     overwrite: bool = OVERWRITE_OPTION,
-    seed: int = SEED_OPTION,
 ) -> None:
     """Lengths (chars, tokens), turns, speakers, topics and keywords, compression, plots, recommended lengths."""
     from slmkit.summarize import EdaConfig, describe, load_dialogues, write_eda_report
@@ -244,7 +243,6 @@ def clean_cmd(
     summary_columns: str = SUMMARY_COLUMNS,
     topic_column: str = TOPIC_COLUMN,
     overwrite: bool = OVERWRITE_OPTION,
-    seed: int = SEED_OPTION,
 ) -> None:
     """Apply the cleaning steps to the dialogue and every reference column; keep all other columns as they are;
     print what each step changed; flag (never drop) suspicious summaries."""
@@ -277,7 +275,6 @@ def validate_cmd(
     dialogue_column: str = DIALOGUE_COLUMN,
     summary_columns: str = SUMMARY_COLUMNS,
     topic_column: str = TOPIC_COLUMN,
-    seed: int = SEED_OPTION,
 ) -> None:
     """Check columns, quoting, ids and every dialogue's turn tags; list the problems by row."""
     from slmkit.summarize import load_dialogues
@@ -381,7 +378,6 @@ def ensemble_cmd(
     output: Path = typer.Option(..., "--output", help="fname,summary CSV of the chosen candidates."),
     tokenizer: str = typer.Option("kiwi", "--tokenizer", help="ROUGE tokenizer: kiwi (Korean) | default (English)"),
     overwrite: bool = OVERWRITE_OPTION,
-    seed: int = SEED_OPTION,
 ) -> None:
     """Minimum-Bayes-risk ensemble: per dialogue, keep the candidate with the highest mean ROUGE to the rest."""
     from slmkit.summarize._ensemble import ensemble_files
