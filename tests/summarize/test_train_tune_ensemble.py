@@ -202,6 +202,31 @@ def test_tune_prunes_resumes_and_plots(tiny_causal_dir, tmp_path):
     assert len(again.trials) == len(result.trials)
 
 
+def test_a_new_study_starts_from_the_default_recipe(tiny_causal_dir, tmp_path):
+    base = TrainConfig(batch_size=4, report_to="none", precision="fp32", metric_for_best="rouge", epochs=3.0)
+    summarize = SummarizeTrainConfig(model=str(tiny_causal_dir), decode=DecodeConfig(max_new_tokens=4))
+    config = TuneConfig(space="both", n_trials=1, max_epochs=2, eval_rows=2, seed=0)
+    result = tune(EN_TRAIN, EN_DEV, tmp_path / "study", config, summarize, base, progress=False)
+    first = {t["space"]: t["params"] for t in result.trials if t["number"] == 0}
+    assert first["training"] == {
+        "method": "lora",
+        "epochs": 2,  # the default's 3 epochs, clipped to the study's max_epochs
+        "warmup_ratio": base.warmup_ratio,
+        "weight_decay": base.weight_decay,
+        "learning_rate": base.learning_rate,
+        "lora_r": base.lora_r,
+        "lora_alpha": base.lora_alpha,
+    }
+    assert first["decoding"] == {
+        "do_sample": False,
+        "num_beams": 1,
+        "no_repeat_ngram_size": 0,
+        "repetition_penalty": 1.0,
+        "max_new_tokens": 64,  # closest choice to the test's max_new_tokens=4
+        "min_new_tokens": 0,
+    }
+
+
 def test_tune_config_is_checked_before_any_work():
     with pytest.raises(Exception, match="space must be one of"):
         TuneConfig(space="everything")

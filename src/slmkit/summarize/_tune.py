@@ -1,7 +1,8 @@
 """`tune`: one Optuna study over training knobs and/or decoding knobs of a fine-tuned summarizer.
 
 Each training trial fine-tunes a run (study_dir/trial_N) and reports dev ROUGE after every epoch, so the
-pruner stops trials that fall behind; decoding trials decode the dev rows with one trained model. The study
+pruner stops trials that fall behind; decoding trials decode the dev rows with one trained model. The first
+trial of a new study is the default recipe (training) or the default decoding: the sampler starts from it. The study
 lives in SQLite inside study_dir: a killed study resumes (trials that were running when it died are marked
 failed and queued again with the same parameters). Plots: Optuna's history and parameter importances.
 """
@@ -95,6 +96,51 @@ def suggest_training(trial, config: TuneConfig, base):
     return replace(base, **knobs)
 
 
+def default_training_params(config: TuneConfig, base) -> dict:
+    """`base` (the default recipe) as trial parameters of `suggest_training`, clipped into the search space.
+
+    A new study runs this trial first: the study then never reports a best worse than the default recipe
+    on its own dev rows, and the sampler starts from a known good point (Optuna's enqueue_trial).
+    """
+    if base.method not in config.methods:
+        return {}
+    params = {
+        "method": base.method,
+        "epochs": min(max(1, round(base.epochs)), config.max_epochs),
+        "warmup_ratio": min(max(base.warmup_ratio, 0.0), 0.2),
+        "weight_decay": min(max(base.weight_decay, 0.0), 0.1),
+    }
+    if base.method == "full":
+        params["full_learning_rate"] = min(max(base.learning_rate, 1e-5), 2e-4)
+    elif base.method == "ptuning":
+        params["ptuning_learning_rate"] = min(max(base.learning_rate, 1e-4), 3e-3)
+    else:
+        params["learning_rate"] = min(max(base.learning_rate, 5e-5), 1e-3)
+        if base.lora_r in (8, 16, 32, 64):
+            params["lora_r"] = base.lora_r
+        if base.lora_alpha in (16, 32, 64):
+            params["lora_alpha"] = base.lora_alpha
+    return params
+
+
+def default_decoding_params(base: DecodeConfig) -> dict:
+    """`base` decoding as trial parameters of `suggest_decoding` (greedy unless `base` says otherwise)."""
+    params = {
+        "do_sample": base.do_sample,
+        "no_repeat_ngram_size": base.no_repeat_ngram_size if base.no_repeat_ngram_size in (0, 3, 4) else 0,
+        "repetition_penalty": min(max(base.repetition_penalty, 1.0), 1.3),
+        "max_new_tokens": min((64, 96, 128), key=lambda n: abs(n - base.max_new_tokens)),
+        "min_new_tokens": min((0, 8, 16), key=lambda n: abs(n - base.min_new_tokens)),
+    }
+    if base.do_sample:
+        params.update(temperature=min(max(base.temperature, 0.3), 1.0), top_p=min(max(base.top_p, 0.7), 1.0))
+    else:
+        params["num_beams"] = base.num_beams if base.num_beams in (1, 2, 4) else 1
+        if params["num_beams"] > 1:
+            params["length_penalty"] = min(max(base.length_penalty, 0.6), 1.6)
+    return params
+
+
 def suggest_decoding(trial, base: DecodeConfig) -> DecodeConfig:
     """Beam search or sampling, lengths, penalties and n-gram blocking (conditional knobs only when they apply)."""
     sample = trial.suggest_categorical("do_sample", [False, True])
@@ -154,6 +200,8 @@ def tune(
 
     if config.space in ("training", "both"):
         study = _study(optuna, storage, f"{config.study_name}-training", config.seed, pruned=True)
+        if not study.trials and (first := default_training_params(config, base_train)):
+            study.enqueue_trial(first)
 
         def objective(trial) -> float:
             train_config = suggest_training(trial, config, base_train)
@@ -196,6 +244,8 @@ def tune(
 
         lm = load_model(str(best_run))
         study = _study(optuna, storage, f"{config.study_name}-decoding", config.seed, pruned=False)
+        if not study.trials:
+            study.enqueue_trial(default_decoding_params(summarize_config.decode))
 
         def decode_objective(trial) -> float:
             decode = suggest_decoding(trial, summarize_config.decode)
