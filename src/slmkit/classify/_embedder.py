@@ -36,8 +36,8 @@ def check_texts(X, where: str = "X") -> list[str]:
 
 
 def n_model_layers(lm: LanguageModel) -> int | None:
-    config = getattr(getattr(lm, "model", None), "config", None)
-    return getattr(config, "num_hidden_layers", None)
+    """The layers `embed(layers=...)` can address (`LanguageModel.n_layers`); None where only the last is."""
+    return getattr(lm, "n_layers", None)
 
 
 def resolve_layers(layers: Sequence[int | float], n_layers: int | None) -> tuple[int, ...]:
@@ -110,12 +110,7 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         self.layers_ = resolve_layers(self.layers, n_model_layers(self.lm_))
         info = self.lm_.info
         self.model_info_ = {k: info.get(k) for k in ("name", "backend", "checksum", "dtype")}
-        config = getattr(getattr(self.lm_, "model", None), "config", None)
-        if getattr(config, "hidden_size", None):
-            self.hidden_size_ = int(config.hidden_size)
-        else:  # backends without a config (llama.cpp) reveal the width only by embedding something
-            probe = self.lm_.embed(["probe"], pooling=self.pooling, layers=self.layers_[:1], template=self.template)
-            self.hidden_size_ = int(probe.shape[1])
+        self.hidden_size_ = int(self.lm_.hidden_size)
         self.n_features_out_ = self.hidden_size_ * len(self.layers_)
         self.embed_seconds_ = 0.0
         self.n_embedded_ = 0
