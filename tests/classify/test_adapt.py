@@ -176,3 +176,14 @@ def test_config_rejects_a_bad_budget():
     assert ClassifyConfig(adapt_budget="30").adapt_budget == 30.0
     with pytest.raises(ConfigError, match="adapt_budget"):
         ClassifyConfig(adapt_budget="soon")
+
+
+@pytest.mark.slow
+def test_real_minilm_finetune_moves_same_label_pairs_closer():
+    from slmkit.models import load_model
+
+    pairs = _adapt.sentence_pairs(TEXTS, LABELS, 4, seed=1)
+    before = _pair_loss(load_model("minilm-l6"), *pairs)
+    model, info = _adapt.contrastive_finetune("minilm-l6", TEXTS, LABELS, pairs_per_example=16, seed=0)
+    assert info["steps"] == 20
+    assert _pair_loss(_adapt.wrap_encoder(model, "minilm-l6"), *pairs) < before
