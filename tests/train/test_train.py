@@ -183,6 +183,9 @@ def test_documents_objective_and_token_reversal(tiny_lm, tiny_causal_dir, tmp_pa
         assert sorted(f.input_ids) == sorted(b.input_ids)  # the same token multiset
         assert b.input_ids[0] == f.input_ids[0] == tok.bos_token_id and b.input_ids[-1] == tok.eos_token_id
         assert b.input_ids[1:-1][::-1] == f.input_ids[1:-1]  # reversal round-trips
+    packed = encode_documents(tok, TOY_TEXTS * 3, max_length=16)
+    assert len(packed) > 3 and all(len(b.input_ids) <= 16 for b in packed)
+    assert all(b.input_ids[0] == tok.bos_token_id for b in packed)  # no block opens mid-text without BOS
     result = train(
         str(tiny_causal_dir),
         fast(objective="documents", method="full", max_length=32),

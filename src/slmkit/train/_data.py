@@ -101,7 +101,16 @@ def encode_documents(
     if not pack:
         return [Example(d[:max_length], d[:max_length]) for d in docs]
     stream = [t for d in docs for t in d]
-    blocks = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        blocks = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
+    else:
+        # Every block starts with BOS, as every scored text does: a pretrained model (Gemma above all) treats
+        # the first position as an attention sink, and a block that opens mid-document without it trains
+        # and scores the model in a state it never meets at inference (its loss starts near 6 nats).
+        step = max_length - 1
+        blocks = [stream[i : i + step] for i in range(0, len(stream), step)]
+        blocks = [b if b[0] == bos else [bos] + b for b in blocks]
     return [Example(b, b) for b in blocks if len(b) > 1]
 
 
