@@ -32,3 +32,7 @@ class MissingExtraError(SlmkitError, ImportError):
 
 class NotFittedError(SlmkitError, AttributeError):
     """A fitted object was used before `fit`."""
+
+
+class TrainingDivergedError(SlmkitError, RuntimeError):
+    """Training produced a non-finite loss or gradient; the run stopped and wrote no model."""

@@ -234,3 +234,21 @@ def test_early_stopping_and_best_checkpoint_come_from_the_trainer(tiny_causal_di
     evals = [h["eval_loss"] for h in result.history if "eval_loss" in h]
     assert result.info["steps"] < 40
     assert result.metrics["best_metric"] == pytest.approx(min(evals))
+
+
+def test_a_diverged_run_stops_with_a_clear_error_and_writes_no_model(tiny_causal_dir, tmp_path):
+    from transformers import TrainerCallback
+
+    from slmkit.errors import TrainingDivergedError
+
+    class Poison(TrainerCallback):  # what a bf16 overflow or a bad batch does: one NaN reaches the weights
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 2:
+                with torch.no_grad():
+                    next(p for p in model.parameters() if p.requires_grad).fill_(float("nan"))
+
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step \d+ \((grad_norm|loss) nan\)"):
+        train(str(tiny_causal_dir), fast(method="full"), tmp_path / "nan", train_pairs=(PROMPTS, TARGETS),
+              callbacks=[Poison()])  # fmt: skip
+    assert not (tmp_path / "nan" / "model").exists()
+    assert (tmp_path / "nan" / "metrics.jsonl").is_file()  # the per-step history is kept to look at

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import resource
 import time
@@ -172,6 +173,8 @@ def train(
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     if stop_after_steps:
         callbacks.append(_StopAt(stop_after_steps, TrainerCallback))
+    guard = _DivergenceGuard(TrainerCallback)
+    callbacks.append(guard)
     trainer = SlmTrainer(
         model=model,
         args=args,
@@ -193,6 +196,16 @@ def train(
     seconds = time.perf_counter() - start
     history = list(trainer.state.log_history)
     _write_history(run_dir, history)
+    if guard.diverged:
+        # A NaN/inf step poisons every weight (clipping a NaN gradient keeps it NaN), and the library carries on
+        # silently: the saved model would generate nothing. Stop, keep the history, write no model.
+        from slmkit.errors import TrainingDivergedError
+
+        step, what = guard.diverged
+        raise TrainingDivergedError(
+            f"{run_dir}: training diverged at step {step} ({what}); no model was written. Lower learning_rate, "
+            f"or train with precision='fp32' (it ran in {config.resolved_precision()})"
+        )
     if stop_after_steps and trainer.state.global_step < _planned_steps(trainer):
         # Interrupted on purpose: leave the checkpoints, write no final model.
         return TrainResult(run_dir, run_dir / "model", {"status": "interrupted"}, history)
@@ -353,6 +366,25 @@ def _StopAt(step: int, base):  # noqa: N802  (a callback class built on demand: 
             return control
 
     return StopAt()
+
+
+def _DivergenceGuard(base):  # noqa: N802  (a callback class built on demand, like _StopAt)
+    """Stops training at the first logged non-finite gradient norm or loss; `.diverged` = (step, what)."""
+
+    class DivergenceGuard(base):
+        diverged: tuple | None = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            for key in ("grad_norm", "loss"):
+                value = (logs or {}).get(key)
+                if isinstance(value, (int, float)) and not math.isfinite(value):
+                    self.diverged = (state.global_step, f"{key} {value}")
+                    control.should_training_stop = True
+                    control.should_save = False
+                    break
+            return control
+
+    return DivergenceGuard()
 
 
 class _mlflow_store:
