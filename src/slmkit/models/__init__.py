@@ -42,7 +42,8 @@ def load_model(name: str | ModelSpec = "gemma3-270m", *, backend: str | None = N
     Args:
         name: what to load; see `slmkit models list` for the built-in names.
         backend: "transformers" (default) or "llamacpp" (optional extra).
-        **options: forwarded to the backend loader (`num_threads`; llama.cpp also takes `n_ctx`).
+        **options: forwarded to the backend loader (`num_threads`; transformers also takes `device`: "auto",
+            "cpu", "cuda", "cuda:N"; llama.cpp takes `n_ctx`).
     """
     from slmkit._status import status
 
