@@ -789,13 +789,17 @@ def _write_table(results: dict, path: Path) -> None:
         run = runs.get(name)
         if not run or "auc" not in run:
             continue
+        shown = f"{name} (invalid\u00b9)" if run.get("invalid") else name
         for feature, label in FEATURE_LABELS.items():
             cells = [f"{run['auc'][d][feature]['auc']:.3f}" if d in run["auc"] else "" for d in LOW_DOMAINS]
             pooled = run["auc"]["all_low"][feature]
             lo, hi = pooled["ci95"]
             lines.append(
-                f"| {name} | {label} | " + " | ".join(cells) + f" | **{pooled['auc']:.3f}** ({lo:.3f}–{hi:.3f}) |"
+                f"| {shown} | {label} | " + " | ".join(cells) + f" | **{pooled['auc']:.3f}** ({lo:.3f}–{hi:.3f}) |"
             )
+    invalid = {name: runs[name]["invalid"] for name in SCORERS if runs.get(name, {}).get("invalid")}
+    for name, why in invalid.items():
+        lines += ["", f"\u00b9 {name}: {why}"]
     lines += [
         "",
         (
