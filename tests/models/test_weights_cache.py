@@ -38,3 +38,23 @@ def test_conversion_runs_once_and_is_atomic(monkeypatch, tmp_path):
     # a changed GGUF gets its own entry
     gguf.write_bytes(b"other weights")
     assert ensure_converted(gguf, convert) != first
+
+
+def test_a_conversion_records_what_converted_it_and_the_tokenizer_it_made(monkeypatch, tmp_path):
+    import hashlib
+    import importlib.metadata
+
+    from slmkit.models._weights import converted_info
+
+    monkeypatch.setenv("SLMKIT_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"weights")
+
+    def convert(out):
+        (out / "model.safetensors").write_bytes(b"full")
+        (out / "tokenizer.json").write_text('{"model": "bpe"}')
+
+    info = converted_info(ensure_converted(gguf, convert))
+    assert info["transformers"] == importlib.metadata.version("transformers")
+    assert info["tokenizer_sha256"] == hashlib.sha256(b'{"model": "bpe"}').hexdigest()
+    assert converted_info(tmp_path / "nowhere") == {}

@@ -29,7 +29,7 @@ from slmkit.models._base import (
     resolve_params,
 )
 from slmkit.models._spec import ModelSpec
-from slmkit.models._weights import ensure_converted, locate_weights, sha256_file
+from slmkit.models._weights import converted_info, ensure_converted, locate_weights, sha256_file
 
 logger = logging.getLogger(__name__)
 _LOGIT_CHUNK = 256  # positions projected to the vocabulary at once: 256 x 262k floats = 268 MB
@@ -403,6 +403,9 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None, device
             info["checksum"] = sha256_file(gguf)
             info["converted_cached"] = location.exists() and _converted_ready(gguf)
             target = ensure_converted(gguf, lambda tmp: _convert_gguf(auto, AutoTokenizer, location, gguf_file, tmp))
+            converted = converted_info(target)
+            info["converted_by_transformers"] = converted.get("transformers")
+            info["tokenizer_sha256"] = converted.get("tokenizer_sha256")
         else:
             target = location
             info["checksum"] = _dir_checksum(location)
