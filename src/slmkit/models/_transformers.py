@@ -405,7 +405,10 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None, device
             target = ensure_converted(gguf, lambda tmp: _convert_gguf(auto, AutoTokenizer, location, gguf_file, tmp))
             converted = converted_info(target)
             info["converted_by_transformers"] = converted.get("transformers")
-            info["tokenizer_sha256"] = converted.get("tokenizer_sha256")
+            tokenizer_file = target / "tokenizer.json"  # entries converted before markers carried it
+            info["tokenizer_sha256"] = converted.get("tokenizer_sha256") or (
+                sha256_file(tokenizer_file) if tokenizer_file.is_file() else None
+            )
         else:
             target = location
             info["checksum"] = _dir_checksum(location)
