@@ -73,31 +73,66 @@ class TuneResult:
     trials: list[dict] = field(default_factory=list)
 
 
+# The search spaces, written once: `suggest_*` sample them and `default_*_params` clip a default into them.
+# A (low, high) pair is a float range (learning rates sampled on a log scale); a list is a set of choices.
+TRAINING_SPACE = {
+    "warmup_ratio": (0.0, 0.2),
+    "weight_decay": (0.0, 0.1),
+    "full_learning_rate": (1e-5, 2e-4),
+    "ptuning_learning_rate": (1e-4, 3e-3),
+    "learning_rate": (5e-5, 1e-3),  # LoRA
+    "lora_r": [8, 16, 32, 64],
+    "lora_alpha": [16, 32, 64],
+}
+DECODING_SPACE = {
+    "temperature": (0.3, 1.0),
+    "top_p": (0.7, 1.0),
+    "num_beams": [1, 2, 4],
+    "length_penalty": (0.6, 1.6),
+    "no_repeat_ngram_size": [0, 3, 4],
+    "repetition_penalty": (1.0, 1.3),
+    "max_new_tokens": [64, 96, 128],
+    "min_new_tokens": [0, 8, 16],
+}
+_LR_PARAM = {"full": "full_learning_rate", "ptuning": "ptuning_learning_rate", "lora": "learning_rate"}
+
+
+def _suggest(trial, space: dict, name: str, **kwargs):
+    bounds = space[name]
+    if isinstance(bounds, list):
+        return trial.suggest_categorical(name, bounds)
+    return trial.suggest_float(name, *bounds, **kwargs)
+
+
+def _into(space: dict, name: str, value):
+    """`value` moved into the space: clipped to a range, or the nearest of the choices."""
+    bounds = space[name]
+    if isinstance(bounds, list):
+        return min(bounds, key=lambda choice: abs(choice - value))
+    return min(max(value, bounds[0]), bounds[1])
+
+
 def suggest_training(trial, config: TuneConfig, base):
     """A TrainConfig with the trial's training knobs on top of `base`."""
     method = trial.suggest_categorical("method", list(config.methods))
     knobs = dict(
         method=method,
         epochs=float(trial.suggest_int("epochs", 1, config.max_epochs)),
-        warmup_ratio=trial.suggest_float("warmup_ratio", 0.0, 0.2),
-        weight_decay=trial.suggest_float("weight_decay", 0.0, 0.1),
+        warmup_ratio=_suggest(trial, TRAINING_SPACE, "warmup_ratio"),
+        weight_decay=_suggest(trial, TRAINING_SPACE, "weight_decay"),
+        learning_rate=_suggest(trial, TRAINING_SPACE, _LR_PARAM[method], log=True),
         seed=config.seed,
         metric_for_best="rouge",
         report_to="none",
     )
-    if method == "full":
-        knobs["learning_rate"] = trial.suggest_float("full_learning_rate", 1e-5, 2e-4, log=True)
-    elif method == "ptuning":
-        knobs["learning_rate"] = trial.suggest_float("ptuning_learning_rate", 1e-4, 3e-3, log=True)
-    else:
-        knobs["learning_rate"] = trial.suggest_float("learning_rate", 5e-5, 1e-3, log=True)
-        knobs["lora_r"] = trial.suggest_categorical("lora_r", [8, 16, 32, 64])
-        knobs["lora_alpha"] = trial.suggest_categorical("lora_alpha", [16, 32, 64])
+    if method == "lora":
+        knobs["lora_r"] = _suggest(trial, TRAINING_SPACE, "lora_r")
+        knobs["lora_alpha"] = _suggest(trial, TRAINING_SPACE, "lora_alpha")
     return replace(base, **knobs)
 
 
 def default_training_params(config: TuneConfig, base) -> dict:
-    """`base` (the default recipe) as trial parameters of `suggest_training`, clipped into the search space.
+    """`base` (the default recipe) as trial parameters of `suggest_training`, moved into the search space.
 
     A new study runs this trial first: the study then never reports a best worse than the default recipe
     on its own dev rows, and the sampler starts from a known good point (Optuna's enqueue_trial).
@@ -107,55 +142,41 @@ def default_training_params(config: TuneConfig, base) -> dict:
     params = {
         "method": base.method,
         "epochs": min(max(1, round(base.epochs)), config.max_epochs),
-        "warmup_ratio": min(max(base.warmup_ratio, 0.0), 0.2),
-        "weight_decay": min(max(base.weight_decay, 0.0), 0.1),
+        "warmup_ratio": _into(TRAINING_SPACE, "warmup_ratio", base.warmup_ratio),
+        "weight_decay": _into(TRAINING_SPACE, "weight_decay", base.weight_decay),
+        _LR_PARAM[base.method]: _into(TRAINING_SPACE, _LR_PARAM[base.method], base.learning_rate),
     }
-    if base.method == "full":
-        params["full_learning_rate"] = min(max(base.learning_rate, 1e-5), 2e-4)
-    elif base.method == "ptuning":
-        params["ptuning_learning_rate"] = min(max(base.learning_rate, 1e-4), 3e-3)
-    else:
-        params["learning_rate"] = min(max(base.learning_rate, 5e-5), 1e-3)
-        if base.lora_r in (8, 16, 32, 64):
-            params["lora_r"] = base.lora_r
-        if base.lora_alpha in (16, 32, 64):
-            params["lora_alpha"] = base.lora_alpha
+    if base.method == "lora":
+        params["lora_r"] = _into(TRAINING_SPACE, "lora_r", base.lora_r)
+        params["lora_alpha"] = _into(TRAINING_SPACE, "lora_alpha", base.lora_alpha)
     return params
 
 
 def default_decoding_params(base: DecodeConfig) -> dict:
     """`base` decoding as trial parameters of `suggest_decoding` (greedy unless `base` says otherwise)."""
-    params = {
-        "do_sample": base.do_sample,
-        "no_repeat_ngram_size": base.no_repeat_ngram_size if base.no_repeat_ngram_size in (0, 3, 4) else 0,
-        "repetition_penalty": min(max(base.repetition_penalty, 1.0), 1.3),
-        "max_new_tokens": min((64, 96, 128), key=lambda n: abs(n - base.max_new_tokens)),
-        "min_new_tokens": min((0, 8, 16), key=lambda n: abs(n - base.min_new_tokens)),
-    }
-    if base.do_sample:
-        params.update(temperature=min(max(base.temperature, 0.3), 1.0), top_p=min(max(base.top_p, 0.7), 1.0))
-    else:
-        params["num_beams"] = base.num_beams if base.num_beams in (1, 2, 4) else 1
-        if params["num_beams"] > 1:
-            params["length_penalty"] = min(max(base.length_penalty, 0.6), 1.6)
+    names = ["no_repeat_ngram_size", "repetition_penalty", "max_new_tokens", "min_new_tokens"]
+    names += ["temperature", "top_p"] if base.do_sample else ["num_beams"]
+    params = {"do_sample": base.do_sample, **{n: _into(DECODING_SPACE, n, getattr(base, n)) for n in names}}
+    if params.get("num_beams", 1) > 1:
+        params["length_penalty"] = _into(DECODING_SPACE, "length_penalty", base.length_penalty)
     return params
 
 
 def suggest_decoding(trial, base: DecodeConfig) -> DecodeConfig:
     """Beam search or sampling, lengths, penalties and n-gram blocking (conditional knobs only when they apply)."""
     sample = trial.suggest_categorical("do_sample", [False, True])
-    beams = 1 if sample else trial.suggest_categorical("num_beams", [1, 2, 4])
+    beams = 1 if sample else _suggest(trial, DECODING_SPACE, "num_beams")
     return replace(
         base,
         do_sample=sample,
-        temperature=trial.suggest_float("temperature", 0.3, 1.0) if sample else 1.0,
-        top_p=trial.suggest_float("top_p", 0.7, 1.0) if sample else 1.0,
+        temperature=_suggest(trial, DECODING_SPACE, "temperature") if sample else 1.0,
+        top_p=_suggest(trial, DECODING_SPACE, "top_p") if sample else 1.0,
         num_beams=beams,
-        length_penalty=trial.suggest_float("length_penalty", 0.6, 1.6) if beams > 1 else 1.0,
-        no_repeat_ngram_size=trial.suggest_categorical("no_repeat_ngram_size", [0, 3, 4]),
-        repetition_penalty=trial.suggest_float("repetition_penalty", 1.0, 1.3),
-        max_new_tokens=trial.suggest_categorical("max_new_tokens", [64, 96, 128]),
-        min_new_tokens=trial.suggest_categorical("min_new_tokens", [0, 8, 16]),
+        length_penalty=_suggest(trial, DECODING_SPACE, "length_penalty") if beams > 1 else 1.0,
+        **{
+            name: _suggest(trial, DECODING_SPACE, name)
+            for name in ("no_repeat_ngram_size", "repetition_penalty", "max_new_tokens", "min_new_tokens")
+        },
     )
 
 
