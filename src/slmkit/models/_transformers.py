@@ -8,6 +8,7 @@ project only the positions where a loss is taken, in chunks, to bound memory.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from slmkit._constants import ENV_DEVICE
 from slmkit.errors import ConfigError, ModelUnavailableError
 from slmkit.models._base import (
     LanguageModel,
@@ -403,12 +405,9 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None, device
             info["checksum"] = sha256_file(gguf)
             info["converted_cached"] = location.exists() and _converted_ready(gguf)
             target = ensure_converted(gguf, lambda tmp: _convert_gguf(auto, AutoTokenizer, location, gguf_file, tmp))
-            converted = converted_info(target)
-            info["converted_by_transformers"] = converted.get("transformers")
-            tokenizer_file = target / "tokenizer.json"  # entries converted before markers carried it
-            info["tokenizer_sha256"] = converted.get("tokenizer_sha256") or (
-                sha256_file(tokenizer_file) if tokenizer_file.is_file() else None
-            )
+            info["converted_by_transformers"] = converted_info(target).get("transformers")
+            tokenizer_file = target / "tokenizer.json"  # hashed once, then memoised like the GGUF's checksum
+            info["tokenizer_sha256"] = sha256_file(tokenizer_file) if tokenizer_file.is_file() else None
         else:
             target = location
             info["checksum"] = _dir_checksum(location)
@@ -444,10 +443,6 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None, device
 
 def resolve_device(device: str | None = None) -> str:
     """The torch device to load on: `device`, else `$SLMKIT_DEVICE`, else "auto" (CUDA when available)."""
-    import os
-
-    from slmkit._constants import ENV_DEVICE
-
     choice = (device or os.environ.get(ENV_DEVICE) or "auto").strip().lower()
     if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -140,7 +141,7 @@ def ensure_converted(gguf: Path, convert) -> Path:
             # The tokenizer is rebuilt from the GGUF by transformers, and versions differ: 5.17 and 5.23 turned
             # gemma's into different tokenizers (one Korean row: 1,090 tokens against fewer than 1,024). Record
             # what converted it, and a fingerprint of the result that results files can carry.
-            "transformers": _version("transformers"),
+            "transformers": importlib.metadata.version("transformers"),
             "tokenizer_sha256": file_sha256(tmp / "tokenizer.json") if (tmp / "tokenizer.json").is_file() else None,
         }
         (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=2))
@@ -153,12 +154,3 @@ def converted_info(directory: Path) -> dict:
         return json.loads((Path(directory) / CONVERTED_MARKER).read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _version(package: str) -> str | None:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
