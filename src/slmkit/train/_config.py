@@ -10,7 +10,8 @@ from slmkit._constants import DEFAULT_SEED
 from slmkit.errors import ConfigError
 
 METHODS = ("full", "lora", "ptuning")
-OBJECTIVES = ("pairs", "documents")
+OBJECTIVES = ("pairs", "documents", "contrastive")
+EMBED_POOLINGS = ("mean", "last")
 LOSS_PATHS = ("target", "full")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -39,8 +40,15 @@ class TrainConfig:
     Attributes:
         method: "full" (every weight), "lora" (low-rank adapters) or "ptuning" (a prompt encoder that
             learns virtual tokens; the model stays frozen).
-        objective: "pairs" (loss on the target of each (prompt, target) pair) or "documents" (plain
-            next-token loss over whole documents, as a language model is pre-trained).
+        objective: "pairs" (loss on the target of each (prompt, target) pair), "documents" (plain
+            next-token loss over whole documents, as a language model is pre-trained) or "contrastive"
+            (SetFit-style: the cosine similarity of two texts' pooled hidden states is pulled toward a target,
+            1 = same class, 0 = different, by mean squared error, as sentence-transformers'
+            CosineSimilarityLoss; nothing is projected onto the vocabulary).
+        embed_template, embed_pooling, embed_layers: objective "contrastive" only: how a text becomes the vector
+            the loss compares, exactly as `LanguageModel.embed(template=, pooling=, layers=)` computes it at
+            run time (the text inside the template, "mean" over its tokens with a causal LM's BOS left out or
+            the "last" token, the listed hidden-state indices concatenated: 0 = embeddings, -1 = last layer).
         lora_r, lora_alpha, lora_dropout: LoRA rank, scale and dropout.
         lora_targets: module names to adapt; empty = chosen per architecture (LORA_TARGETS).
         num_virtual_tokens, encoder_hidden_size: P-tuning's virtual prompt length and MLP width.
@@ -79,6 +87,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     max_length: int = 1024
     loss_path: str = "target"
+    embed_template: str = "{text}"
+    embed_pooling: str = "mean"
+    embed_layers: list[int] = field(default_factory=lambda: [-1])
     precision: str = "auto"
     eval_steps: int = 0
     save_steps: int = 0
@@ -101,6 +112,7 @@ class TrainConfig:
             "scheduler": SCHEDULERS,
             "precision": PRECISIONS,
             "report_to": ("mlflow", "none"),
+            "embed_pooling": EMBED_POOLINGS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -124,6 +136,20 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.weight_decay < 0 or self.max_grad_norm < 0:
             raise ConfigError("TrainConfig.weight_decay and max_grad_norm must be >= 0")
+        if not isinstance(self.embed_template, str) or self.embed_template.count("{text}") != 1:
+            raise ConfigError(f"TrainConfig.embed_template must contain '{{text}}' exactly once, "
+                              f"got {self.embed_template!r}")
+        try:  # the CLI's --set embed_layers=6,-1 gives strings
+            self.embed_layers = [int(v) for v in self.embed_layers]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"TrainConfig.embed_layers must be hidden-state indices, got {self.embed_layers!r}"
+            ) from exc
+        if not self.embed_layers:
+            raise ConfigError("TrainConfig.embed_layers must name at least one layer, e.g. [-1]")
+        if self.objective == "contrastive" and self.method == "ptuning":
+            raise ConfigError("objective 'contrastive' trains the backbone's hidden states; P-tuning's virtual "
+                              "tokens live outside it (use method 'lora' or 'full')")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,4 +1,4 @@
-"""Turn (prompt, target) pairs or whole documents into token ids and loss labels, and batch them.
+"""Turn (prompt, target) pairs, whole documents or contrastive text pairs into token ids and labels, and batch them.
 
 Prompt and target are tokenized separately and concatenated, exactly as inference sees them: the prompt is
 tokenized on its own at prediction time and the model continues it, so training on the same split keeps
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from slmkit.errors import DataError
+from slmkit.models._base import format_template
 
 IGNORE = -100  # the label transformers and torch's cross-entropy skip
 
@@ -156,4 +157,85 @@ class Collator:
             input_ids[i, :n] = torch.tensor(r["input_ids"])
             mask[i, :n] = 1
             labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+@dataclass
+class TextPair:
+    """One contrastive row: the token ids of two texts (each inside the embedding template) and the cosine
+    similarity their pooled vectors should have (1 = same class, 0 = different)."""
+
+    first: list[int]
+    second: list[int]
+    similarity: float
+
+
+def encode_text_pairs(
+    tokenizer,
+    first: Sequence[str],
+    second: Sequence[str],
+    similarity: Sequence[float],
+    *,
+    template: str,
+    max_length: int,
+    source: str = "training data",
+) -> list[TextPair]:
+    """Tokenize contrastive pairs exactly as `LanguageModel.embed` tokenizes a text at run time: the text put in
+    `template`, special tokens added (BOS), cut at `max_length` tokens (the runtime cuts at the model's limit).
+    Each distinct text is tokenized once (SetFit pairs repeat every text dozens of times).
+
+    Raises:
+        DataError: lengths that differ, an empty text, or a similarity outside [-1, 1], naming the row.
+    """
+    if not len(first) == len(second) == len(similarity):
+        raise DataError(f"{source}: {len(first)} first texts, {len(second)} second texts and "
+                        f"{len(similarity)} similarities; they must match row for row")
+    if not len(first):
+        raise DataError(f"{source}: no pairs to train on")
+    for i, (a, b, s) in enumerate(zip(first, second, similarity)):
+        for text in (a, b):
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(f"{source}: pair {i + 1}: empty text")
+        if not -1.0 <= float(s) <= 1.0:
+            raise DataError(f"{source}: pair {i + 1}: similarity {s} is outside [-1, 1]")
+    texts = list(dict.fromkeys([*first, *second]))
+    ids = tokenizer([format_template(template, t) for t in texts], add_special_tokens=True)["input_ids"]
+    lookup = {t: x[:max_length] for t, x in zip(texts, ids)}
+    return [TextPair(lookup[a], lookup[b], float(s)) for a, b, s in zip(first, second, similarity)]
+
+
+class TextPairDataset(torch.utils.data.Dataset):
+    def __init__(self, pairs: list[TextPair]) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        p = self.pairs[i]
+        return {"input_ids": p.first, "pair_ids": p.second, "labels": p.similarity}
+
+    def n_target_tokens(self) -> int:  # no token carries a loss of its own: the pooled vectors do
+        return 0
+
+    def n_tokens(self) -> int:
+        return sum(len(p.first) + len(p.second) for p in self.pairs)
+
+
+@dataclass
+class PairCollator:
+    """One right-padded batch of 2B rows, every pair's first text in rows 0..B-1 and its second in B..2B-1 (one
+    forward pass for both sides), with the B target similarities as float `labels`."""
+
+    pad_id: int
+
+    def __call__(self, rows: list[dict]) -> dict:
+        seqs = [r["input_ids"] for r in rows] + [r["pair_ids"] for r in rows]
+        width = max(len(s) for s in seqs)
+        input_ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            input_ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        labels = torch.tensor([float(r["labels"]) for r in rows], dtype=torch.float32)
         return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}

@@ -33,7 +33,15 @@ from slmkit._files import atomic_dir
 from slmkit.data import write_json
 from slmkit.errors import ConfigError
 from slmkit.train._config import TRAIN_CONFIG_NAME, TrainConfig
-from slmkit.train._data import Collator, ExampleDataset, encode_documents, encode_pairs
+from slmkit.train._data import (
+    Collator,
+    ExampleDataset,
+    PairCollator,
+    TextPairDataset,
+    encode_documents,
+    encode_pairs,
+    encode_text_pairs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +54,15 @@ class TrainResult:
         run_dir: the run folder; `model_dir` inside it is what `load_model` serves.
         info: the contents of slmkit_run.json (metrics, timings, peak memory, base model).
         history: the Trainer's log history (one dict per logged step or evaluation).
+        model: the trained model still in memory (a peft model for LoRA / P-tuning), for a caller that uses it
+            right away instead of loading `model_dir` again; None for a finished run returned as found.
     """
 
     run_dir: Path
     model_dir: Path
     info: dict
     history: list[dict] = field(default_factory=list)
+    model: object = field(default=None, repr=False, compare=False)
 
     @property
     def metrics(self) -> dict:
@@ -80,6 +91,8 @@ def train(
     train_ids: Sequence[str] | None = None,
     documents: Sequence[str] | None = None,
     eval_documents: Sequence[str] | None = None,
+    text_pairs: tuple[Sequence[str], Sequence[str], Sequence[float]] | None = None,
+    eval_text_pairs: tuple[Sequence[str], Sequence[str], Sequence[float]] | None = None,
     reverse: bool = False,
     generation_eval: Callable | None = None,
     task: str = "generic",
@@ -89,7 +102,8 @@ def train(
     stop_after_steps: int | None = None,
     callbacks: Sequence = (),
 ) -> TrainResult:
-    """Fine-tune `base` on pairs (objective "pairs") or documents (objective "documents") into `run_dir`.
+    """Fine-tune `base` on pairs (objective "pairs"), documents ("documents") or text pairs with a target
+    similarity ("contrastive") into `run_dir`.
 
     Args:
         base: registry name, path, ModelSpec, or an already loaded transformers LanguageModel.
@@ -99,6 +113,8 @@ def train(
         train_pairs / eval_pairs: (prompts, targets) for objective "pairs".
         train_ids: row ids for error messages (e.g. the dialogue fnames).
         documents / eval_documents: texts for objective "documents".
+        text_pairs / eval_text_pairs: (first texts, second texts, target cosine similarities) for objective
+            "contrastive"; the texts are embedded with the config's embed_template / embed_pooling / embed_layers.
         reverse: reverse each document's token order (the reverse LM of a quality scorer pair).
         generation_eval: `fn(model, tokenizer) -> {name: value}` added to every evaluation (e.g. ROUGE).
         task, task_info: recorded in slmkit_run.json (summarization records its prompt format there).
@@ -119,15 +135,25 @@ def train(
         return finished
     if config.metric_for_best != "loss" and generation_eval is None:
         raise ConfigError(f"metric_for_best={config.metric_for_best!r} needs a generation metric; use 'loss'")
-    has_eval = bool(eval_pairs or eval_documents)
+    has_eval = bool(eval_pairs or eval_documents or eval_text_pairs)
     if config.early_stopping_patience and not has_eval:
         raise ConfigError("early_stopping_patience needs an evaluation set")
 
     lm = _load_base(base)
     tokenizer, seq2seq = lm.tokenizer, lm.spec.kind == "seq2seq"
-    train_set, eval_set = _datasets(
-        config, tokenizer, seq2seq, train_pairs, eval_pairs, train_ids, documents, eval_documents, reverse, source
-    )
+    contrastive = config.objective == "contrastive"
+    if contrastive:
+        if seq2seq:
+            raise ConfigError("objective 'contrastive' trains causal LMs only (the embeddings slmkit serves)")
+        if train_pairs is not None or documents is not None:
+            raise ConfigError("objective 'contrastive' takes text_pairs, not train_pairs or documents")
+        train_set, eval_set = _text_pair_datasets(config, tokenizer, text_pairs, eval_text_pairs, source)
+    elif text_pairs is not None:
+        raise ConfigError("text_pairs are for objective 'contrastive'")
+    else:
+        train_set, eval_set = _datasets(
+            config, tokenizer, seq2seq, train_pairs, eval_pairs, train_ids, documents, eval_documents, reverse, source
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir)
     model = _prepare(lm.model, config)
@@ -165,7 +191,9 @@ def train(
         label_names=["labels"],
         prediction_loss_only=True,
         disable_tqdm=not progress,
-        train_sampling_strategy="group_by_length",  # similar lengths per batch: little padding to compute
+        # Similar lengths per batch: little padding to compute. Contrastive pairs keep their own (shuffled) order:
+        # each side of a pair has its own length, and a run the time budget stops early is then a shorter run.
+        train_sampling_strategy="random" if contrastive else "group_by_length",
         dataloader_num_workers=0,
     )
     callbacks = list(callbacks)
@@ -180,12 +208,14 @@ def train(
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=Collator(tokenizer.pad_token_id),
+        data_collator=(PairCollator if contrastive else Collator)(tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=callbacks,
         loss_path=config.loss_path,
         n_virtual_tokens=n_virtual,
         generation_eval=generation_eval,
+        contrastive={"pooling": config.embed_pooling, "layers": list(config.embed_layers),
+                     "bos_id": tokenizer.bos_token_id} if contrastive else None,
     )
     checkpoint = _last_checkpoint(run_dir / "checkpoints")
     if checkpoint:
@@ -250,7 +280,7 @@ def train(
     write_json(run_dir / RUN_INFO_NAME, info)
     _plot_history(run_dir, history)
     _write_model_card(run_dir, config, info)
-    return TrainResult(run_dir, model_dir, info, history)
+    return TrainResult(run_dir, model_dir, info, history, model)
 
 
 def _load_base(base):
@@ -295,6 +325,15 @@ def _datasets(
             else None
         )
     return ExampleDataset(train), (ExampleDataset(held) if held else None)
+
+
+def _text_pair_datasets(config, tokenizer, text_pairs, eval_text_pairs, source):
+    if text_pairs is None or len(text_pairs) != 3:
+        raise ConfigError("objective 'contrastive' needs text_pairs=(first texts, second texts, similarities)")
+    kwargs = {"template": config.embed_template, "max_length": config.max_length}
+    train = encode_text_pairs(tokenizer, *text_pairs, source=source, **kwargs)
+    held = encode_text_pairs(tokenizer, *eval_text_pairs, source="eval data", **kwargs) if eval_text_pairs else None
+    return TextPairDataset(train), (TextPairDataset(held) if held else None)
 
 
 def _prepare(model, config: TrainConfig):

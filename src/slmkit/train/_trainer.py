@@ -1,4 +1,4 @@
-"""SlmTrainer: the transformers Trainer with two additions slmkit needs, and nothing else.
+"""SlmTrainer: the transformers Trainer with the additions slmkit needs, and nothing else.
 
 1. The loss projects only the positions that carry a loss onto the vocabulary. Gemma 3's output layer is
    640 x 262k: the library's loss computes logits for every position of every row (prompt and padding
@@ -6,6 +6,11 @@
    once, the final hidden states at target positions are gathered and projected in chunks.
 2. Generation metrics (e.g. ROUGE of decoded summaries) join the evaluation metrics, so the Trainer's own
    best-checkpoint and early-stopping machinery can select on them.
+3. The contrastive objective (SetFit-style, for classifiers built on the model's embeddings): the backbone
+   alone runs on both texts of every pair (nothing is projected onto the vocabulary), their hidden states are
+   pooled exactly as `LanguageModel.embed` pools them at run time, and the loss is the mean squared error
+   between the pair's cosine similarity and its target (1 = same class, 0 = different), as
+   sentence-transformers' CosineSimilarityLoss computes it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ class SlmTrainer(Trainer):
             measure the speed-up against, and for models whose loss has extra terms).
         n_virtual_tokens: P-tuning's virtual tokens, prepended by peft to the hidden states.
         generation_eval: `fn(model, tokenizer) -> {name: value}` run at every evaluation (decoding-based metrics).
+        contrastive: None, or the pooling recipe of the contrastive objective: {"pooling": "mean" | "last",
+            "layers": [hidden-state indices], "bos_id": the token mean pooling leaves out at position 0 (None:
+            none, as for encoders)}; batches then come from `PairCollator`.
     """
 
     def __init__(
@@ -36,13 +44,19 @@ class SlmTrainer(Trainer):
         loss_path: str = "target",
         n_virtual_tokens: int = 0,
         generation_eval: Callable | None = None,
+        contrastive: dict | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_path, self.n_virtual_tokens, self.generation_eval = loss_path, n_virtual_tokens, generation_eval
+        self.contrastive = contrastive
+        if contrastive is not None:
+            self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides by the accumulation steps
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         unwrapped = self.accelerator.unwrap_model(model)
+        if self.contrastive is not None:
+            return self._contrastive_loss(unwrapped, inputs, return_outputs)
         if self.loss_path == "full" or getattr(unwrapped.config, "is_encoder_decoder", False):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = dict(inputs)
@@ -55,6 +69,15 @@ class SlmTrainer(Trainer):
         count = num_items_in_batch if num_items_in_batch is not None else scored.sum()
         loss = total / torch.as_tensor(count, dtype=total.dtype).clamp(min=1)
         return (loss, outputs) if return_outputs else loss
+
+    def _contrastive_loss(self, unwrapped, inputs, return_outputs: bool):
+        ids, mask, target = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+        states = backbone(unwrapped)(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        vectors = pool_states(states, ids, mask, **self.contrastive)
+        first, second = vectors.chunk(2)
+        cosine = torch.nn.functional.cosine_similarity(first, second, dim=-1)
+        loss = torch.nn.functional.mse_loss(cosine, target.to(cosine.dtype))
+        return (loss, {"cosine": cosine}) if return_outputs else loss
 
     def evaluation_loop(self, *args, **kwargs):
         output = super().evaluation_loop(*args, **kwargs)
@@ -94,3 +117,30 @@ def target_loss_sum(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch
         for i in range(0, hidden.shape[0], _CHUNK)
     ]
     return torch.stack(parts).sum()
+
+
+def backbone(model):
+    """The transformer stack without the output layer (what `LanguageModel.embed` runs), LoRA layers included:
+    peft injects them into the wrapped model's modules, so its base model's backbone carries them."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.base_model
+
+
+def pool_states(hidden_states, input_ids: torch.Tensor, mask: torch.Tensor, *, pooling: str, layers,
+                bos_id: int | None) -> torch.Tensor:
+    """Pooled vectors (rows, d x len(layers)) of right-padded rows, as `TransformersLM.embed` computes them:
+    "mean" averages the real tokens, leaving out a causal LM's BOS at position 0 (an attention sink whose norm
+    would drown the content); "last" takes the last real token; the layers are concatenated in the order given."""
+    pool = mask.clone()
+    if bos_id is not None:
+        pool[:, 0] = torch.where(input_ids[:, 0] == bos_id, 0, pool[:, 0])
+    pool = pool.unsqueeze(-1).float()
+    last = mask.sum(1) - 1
+    feats = []
+    for layer in layers:
+        h = hidden_states[layer].float()
+        if pooling == "mean":
+            feats.append((h * pool).sum(1) / pool.sum(1).clamp(min=1))
+        else:
+            feats.append(h[torch.arange(h.shape[0], device=h.device), last])
+    return torch.cat(feats, dim=-1)
