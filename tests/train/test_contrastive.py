@@ -93,3 +93,20 @@ def test_contrastive_config_and_data_are_checked(tiny_causal_dir, tmp_path):
 
     with pytest.raises(DataError, match="pair 2"):
         train(str(tiny_causal_dir), _config(), tmp_path / "b", text_pairs=(["a b", "c"], ["d", " "], [1.0, 0.0]))
+
+
+@pytest.mark.slow
+def test_training_pools_exactly_as_the_runtime_embeds_on_gemma(gemma):
+    """The real default model: its BOS attention sink is left out of mean pooling on both sides."""
+    first, second, sim = _pairs()
+    rows = encode_text_pairs(gemma.tokenizer, first[:3], second[:3], sim[:3], template=TEMPLATE,
+                             max_length=gemma.max_length)
+    batch = PairCollator(gemma.tokenizer.pad_token_id)([TextPairDataset(rows)[i] for i in range(3)])
+    with torch.no_grad():
+        states = backbone(gemma.model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                       output_hidden_states=True).hidden_states
+        for pooling, layers in (("mean", [9, 18]), ("last", [18])):
+            ours = pool_states(states, batch["input_ids"], batch["attention_mask"], pooling=pooling, layers=layers,
+                               bos_id=gemma.tokenizer.bos_token_id).numpy()
+            runtime = gemma.embed(first[:3] + second[:3], pooling=pooling, layers=layers, template=TEMPLATE)
+            np.testing.assert_allclose(ours, runtime, rtol=1e-4, atol=1e-3 * np.abs(runtime).max())
