@@ -1,4 +1,5 @@
-"""Encoder adaptation (slmkit.classify._adapt): contrastive fine-tune, nested selection, budget, artifact, explain.
+"""Encoder adaptation (slmkit.classify._adapt): contrastive fine-tunes (the sentence encoder's, and the LM's own
+through LoRA on slmkit.train), nested selection, budget, artifact, explain.
 
 Tiny random models (a two-layer Gemma as the LM, a two-layer BERT as the sentence encoder) and a small dataset
 written here; the real MiniLM is exercised by the `slow` test at the end.
@@ -31,6 +32,7 @@ FEW_PAIRS = 8  # per example, in the selection tests: 10 steps per fine-tune kee
 @pytest.fixture(autouse=True)
 def few_pairs(monkeypatch):
     monkeypatch.setattr(_adapt, "PAIRS_PER_EXAMPLE", FEW_PAIRS)
+    monkeypatch.setattr(_adapt, "LM_PAIRS_PER_EXAMPLE", FEW_PAIRS)
 
 
 def _clf(tiny_causal_dir, tiny_encoder_dir, cache, **kwargs):
@@ -95,8 +97,8 @@ def test_selection_never_sees_held_out_rows(tiny_causal_dir, tiny_encoder_dir, c
 
     monkeypatch.setattr(_adapt, "contrastive_finetune", spy)
     monkeypatch.setattr("slmkit.classify._classifier.contrastive_finetune", spy)
-    monkeypatch.setattr("slmkit.classify._classifier.search",
-                        lambda *a, **k: _adapt.search(*a, **k) | {"chosen": "concat-ft"})
+    monkeypatch.setattr("slmkit.classify._classifier.search",  # the LM's fine-tunes: the next section
+                        lambda *a, **k: _adapt.search(*a, **(k | {"lm": None})) | {"chosen": "concat-ft"})
     clf = _clf(tiny_causal_dir, tiny_encoder_dir, cache).fit(TEXTS, LABELS)
     clf.predict(HELD_OUT)
     folds = _adapt.adapt_folds(LABELS, 3, 0)
@@ -117,30 +119,39 @@ def adapted(tiny_causal_dir, tiny_encoder_dir):
     cache = EmbeddingCache(None)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_adapt, "PAIRS_PER_EXAMPLE", FEW_PAIRS)
-        for choice in ("concat", "encoder-ft", "concat-ft"):
+        patch.setattr(_adapt, "LM_PAIRS_PER_EXAMPLE", FEW_PAIRS)
+        for choice in ("concat", "encoder-ft", "concat-ft", "lm-ft"):
+            # Only the "lm-ft" fit also tries the LM's fine-tunes (they cost the most); its report has them all.
             patch.setattr("slmkit.classify._classifier.search",
-                          lambda *a, choice=choice, **k: _adapt.search(*a, **k) | {"chosen": choice})
+                          lambda *a, choice=choice, **k: _adapt.search(*a, **(k if choice == "lm-ft" else k | {
+                              "lm": None})) | {"chosen": choice})
             out[choice] = _clf(tiny_causal_dir, tiny_encoder_dir, cache).fit(TEXTS, LABELS)
     return out
 
 
 def test_adaptation_report_records_candidates(adapted):
-    report = adapted["concat-ft"].adapt_
+    report = adapted["lm-ft"].adapt_
     assert [row["candidate"] for row in report["table"]] == list(_adapt.CANDIDATES)
     assert all(len(row["fold_scores"]) == report["n_folds"] == 3 for row in report["table"])
     assert report["skipped"] is None and report["pairs_per_example"] == FEW_PAIRS
-    assert len(report["fold_finetunes"]) == 3 and report["final_finetune"]["steps"] > 0
+    assert len(report["fold_finetunes"]) == 3 and "final_finetune" not in report  # chosen: the LM's
+    assert adapted["concat-ft"].adapt_["final_finetune"]["steps"] > 0
+    assert report["lm_skipped"] is None and report["lm_pairs_per_example"] == FEW_PAIRS
+    assert len(report["lm_fold_finetunes"]) == 3
+    assert report["lm_final_finetune"]["steps"] == report["lm_final_finetune"]["planned_steps"] > 0
+    assert adapted["concat-ft"].adapt_["lm_skipped"] == "not asked for"
 
 
-@pytest.mark.parametrize("choice", ["concat", "encoder-ft", "concat-ft"])
+@pytest.mark.parametrize("choice", ["concat", "encoder-ft", "concat-ft", "lm-ft"])
 def test_adapted_artifact_round_trip_predicts_identically(adapted, choice, tmp_path):
     clf = adapted[choice]
     clf.save(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "slmkit_config.json").read_text())
     assert config["adapt"]["chosen"] == choice
     assert [p.get("adapted", False) for p in config["parts"]] == {
-        "concat": [False, False], "encoder-ft": [True], "concat-ft": [False, True]}[choice]
-    assert (tmp_path / "model" / "encoder").is_dir() == choice.endswith("-ft")
+        "concat": [False, False], "encoder-ft": [True], "concat-ft": [False, True], "lm-ft": [True]}[choice]
+    assert (tmp_path / "model" / "encoder").is_dir() == (choice in ("encoder-ft", "concat-ft"))
+    assert (tmp_path / "model" / "lm_adapter").is_dir() == (choice == "lm-ft")
     from slmkit.classify import EmbeddingCache
 
     loaded = load_classifier(tmp_path / "model", cache=EmbeddingCache(None))  # nothing cached: real passes
@@ -150,7 +161,7 @@ def test_adapted_artifact_round_trip_predicts_identically(adapted, choice, tmp_p
 
 
 @pytest.mark.parametrize("choice, method", [("concat", "occlusion"), ("encoder-ft", "exact"),
-                                            ("concat-ft", "occlusion")])
+                                            ("concat-ft", "occlusion"), ("lm-ft", "exact")])
 def test_explanations_work_for_adapted_choices(adapted, choice, method):
     clf = adapted[choice]
     (exp,) = explain(clf, HELD_OUT[:1])
@@ -166,8 +177,90 @@ def test_tiny_budget_skips_fine_tuning_with_a_reason(tiny_causal_dir, tiny_encod
     clf = _clf(tiny_causal_dir, tiny_encoder_dir, cache, adapt_budget_s=0.01).fit(TEXTS, LABELS)
     report = clf.adapt_
     assert report["skipped"] and "budget" in report["skipped"]
+    assert report["lm_skipped"] and "budget" in report["lm_skipped"]
     assert [row["candidate"] for row in report["table"]] == ["frozen", "concat"]
     assert report["chosen"] in ("frozen", "concat")
+
+
+# -- the LM's own contrastive LoRA fine-tune ("lm-ft") ------------------------------------------------------------
+
+def test_lm_candidate_is_refit_per_fold_without_held_out_rows(tiny_causal_dir, tiny_encoder_dir, cache, monkeypatch):
+    seen = []
+    real = _adapt.lm_contrastive_finetune
+
+    def spy(lm, texts, y, **kwargs):
+        seen.append((list(texts), kwargs))
+        return real(lm, texts, y, **kwargs)
+
+    monkeypatch.setattr(_adapt, "lm_contrastive_finetune", spy)
+    monkeypatch.setattr("slmkit.classify._classifier.lm_contrastive_finetune", spy)
+    monkeypatch.setattr("slmkit.classify._classifier.search",
+                        lambda *a, **k: _adapt.search(*a, **k) | {"chosen": "lm-ft"})
+    monkeypatch.setattr(_adapt, "finetune_available", lambda: False)  # the encoder's fine-tunes are not the point
+    template = "Text: {text}\nAnswer:"
+    clf = _clf(tiny_causal_dir, tiny_encoder_dir, cache, template=template, pooling="last").fit(TEXTS, LABELS)
+    clf.predict(HELD_OUT)
+    folds = _adapt.adapt_folds(LABELS, 3, 0)
+    assert len(seen) == len(folds) + 1  # one fine-tune per fold, then the final one
+    for (texts, _), (train, test) in zip(seen, folds):
+        assert sorted(texts) == sorted(TEXTS[i] for i in train)
+        assert not set(texts) & {TEXTS[i] for i in test}
+    assert sorted(seen[-1][0]) == sorted(TEXTS)
+    assert not {t for texts, _ in seen for t in texts} & set(HELD_OUT)
+    # Every fine-tune adapts the frozen configuration: its template, pooling and absolute layers.
+    assert all((k["template"], k["pooling"], tuple(k["layers"])) == (template, "last", (2,)) for _, k in seen)
+    assert seen[-1][1]["run_dir"] is not None and all(k.get("run_dir") is None for _, k in seen[:-1])
+    assert [row["candidate"] for row in clf.adapt_["table"]] == ["frozen", "concat", "lm-ft"]
+    assert clf.parts_[0]["adapted"] and clf.parts_[0]["template"] == template
+    (exp,) = explain(clf, HELD_OUT[:1])  # last-token pooling: no exact shares, occlusion
+    assert exp.method == "occlusion" and exp.words
+
+
+def test_lm_finetune_leaves_the_cached_model_alone(tiny_lm):
+    recipe = {"template": "{text}", "pooling": "mean", "layers": (1, 2)}
+    before = tiny_lm.embed(TEXTS, **recipe)
+    adapted, info = _adapt.lm_contrastive_finetune(tiny_lm, TEXTS, LABELS, **recipe, pairs_per_example=4, seed=0)
+    assert info["steps"] == info["planned_steps"] == 5 and not info["stopped_by_budget"]
+    np.testing.assert_array_equal(tiny_lm.embed(TEXTS, **recipe), before)  # trained on a copy
+    assert np.abs(adapted.embed(TEXTS, **recipe) - before).max() > 1e-4  # the copy moved
+
+
+def test_lm_finetune_trains_float32_weights_of_a_bfloat16_served_lm(tiny_lm):
+    import copy
+
+    import torch
+
+    from slmkit.models._transformers import TransformersLM
+
+    served = TransformersLM(tiny_lm.spec, copy.deepcopy(tiny_lm.model).to(torch.bfloat16), tiny_lm.tokenizer,
+                            {**tiny_lm.info, "dtype": "bfloat16"})
+    adapted, info = _adapt.lm_contrastive_finetune(served, TEXTS, LABELS, template="{text}", pooling="mean",
+                                                   layers=(2,), pairs_per_example=4, seed=0)
+    assert info["steps"] == 5 and next(adapted.model.parameters()).dtype == torch.float32
+    assert next(served.model.parameters()).dtype == torch.bfloat16  # the served model is left as it was
+
+
+def test_lm_budget_too_small_skips_the_lm_with_a_reason(tiny_causal_dir, tiny_encoder_dir, cache, monkeypatch):
+    calls = []
+    real = _adapt.lm_contrastive_finetune
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(out[1])
+        return out
+
+    monkeypatch.setattr(_adapt, "lm_contrastive_finetune", spy)
+    monkeypatch.setattr(_adapt, "finetune_available", lambda: False)
+    monkeypatch.setattr(_adapt, "TRAIN_SHARE", 0.0)  # no time left for fine-tuning, whatever the pace
+    report = _clf(tiny_causal_dir, tiny_encoder_dir, cache).fit(TEXTS, LABELS).adapt_
+    assert "too small" in report["lm_skipped"] and "LM fine-tune" in report["lm_skipped"]
+    assert "lm-ft" not in [row["candidate"] for row in report["table"]] and report["chosen"] != "lm-ft"
+    assert len(calls) == 1 and calls[0]["steps"] <= 4 < calls[0]["planned_steps"]  # the pace probe only
+
+
+def test_lm_candidate_needs_a_causal_transformers_lm(tiny_encoder, tiny_lm):
+    assert _adapt.lm_unsupported(tiny_lm) is None
+    assert "encoder" in _adapt.lm_unsupported(tiny_encoder)
 
 
 def test_config_rejects_a_bad_budget():

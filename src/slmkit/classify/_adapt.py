@@ -1,27 +1,36 @@
 """Encoder adaptation: candidates the automatic configuration adds when frozen LM features may fall short.
 
-Three candidates beside the chosen frozen configuration ("frozen"), in prior order:
+Four candidates beside the chosen frozen configuration ("frozen"), in prior order:
 
 - "concat": the frozen LM features next to a sentence encoder's (MiniLM, mean-pooled last layer), one PLR head;
 - "encoder-ft": the sentence encoder after a SetFit-style contrastive fine-tune (pairs of training texts, same
   label = 1, different = 0, cosine-similarity loss), mean-pooled, PLR head;
-- "concat-ft": the frozen LM features next to the fine-tuned encoder's.
+- "concat-ft": the frozen LM features next to the fine-tuned encoder's;
+- "lm-ft": the classifier's own LM after the same contrastive fine-tune, as LoRA adapters trained by
+  `slmkit.train` (objective "contrastive"), on the hidden states of the frozen configuration (its template,
+  pooling and layers; the backbone only, nothing projected onto the vocabulary), PLR head.
 
-Selection is nested: the contrastive fine-tune is refit inside every fold on that fold's training rows only and
-the fold's held-out rows are embedded by a model that never saw them. All four are scored on the same folds
+Selection is nested: every contrastive fine-tune is refit inside every fold on that fold's training rows only and
+the fold's held-out rows are embedded by a model that never saw them. All candidates are scored on the same folds
 (the first repetition of the frozen search's folds), and a candidate replaces the one before it in prior order
 only when it beats it by more than one standard error of the paired per-fold difference - adaptation has to pay.
 
-Fine-tuning uses sentence-transformers' trainer (the `adapt` extra: `pip install slmkit[adapt]`). The time
-budget covers the whole adaptation (fold fine-tunes, the final one, embeddings): the first fold measures the
-pace and shrinks the pairs per example to fit, or abandons adaptation when even the minimum does not fit.
+The encoder's fine-tune uses sentence-transformers' trainer (the `adapt` extra: `pip install slmkit[adapt]`); the
+LM's uses slmkit.train (transformers + peft). The time budget covers the whole adaptation (fold fine-tunes, the
+final one, embeddings); the encoder's fine-tunes come first and may use ENCODER_SHARE of it when the LM's are
+tried too, the LM's get the rest. In each, the first fold measures the pace and shrinks the pairs per example to
+fit, or gives that fine-tune up (and says why in the report) when even the minimum does not fit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import logging
 import math
 import random
+import shutil
 import tempfile
 import time
 import warnings
@@ -49,7 +58,16 @@ MIN_PAIRS_PER_EXAMPLE = 4  # below this the fine-tune barely moves the encoder: 
 BATCH_SIZE = 16
 LEARNING_RATE = 2e-5  # SetFit's body learning rate; constant, so a run stopped early is a shorter run
 TRAIN_SHARE = 0.8  # of the budget left, for fine-tuning (the rest: embeddings, head fits)
-CANDIDATES = ("frozen", "concat", "encoder-ft", "concat-ft")
+CANDIDATES = ("frozen", "concat", "encoder-ft", "concat-ft", "lm-ft")
+# The LM's LoRA fine-tune. Half SetFit's pairs: a gemma3-270m step costs about ten MiniLM steps (README). LoRA
+# needs a higher learning rate than SetFit's full fine-tune of the encoder; rank 8 keeps the adapter that the
+# artifact carries small (~7 MB for gemma3-270m) and the run close to the frozen model it starts from.
+LM_PAIRS_PER_EXAMPLE = 20
+LM_LEARNING_RATE = 1e-4
+LM_LORA_R = 8
+LM_LORA_ALPHA = 16
+ENCODER_SHARE = 0.5  # of the budget, the most the encoder's fine-tunes may use when the LM's are tried as well
+_NO_CHECKPOINTS = 10**9  # save_steps beyond any run: a fold fine-tune writes no checkpoint
 
 
 def resolve_budget(budget, device: str) -> float:
@@ -123,20 +141,7 @@ def contrastive_finetune(base: str, texts: Sequence[str], y, *, pairs_per_exampl
     first, second, sim = sentence_pairs(list(texts), y, pairs_per_example, seed)
     planned = math.ceil(len(first) / BATCH_SIZE)
     state = {"limit": None, "t0": None}
-
-    class Pace(TrainerCallback):
-        # The pace is measured over steps 2-4: the first step pays one-off set-up (optimizer state, allocations)
-        # and made a 300 s budget look several times too small on sst2.
-        def on_step_end(self, args, st, control, **kwargs):
-            if st.global_step == 1:
-                state["t0"] = time.perf_counter()
-            probe = min(4, planned)
-            if pace is not None and state["limit"] is None and st.global_step == probe:
-                elapsed = time.perf_counter() - state["t0"] if probe > 1 else 0.0
-                per_step = elapsed / (probe - 1) if probe > 1 else 0.0
-                state["limit"] = int(pace(per_step, planned))
-            if state["limit"] is not None and st.global_step >= state["limit"]:
-                control.should_training_stop = True
+    Pace = _pace_callback(TrainerCallback, pace, planned, state)
 
     with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="slmkit-adapt-") as scratch:
         warnings.simplefilter("ignore")
@@ -158,6 +163,124 @@ def contrastive_finetune(base: str, texts: Sequence[str], y, *, pairs_per_exampl
             "planned_steps": planned, "stopped_by_budget": state["limit"] is not None and steps < planned,
             "pairs_per_example": pairs_per_example, "seconds": round(time.perf_counter() - start, 2)}
     return model, info
+
+
+def _pace_callback(base, pace, planned: int, state: dict):
+    """A TrainerCallback class that asks `pace(seconds per step, planned steps)` once for the steps allowed and
+    stops training there; `state["limit"]` holds the answer (None until asked, or when `pace` is None)."""
+
+    class Pace(base):
+        # The pace is measured over steps 2-4: the first step pays one-off set-up (optimizer state, allocations)
+        # and made a 300 s budget look several times too small on sst2.
+        def on_step_end(self, args, st, control, **kwargs):
+            if st.global_step == 1:
+                state["t0"] = time.perf_counter()
+            probe = min(4, planned)
+            if pace is not None and state["limit"] is None and st.global_step == probe:
+                elapsed = time.perf_counter() - state["t0"] if probe > 1 else 0.0
+                per_step = elapsed / (probe - 1) if probe > 1 else 0.0
+                state["limit"] = int(pace(per_step, planned))
+            if state["limit"] is not None and st.global_step >= state["limit"]:
+                control.should_training_stop = True
+            return control
+
+    return Pace
+
+
+def lm_unsupported(lm) -> str | None:
+    """Why `lm` cannot take the contrastive LoRA fine-tune (None when it can): slmkit.train trains causal LMs
+    loaded with transformers."""
+    if not hasattr(lm, "model") or not hasattr(lm, "tokenizer"):
+        return f"the LM runs on the {lm.info.get('backend', 'non-transformers')} backend; LoRA needs transformers"
+    if lm.info.get("quantize"):
+        return f"the LM is loaded quantized ({lm.info['quantize']}); LoRA trains float weights"
+    tuned = getattr(lm, "prompt_tuned", False)
+    if lm.spec.kind != "causal" or tuned:
+        return (f"the LM is a {lm.spec.kind} model{' (P-tuned)' if tuned else ''}; the contrastive LoRA fine-tune "
+                "trains causal LMs")
+    return None
+
+
+def lm_contrastive_finetune(lm, texts: Sequence[str], y, *, template: str, pooling: str, layers: Sequence[int],
+                            pairs_per_example: int = LM_PAIRS_PER_EXAMPLE, seed=0, pace=None,
+                            run_dir: str | Path | None = None):
+    """SetFit-style contrastive LoRA fine-tune of a copy of `lm` through slmkit.train (objective "contrastive").
+
+    The pairs are `sentence_pairs`; each text is embedded as the classifier embeds it (`template`, `pooling`,
+    absolute hidden-state `layers`), and the cosine of each pair is pulled toward 1 (same label) or 0. The loaded
+    `lm` itself is never modified (the training runs on a deep copy of its weights).
+
+    Args:
+        lm: a loaded transformers causal LanguageModel (the classifier's, from its EmbeddingCache).
+        pace: as in `contrastive_finetune`.
+        run_dir: where to keep the run (pruned to what `load_model(run_dir)` needs: the adapter and the run
+            record); None trains in a temporary folder that is removed afterwards.
+
+    Returns:
+        (adapted, info): `adapted` is a LanguageModel serving the copy with the LoRA weights merged in (embed it
+        right away; it is not the model `load_model(run_dir)` returns, but computes the same), `info` the sizes
+        and times of the run.
+    """
+    from transformers import TrainerCallback
+
+    from slmkit.models._transformers import TransformersLM
+    from slmkit.train import TrainConfig, train
+
+    start = time.perf_counter()
+    first, second, sim = sentence_pairs(list(texts), y, pairs_per_example, seed)
+    planned = math.ceil(len(first) / BATCH_SIZE)
+    state = {"limit": None, "t0": None}
+    config = TrainConfig(
+        method="lora", objective="contrastive", lora_r=LM_LORA_R, lora_alpha=LM_LORA_ALPHA,
+        learning_rate=LM_LEARNING_RATE, epochs=1, batch_size=BATCH_SIZE, warmup_ratio=0.0, scheduler="constant",
+        max_length=int(lm.max_length), embed_template=template, embed_pooling=pooling,
+        embed_layers=[int(v) for v in layers], save_steps=_NO_CHECKPOINTS, save_total_limit=1,
+        logging_steps=max(1, planned // 10), report_to="none", seed=int(seed or 0))
+    # A copy in float32, as slmkit.train wants its master weights (a GPU may serve the LM in bfloat16).
+    model = copy.deepcopy(lm.model).float()
+    copy_lm = TransformersLM(lm.spec, model, lm.tokenizer, {**lm.info, "dtype": "float32"})
+    scratch = None
+    if run_dir is None:
+        scratch = tempfile.mkdtemp(prefix="slmkit-lm-adapt-")
+        run_dir = Path(scratch) / "run"
+    try:
+        # Quiet: the Trainer prints every logged step when there is no progress bar (metrics.jsonl keeps them).
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            result = train(copy_lm, config, run_dir, text_pairs=(first, second, sim), task="classify-contrastive",
+                           task_info={"template": template, "pooling": pooling, "layers": config.embed_layers},
+                           progress=False, callbacks=[_pace_callback(TrainerCallback, pace, planned, state)()])
+        merged = result.model.merge_and_unload()
+        merged.eval()
+        info = {**lm.info, "name": f"{lm.spec.name}-lm-ft", "checksum": None}
+        adapted = TransformersLM(lm.spec, merged, lm.tokenizer, info)
+        if scratch is None:
+            prune_run(Path(run_dir))
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    steps = int(result.info["steps"])
+    losses = [h["loss"] for h in result.history if "loss" in h]
+    out = {"base": lm.spec.name, "pairs": min(len(first), steps * BATCH_SIZE), "steps": steps,
+           "planned_steps": planned, "stopped_by_budget": state["limit"] is not None and steps < planned,
+           "pairs_per_example": pairs_per_example, "lora_r": LM_LORA_R, "learning_rate": LM_LEARNING_RATE,
+           "first_loss": round(float(losses[0]), 5) if losses else None,
+           "last_loss": round(float(losses[-1]), 5) if losses else None,
+           "seconds": round(time.perf_counter() - start, 2)}
+    return adapted, out
+
+
+def prune_run(run_dir: Path) -> Path:
+    """Keep what `load_model(run_dir)` needs and what documents the run: the adapter, the run record and config,
+    the metrics and the model card. Drops checkpoints, the tokenizer copy (the base's is used) and the
+    pickled training arguments (an artifact should hold no pickles)."""
+    for name in ("checkpoints", "mlruns"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    model_dir = run_dir / "model"
+    for path in model_dir.iterdir() if model_dir.is_dir() else ():
+        if not path.name.startswith("adapter_"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return run_dir
 
 
 def wrap_encoder(st_model, base: str):
@@ -249,24 +372,69 @@ def adapt_folds(y, n_splits: int, seed) -> list:
                 .split(np.zeros(len(codes)), codes))
 
 
+def _fold_finetunes(folds, fit, *, pairs: int, limit_s: float, start: float, what: str, budget: str = ""):
+    """Run `fit(train rows, pairs per example, pace) -> (features of every text, info)` once per fold.
+
+    The first fold measures the pace and shrinks `pairs` so that every fold's fine-tune and the final one fit
+    before `limit_s` (seconds since `start`; TRAIN_SHARE of it for fine-tuning); later folds are skipped once the
+    limit is passed. Returns (per-fold features or None, pairs per example, per-fold infos, why skipped or None).
+    `what` names the fine-tune and `budget` the limit in those reasons.
+    """
+    budget = budget or f"budget of {limit_s:.0f} s"
+    # fine-tuned examples over every fold and the final fit, in units of one fold's training set
+    n = sum(len(tr) + len(te) for tr, te in folds[:1])
+    fits = sum(len(tr) for tr, _ in folds) / len(folds[0][0]) + n / len(folds[0][0])
+    decision: dict = {}
+
+    def pace(seconds_per_step: float, planned: int) -> int:
+        left = limit_s * TRAIN_SHARE - (time.perf_counter() - start)
+        scale = min(1.0, left / max(seconds_per_step * planned * fits, 1e-9))
+        decision["pairs"] = int(pairs * scale) // 2 * 2
+        decision["seconds_per_step"] = round(seconds_per_step, 4)
+        if decision["pairs"] < MIN_PAIRS_PER_EXAMPLE:
+            return 0
+        return planned if scale >= 1 else max(1, math.floor(planned * scale))
+
+    feats, infos = [], []
+    for i, (train, _) in enumerate(folds):
+        if i and time.perf_counter() - start > limit_s:
+            return None, pairs, infos, f"{budget} spent after {i} of {len(folds)} {what}fold fine-tunes"
+        features, info = fit(train, pairs, pace if i == 0 else None)
+        if i == 0 and decision.get("pairs", pairs) < MIN_PAIRS_PER_EXAMPLE:
+            need = decision["seconds_per_step"] * info["planned_steps"] * fits * MIN_PAIRS_PER_EXAMPLE / pairs
+            return None, pairs, infos, (f"{budget} too small: the minimum {what}fine-tune "
+                                        f"({MIN_PAIRS_PER_EXAMPLE} pairs per example) needs about {need:.0f} s")
+        if i == 0:
+            pairs = decision.get("pairs", pairs)
+        infos.append(info)
+        feats.append(features)
+    return feats, pairs, infos, None
+
+
 def search(texts: list[str], y, frozen: np.ndarray, encoder_features, *, budget_s: float, encoder: str,
            n_splits: int = 5, class_weight="balanced", seed=None, device: str = "cpu",
-           batch_size: int = 16) -> dict:
-    """Score "frozen", "concat", "encoder-ft" and "concat-ft" on the same folds; pick one by `paired_choice`.
+           batch_size: int = 16, lm: dict | None = None) -> dict:
+    """Score "frozen", "concat", "encoder-ft", "concat-ft" and "lm-ft" on the same folds; pick by `paired_choice`.
 
     Args:
         frozen: the chosen frozen LM features, shape (n_samples, d).
         encoder_features: callable () -> the frozen encoder's features of `texts` (cached).
         budget_s: seconds for everything here (the fine-tunes included); the final fine-tune is planned in.
+        lm: the LM candidate's recipe, {"lm": the loaded LanguageModel, "template", "pooling", "layers" (absolute
+            hidden-state indices)}: the frozen configuration the LoRA fine-tune adapts; None leaves "lm-ft" out.
 
     Returns:
-        a report dict: candidates (name, per-fold scores, mean, se, C), chosen, pairs_per_example for the final
-        fine-tune, skipped (why fine-tuning was left out, or None), seconds.
+        a report dict: candidates (name, per-fold scores, mean, se, C), chosen, and per fine-tune family the
+        pairs per example for the final fine-tune, the fold fine-tunes' sizes and times and why it was skipped
+        (None when it ran): `pairs_per_example`, `fold_finetunes`, `skipped` for the encoder, and `lm_` +
+        the same for the LM.
     """
     from slmkit.classify._auto import SELECTION_C_GRID, fold_scores
+    from slmkit.errors import TrainingDivergedError
 
     start = time.perf_counter()
-    codes = LabelEncoder().fit_transform(np.asarray(y))
+    y = np.asarray(y)
+    codes = LabelEncoder().fit_transform(y)
     folds = adapt_folds(y, n_splits, seed)
     kwargs = {"class_weight": class_weight, "seed": seed}
 
@@ -276,49 +444,52 @@ def search(texts: list[str], y, frozen: np.ndarray, encoder_features, *, budget_
     grids = {"frozen": per_fold(lambda i: frozen)}
     enc = encoder_features()
     grids["concat"] = per_fold(lambda i: np.hstack([frozen, enc]))
+    lm_reason = "not asked for" if lm is None else lm_unsupported(lm["lm"])
     report: dict = {"budget_s": budget_s, "encoder": encoder, "n_folds": len(folds), "skipped": None,
-                    "pairs_per_example": None, "fold_finetunes": []}
+                    "pairs_per_example": None, "fold_finetunes": [], "lm": None if lm is None else lm["lm"].spec.name,
+                    "lm_skipped": lm_reason, "lm_pairs_per_example": None, "lm_fold_finetunes": []}
     if not finetune_available():
         report["skipped"] = "sentence-transformers and datasets are not installed (pip install slmkit[adapt])"
     else:
-        pairs = PAIRS_PER_EXAMPLE
-        n = len(texts)
-        # fine-tuned examples over every fold and the final fit, in units of one fold's training set
-        fits = sum(len(tr) for tr, _ in folds) / len(folds[0][0]) + n / len(folds[0][0])
-        decision = {}
-
-        def pace(seconds_per_step: float, planned: int) -> int:
-            left = budget_s * TRAIN_SHARE - (time.perf_counter() - start)
-            scale = min(1.0, left / max(seconds_per_step * planned * fits, 1e-9))
-            decision["pairs"] = int(pairs * scale) // 2 * 2
-            decision["seconds_per_step"] = round(seconds_per_step, 4)
-            if decision["pairs"] < MIN_PAIRS_PER_EXAMPLE:
-                return 0
-            return planned if scale >= 1 else max(1, math.floor(planned * scale))
-
-        fold_feats = []
-        for i, (train, _) in enumerate(folds):
-            elapsed = time.perf_counter() - start
-            if i and elapsed > budget_s:
-                report["skipped"] = f"budget of {budget_s:.0f} s spent after {i} of {len(folds)} fold fine-tunes"
-                break
-            model, info = contrastive_finetune(encoder, [texts[j] for j in train], np.asarray(y)[train],
-                                               pairs_per_example=pairs, seed=seed, device=device,
-                                               pace=pace if i == 0 else None)
-            if i == 0 and decision.get("pairs", pairs) < MIN_PAIRS_PER_EXAMPLE:
-                need = decision["seconds_per_step"] * info["planned_steps"] * fits * MIN_PAIRS_PER_EXAMPLE / pairs
-                report["skipped"] = (f"budget of {budget_s:.0f} s too small: the minimum fine-tune "
-                                     f"({MIN_PAIRS_PER_EXAMPLE} pairs per example) needs about {need:.0f} s")
-                break
-            if i == 0:
-                pairs = decision.get("pairs", pairs)
-            report["fold_finetunes"].append(info)
-            fold_feats.append(embed_encoder(wrap_encoder(model, encoder), texts, batch_size))
+        def encoder_fit(train, pairs, pace):
+            model, info = contrastive_finetune(encoder, [texts[j] for j in train], y[train], pairs_per_example=pairs,
+                                               seed=seed, device=device, pace=pace)
+            features = embed_encoder(wrap_encoder(model, encoder), texts, batch_size)
             del model
-        if len(fold_feats) == len(folds):
+            return features, info
+
+        shared = lm_reason is None  # the LM's fine-tunes follow: the encoder's may use ENCODER_SHARE of the budget
+        limit = budget_s * (ENCODER_SHARE if shared else 1.0)
+        feats, pairs, infos, why = _fold_finetunes(
+            folds, encoder_fit, pairs=PAIRS_PER_EXAMPLE, limit_s=limit, start=start, what="",
+            budget=f"the encoder's share ({limit:.0f} s) of the {budget_s:.0f} s budget" if shared else "")
+        report.update(fold_finetunes=infos, skipped=why)
+        if feats is not None:
             report["pairs_per_example"] = pairs
-            grids["encoder-ft"] = per_fold(lambda i: fold_feats[i])
-            grids["concat-ft"] = per_fold(lambda i: np.hstack([frozen, fold_feats[i]]))
+            grids["encoder-ft"] = per_fold(lambda i: feats[i])
+            grids["concat-ft"] = per_fold(lambda i: np.hstack([frozen, feats[i]]))
+    if lm_reason is None:
+        recipe = {k: lm[k] for k in ("template", "pooling", "layers")}
+
+        def lm_fit(train, pairs, pace):
+            adapted, info = lm_contrastive_finetune(lm["lm"], [texts[j] for j in train], y[train], **recipe,
+                                                    pairs_per_example=pairs, seed=seed, pace=pace)
+            features = adapted.embed(texts, batch_size=batch_size, **recipe)
+            del adapted
+            return features, info
+
+        if time.perf_counter() - start > budget_s:
+            report["lm_skipped"] = f"budget of {budget_s:.0f} s spent before the LM's fine-tunes could start"
+        else:
+            try:
+                feats, pairs, infos, why = _fold_finetunes(folds, lm_fit, pairs=LM_PAIRS_PER_EXAMPLE,
+                                                           limit_s=budget_s, start=start, what="LM ")
+            except TrainingDivergedError as exc:
+                feats, pairs, infos, why = None, None, [], f"the LM's fine-tune diverged ({exc})"
+            report.update(lm_fold_finetunes=infos, lm_skipped=why)
+            if feats is not None:
+                report["lm_pairs_per_example"] = pairs
+                grids["lm-ft"] = per_fold(lambda i: feats[i])
     columns, table = {}, []
     for name, grid in grids.items():
         best = int(grid.mean(axis=0).argmax())

@@ -4,8 +4,10 @@ Layout: `slmkit_config.json` (estimator params, model name + checksum, resolved 
 library versions, seed, optional data fingerprint), `head.npz` (the head's weights, scaler folded in) and,
 when given, `metrics.json`. The LM's weights are not copied: the config names the model and its checksum, and
 loading warns when the model found now differs from the one the head was trained on. When encoder adaptation
-chose a fine-tuned encoder, its weights are saved in `encoder/` (a plain transformers folder) and the config's
-`parts` point there.
+chose a fine-tuned encoder, its weights are saved in `encoder/` (a plain transformers folder); when it chose the
+LoRA-adapted LM ("lm-ft"), its slmkit.train run folder (adapter weights, run record, no checkpoints) is saved in
+`lm_adapter/`, which `load_model` serves as the base model named in its record plus the adapter, offline. The
+config's `parts` point there.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from slmkit.classify._cache import EmbeddingCache
 from slmkit.classify._classifier import LMClassifier
 from slmkit.data import atomic_open, write_json
 from slmkit.errors import ConfigError, DataError
+from slmkit.train import is_run_dir
 
 HEAD_NAME = "head.npz"
 ENCODER_DIR = "encoder"  # a fine-tuned sentence encoder's weights, inside the artifact
+LM_ADAPTER_DIR = "lm_adapter"  # the LM's contrastive LoRA run (adapter + run record), inside the artifact
 ARTIFACT_KIND = "slmkit.classify.LMClassifier"
 _PARAMS = ("model", "template", "pooling", "layers", "penalty", "Cs", "l1_ratios", "cv", "class_weight",
            "batch_size", "random_state", "adapt_budget_s", "adapt_encoder")
@@ -78,12 +82,13 @@ def save_classifier(clf: LMClassifier, directory: str | Path, *, metrics: dict |
         for part in clf.parts_:
             part = {k: _jsonable(v) for k, v in part.items()}
             if part.get("adapted"):  # the fine-tuned weights travel with the artifact
-                target = directory / ENCODER_DIR
+                folder = LM_ADAPTER_DIR if is_run_dir(part["model"]) else ENCODER_DIR
+                target = directory / folder
                 if Path(part["model"]).resolve() != target.resolve():
                     if target.exists():
                         shutil.rmtree(target)
                     shutil.copytree(part["model"], target)
-                part["model"] = ENCODER_DIR
+                part["model"] = folder
             parts.append(part)
     classes = [_jsonable(c) for c in clf.classes_]
     config = {
@@ -155,8 +160,8 @@ def load_classifier(directory: str | Path, *, cache: EmbeddingCache | None = Non
             if part.get("adapted"):
                 part["model"] = str(Path(directory) / part["model"])
                 if not Path(part["model"]).is_dir():
-                    raise DataError(f"{directory}: no {ENCODER_DIR}/ folder, but the classifier uses a fine-tuned "
-                                    "encoder saved there; copy the whole artifact folder, or fit again")
+                    raise DataError(f"{directory}: no {Path(part['model']).name}/ folder, but the classifier uses a "
+                                    "fine-tuned model saved there; copy the whole artifact folder, or fit again")
             clf.parts_.append(part)
     clf.embedder_ = clf._make_embedder().fit()
     saved, found = config["model"].get("checksum"), clf.embedder_.model_info_.get("checksum")

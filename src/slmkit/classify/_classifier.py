@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -15,6 +16,7 @@ from slmkit.classify._adapt import (
     ENCODER_TEMPLATE,
     ConcatEmbedder,
     contrastive_finetune,
+    lm_contrastive_finetune,
     resolve_budget,
     save_encoder,
     search,
@@ -44,9 +46,10 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         random_state: seed for the CV folds (and the configuration search's repeated folds).
         cache: EmbeddingCache shared across estimators (and their clones); default: one in the slmkit cache dir.
         adapt_budget_s: seconds allowed for encoder adaptation candidates (`slmkit.classify._adapt`): the frozen
-            features beside `adapt_encoder`'s, and a SetFit-style contrastive fine-tune of that encoder (alone or
-            beside the frozen features), each refit inside every CV fold and kept only when CV says it pays.
-            0 = off; "auto" (default) = 900 s when the model runs on a GPU, off on a CPU.
+            features beside `adapt_encoder`'s, a SetFit-style contrastive fine-tune of that encoder (alone or
+            beside the frozen features) and the same fine-tune of the LM itself (LoRA through slmkit.train, on
+            the chosen template, pooling and layers), each refit inside every CV fold and kept only when CV says
+            it pays. 0 = off; "auto" (default) = 900 s when the model runs on a GPU, off on a CPU.
         adapt_encoder: the sentence encoder adaptation uses (registry name or directory), default "minilm-l6".
 
     Attributes:
@@ -56,7 +59,8 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         adapt_: the adaptation search's report (candidates, per-fold CV scores, choice, fine-tune sizes and
             times, or why fine-tuning was skipped), or None when adaptation was off.
         parts_: None (the frozen LM alone) or the embedders chosen by adaptation, as dicts of model, template,
-            pooling and layers (a fine-tuned encoder's model is the folder it was saved to).
+            pooling and layers (a fine-tuned encoder's model is the folder it was saved to; the LoRA-adapted LM's
+            is its slmkit.train run folder, which `load_model` serves as base + adapter).
         fit_seconds_: time spent fitting the head; embed_seconds_: time spent in the LM during fit;
         select_seconds_: time spent choosing the configuration (its forward passes included).
 
@@ -151,10 +155,13 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         from slmkit._status import status
 
         device = str(cache.model(self.adapt_encoder).info.get("device", "cpu"))
+        # The LM candidate adapts the frozen choice: same template, pooling and (absolute) layers.
+        recipe = {"template": frozen.template, "pooling": frozen.pooling, "layers": tuple(frozen.layers_)}
+        lm_part = {"model": self.model, "template": self.template_, "pooling": self.pooling_, "layers": self.layers_}
         with status(f"trying encoder adaptation by cross-validation (budget {budget:.0f} s)"):
             report = search(texts, y, features, encoder_features, budget_s=budget, encoder=self.adapt_encoder,
                             n_splits=self.cv, class_weight=self.class_weight, seed=self.random_state, device=device,
-                            batch_size=self.batch_size)
+                            batch_size=self.batch_size, lm={"lm": frozen.lm_, **recipe})
             choice = report["chosen"]
             if choice in ("encoder-ft", "concat-ft"):  # the final fine-tune: all training rows, the CV'd recipe
                 model, info = contrastive_finetune(self.adapt_encoder, texts, y,
@@ -162,9 +169,15 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
                                                    seed=self.random_state, device=device)
                 report["final_finetune"] = info
                 encoder_part = {**encoder_part, "model": str(save_encoder(model, _scratch_dir())), "adapted": True}
-        lm_part = {"model": self.model, "template": self.template_, "pooling": self.pooling_, "layers": self.layers_}
+            elif choice == "lm-ft":  # the LoRA adapter on all training rows, kept as a run folder
+                run_dir = Path(_scratch_dir()) / "lm"
+                _, info = lm_contrastive_finetune(frozen.lm_, texts, y, **recipe, run_dir=run_dir,
+                                                  pairs_per_example=report["lm_pairs_per_example"],
+                                                  seed=self.random_state)
+                report["lm_final_finetune"] = info
+                lm_part = {**lm_part, "model": str(run_dir), "adapted": True}
         self.parts_ = {"frozen": None, "concat": [lm_part, encoder_part], "encoder-ft": [encoder_part],
-                       "concat-ft": [lm_part, encoder_part]}[choice]
+                       "concat-ft": [lm_part, encoder_part], "lm-ft": [lm_part]}[choice]
         return report
 
     def _make_head(self) -> PLRClassifier:

@@ -70,8 +70,9 @@ def fit_cmd(
     penalty: str = typer.Option("l2", "--penalty", help="l2, l1 or elasticnet."),
     cv: int = typer.Option(5, "--cv", help="Folds used to choose the penalty strength."),
     adapt_budget: str = typer.Option("auto", "--adapt-budget", help="Seconds for encoder adaptation candidates "
-                                     "(MiniLM beside the LM's features; its contrastive fine-tune), kept only when "
-                                     "CV says they pay. 0 = off; auto = 900 on a GPU, off on a CPU."),
+                                     "(MiniLM beside the LM's features; its contrastive fine-tune; the LM's own "
+                                     "contrastive LoRA fine-tune), kept only when CV says they pay. 0 = off; auto = "
+                                     "900 on a GPU, off on a CPU."),
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     cache_dir: str = CACHE_DIR,
@@ -94,6 +95,8 @@ def fit_cmd(
                    f"{row['pooling']} pooling, layers: {row['layers']} (all candidates in {out}/slmkit_config.json)")
     if clf.adapt_ is not None:
         skipped = f" (fine-tuning skipped: {clf.adapt_['skipped']})" if clf.adapt_["skipped"] else ""
+        lm_skipped = clf.adapt_.get("lm_skipped")
+        skipped += f" (the LM's LoRA fine-tune skipped: {lm_skipped})" if lm_skipped else ""
         typer.echo(f"encoder adaptation: {clf.adapt_['chosen']} chosen by CV in {clf.adapt_['seconds']:.0f} s"
                    f"{skipped}")
 
