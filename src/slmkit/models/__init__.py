@@ -32,8 +32,15 @@ def _load_llamacpp(spec, **options):
     return load_llamacpp(spec, **options)
 
 
+def _load_ctranslate2(spec, **options):
+    from slmkit.models._ctranslate2 import load_ctranslate2
+
+    return load_ctranslate2(spec, **options)
+
+
 register_backend("transformers", _load_transformers)
 register_backend("llamacpp", _load_llamacpp)
+register_backend("ctranslate2", _load_ctranslate2)
 
 
 def load_model(name: str | ModelSpec = "gemma3-270m", *, backend: str | None = None, **options) -> LanguageModel:
@@ -41,9 +48,11 @@ def load_model(name: str | ModelSpec = "gemma3-270m", *, backend: str | None = N
 
     Args:
         name: what to load; see `slmkit models list` for the built-in names.
-        backend: "transformers" (default) or "llamacpp" (optional extra).
+        backend: "transformers" (default), "ctranslate2" (fast CPU generation, extra `fast`) or "llamacpp"
+            (optional extra, compiles).
         **options: forwarded to the backend loader (`num_threads`; transformers also takes `device`: "auto",
-            "cpu", "cuda", "cuda:N"; llama.cpp takes `n_ctx`).
+            "cpu", "cuda", "cuda:N"; ctranslate2 takes `quantize`: "int8" (default) or "float32"; llama.cpp takes
+            `n_ctx`).
     """
     from slmkit._status import status
 

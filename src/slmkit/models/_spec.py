@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 from slmkit.errors import ConfigError
 
-BACKENDS = ("transformers", "llamacpp")
+BACKENDS = ("transformers", "llamacpp", "ctranslate2")
 KINDS = ("causal", "seq2seq", "encoder")
 
 

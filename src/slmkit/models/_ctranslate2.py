@@ -1,0 +1,419 @@
+"""CTranslate2 backend (optional extra `slmkit[fast]`): fast CPU generation and scoring, from wheels, no compiler.
+
+Why this engine (measured on this project's 2-core AVX2 CPU, bench/results/engines.json): CTranslate2 converts
+gemma3-270m in ~20 s, runs int8 weights *and* int8 matrix products, and batches well (several prompts share one
+decoding loop). ONNX Runtime GenAI's int8 matched it single-stream but batched at less than half its rate, and
+its int4 changed greedy outputs within the first few tokens; OpenVINO's exporter (optimum-intel) requires
+transformers < 5.6 and torchvision, which this project cannot take; llama.cpp needs a compiler here.
+
+What runs where:
+- generation, token losses, next-token / choice scores: CTranslate2, at the converted precision;
+- embeddings and token states (hidden states of chosen layers): CTranslate2 does not expose them, so a
+  transformers copy of the same weights is loaded on first use and answers them exactly as the default backend.
+
+Any causal transformers model converts: a built-in (its GGUF goes through the same safetensors cache as the
+transformers backend), a local folder, a fine-tuned run (`slmkit.train`: full weights directly, a LoRA adapter
+merged into its base first), a merged run. The conversion runs once per (weights, quantization) and is cached
+under `cache_dir()/ctranslate2/`, built in a temp folder and renamed into place (an interrupted conversion leaves
+nothing a later load would trust).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from slmkit._files import atomic_dir
+from slmkit.errors import ConfigError, MissingExtraError
+from slmkit.models._base import (
+    GenerationParams,
+    LanguageModel,
+    cut_at_stop,
+    default_num_threads,
+    is_newline_token,
+    length_sorted_batches,
+    log_softmax,
+    resolve_params,
+)
+from slmkit.models._spec import ModelSpec
+from slmkit.models._weights import cache_dir, weights_checksum
+
+logger = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("int8", "float32")  # what CTranslate2 computes in on a CPU (no int4 kernels there)
+DEFAULT_QUANTIZATION = "int8"
+MARKER = "slmkit_ct2.json"
+
+
+def _import_ctranslate2():
+    try:
+        import ctranslate2
+    except ImportError as exc:
+        raise MissingExtraError(
+            "the ctranslate2 backend needs the ctranslate2 package; run: pip install 'slmkit[fast]' (a wheel)"
+        ) from exc
+    return ctranslate2
+
+
+class CTranslate2LM(LanguageModel):
+    """A causal LM converted to CTranslate2, behind the LanguageModel interface."""
+
+    def __init__(self, spec: ModelSpec, model_dir: Path, source_dir: Path | str, tokenizer, info: dict,
+                 *, quantize: str, num_threads: int) -> None:
+        ct2 = _import_ctranslate2()
+        self.spec, self.tokenizer, self.info = spec, tokenizer, info
+        self.model_dir, self.source_dir, self.quantize = Path(model_dir), source_dir, quantize
+        self.num_threads = num_threads
+        self._generator = ct2.Generator(
+            str(model_dir), device="cpu", compute_type=quantize, intra_threads=num_threads, inter_threads=1
+        )
+        self._facts = json.loads((self.model_dir / MARKER).read_text())["source_config"]
+        self._hf = None  # the transformers twin for embeddings / token states, loaded on first use
+        self._newline_ids: list[int] | None = None
+
+    # tokens -------------------------------------------------------------------------------------------------
+    def _ids(self, text: str, bos: bool = True) -> list[int]:
+        """The text's token ids, with the tokenizer's own special tokens (BOS) as the transformers backend
+        encodes it (`bos=False`: none), cut to the model's context like there."""
+        ids = list(self.tokenizer(text, add_special_tokens=bos)["input_ids"])
+        return ids[: self.max_length]
+
+    @property
+    def max_length(self) -> int:
+        limit = self._facts.get("max_position_embeddings") or 2048
+        return int(min(limit, 8192))  # the transformers backend's cut, so both backends see the same tokens
+
+    def _tokens(self, ids: Sequence[int]) -> list[str]:
+        return self.tokenizer.convert_ids_to_tokens(list(ids))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self._ids(t, bos=False)) for t in texts]
+
+    # model facts --------------------------------------------------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return int(self._facts["hidden_size"])
+
+    @property
+    def n_layers(self) -> int | None:
+        return int(self._facts["num_hidden_layers"])
+
+    # the transformers twin ----------------------------------------------------------------------------------
+    def _twin(self):
+        if self._hf is None:
+            from slmkit.models._transformers import load_transformers
+
+            logger.info("loading the transformers copy of %s for embeddings / token states", self.spec.name)
+            self._hf = load_transformers(ModelSpec(name=self.spec.name, path=str(self.source_dir)),
+                                         num_threads=self.num_threads, device="cpu")
+        return self._hf
+
+    def embed(self, texts, **kwargs) -> np.ndarray:
+        return self._twin().embed(texts, **kwargs)
+
+    def token_states(self, texts, **kwargs):
+        return self._twin().token_states(texts, **kwargs)
+
+    # scoring ------------------------------------------------------------------------------------------------
+    def token_losses(self, texts, *, batch_size=8, progress=False, reverse=False) -> list[np.ndarray]:
+        if reverse:
+            from slmkit.models._transformers import reverse_content
+
+            bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
+            seqs = [reverse_content(self._ids(t), bos, eos) for t in texts]
+        else:
+            seqs = [self._ids(t) for t in texts]
+        out: list[np.ndarray | None] = [None] * len(seqs)
+        for batch in length_sorted_batches([len(s) for s in seqs], batch_size):
+            results = self._generator.score_batch([self._tokens(seqs[i]) for i in batch])
+            for i, result in zip(batch, results):
+                out[i] = -np.asarray(result.log_probs, dtype=np.float32)  # log p(token t | < t), t >= 1
+        return out
+
+    def _last_logits(self, prompts_ids: list[list[int]]) -> np.ndarray:
+        logits = self._generator.forward_batch([self._tokens(ids) for ids in prompts_ids])
+        lengths = [len(ids) for ids in prompts_ids]
+        values = np.asarray(logits)  # (batch, time, vocab), right-padded
+        return np.stack([values[row, n - 1] for row, n in enumerate(lengths)]).astype(np.float64)
+
+    def single_token_ids(self, tokens) -> list[int] | None:
+        ids = [self._ids(t, bos=False) for t in tokens]
+        return [x[0] for x in ids] if ids and all(len(x) == 1 for x in ids) else None
+
+    def next_token_logprobs(self, prompts, tokens, *, batch_size=16) -> np.ndarray:
+        ids = self.single_token_ids(tokens)
+        if ids is None:
+            raise ConfigError(f"next_token_logprobs needs candidates of one token each, got {list(tokens)!r}")
+        return self._next_token_scores(prompts, [ids] * len(prompts), batch_size)
+
+    def _next_token_scores(self, prompts, candidates, batch_size: int = 16) -> np.ndarray:
+        rows = []
+        for start in range(0, len(prompts), batch_size):
+            chunk = [self._ids(p) for p in prompts[start : start + batch_size]]
+            logp = log_softmax(self._last_logits(chunk))
+            rows.extend(logp[r, candidates[start + r]] for r in range(len(chunk)))
+        return np.array(rows).reshape(len(prompts), -1)
+
+    def score_choices(self, prompts, choices, *, reduction="sum", batch_size=16) -> np.ndarray:
+        from slmkit.models._transformers import _choices_per_prompt
+
+        if reduction not in ("sum", "mean"):
+            raise ConfigError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        per_prompt = _choices_per_prompt(prompts, choices)
+        single = [self.single_token_ids(options) for options in per_prompt]
+        if per_prompt and all(ids is not None for ids in single):  # one forward pass per prompt
+            return self._next_token_scores(prompts, single, batch_size)
+        scores = np.zeros((len(prompts), len(per_prompt[0]) if per_prompt else 0))
+        for i, (prompt, options) in enumerate(zip(prompts, per_prompt)):
+            p_ids = self._ids(prompt)
+            seqs = []
+            for option in options:
+                c_ids = self._ids(option, bos=False)
+                if not c_ids:
+                    raise ConfigError("a choice tokenizes to nothing; choices must be non-empty text")
+                seqs.append((p_ids + c_ids, len(c_ids)))
+            results = self._generator.score_batch([self._tokens(s) for s, _ in seqs])
+            for j, ((_, n), result) in enumerate(zip(seqs, results)):
+                picked = np.asarray(result.log_probs[-n:], dtype=np.float64)
+                scores[i, j] = picked.sum() if reduction == "sum" else picked.mean()
+        return scores
+
+    # generation ---------------------------------------------------------------------------------------------
+    def newline_token_ids(self) -> list[int]:
+        """Tokens made only of whitespace with a line break (banned first by `suppress_leading_newline`)."""
+        if self._newline_ids is None:
+            self._newline_ids = newline_ids_of(self.tokenizer)
+        return self._newline_ids
+
+    def generate(self, prompts, params: GenerationParams | None = None, *, batch_size=8, progress=False,
+                 **overrides) -> list[str]:
+        params = resolve_params(params, overrides)
+        ct2 = _import_ctranslate2()
+        eos = self.tokenizer.eos_token
+        knobs = dict(
+            beam_size=params.num_beams,
+            length_penalty=params.length_penalty,
+            repetition_penalty=params.repetition_penalty,
+            no_repeat_ngram_size=params.no_repeat_ngram_size,
+            include_prompt_in_result=False,
+            end_token=[eos] if eos else None,
+            sampling_topk=(params.top_k or 0) if params.do_sample else 1,  # 1 = greedy; 0 = the whole vocabulary
+            **params.extra,
+        )
+        if params.do_sample:
+            knobs.update(sampling_topp=params.top_p, sampling_temperature=params.temperature)
+        if params.do_sample:
+            # CTranslate2 samples from one process-wide generator and takes no generator of its own.
+            ct2.set_random_seed(params.seed)
+        ids = [self._ids(p) for p in prompts]
+        first: list[list[int]] = [[] for _ in ids]
+        budget = params.max_new_tokens
+        if params.suppress_leading_newline:
+            # CTranslate2 can ban tokens only for a whole generation, so the first token is decoded on its own
+            # with the newline tokens banned, then generation goes on from prompt + that token.
+            first = self._first_tokens(ids, knobs, params)
+            budget -= 1
+        out: list[str] = [""] * len(ids)
+        for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+            done_first = [i for i in batch if first[i] and first[i][0] == self.tokenizer.eos_token_id]
+            todo = [i for i in batch if i not in done_first]
+            new: dict[int, list[int]] = {i: [] for i in done_first}
+            if todo and budget > 0:
+                starts = [self._tokens(ids[i] + first[i]) for i in todo]
+                min_left = max(0, params.min_new_tokens - (1 if params.suppress_leading_newline else 0))
+                results = self._generator.generate_batch(
+                    starts, max_length=budget, min_length=min_left, max_batch_size=len(todo),
+                    # the step callback exists for greedy / sampling only; beams are cut at the stop string after
+                    callback=self._stop_callback(params.stop, [first[i] for i in todo])
+                    if params.stop and params.num_beams == 1 else None,
+                    **knobs,
+                )
+                for i, result in zip(todo, results):
+                    new[i] = list(result.sequences_ids[0])
+            for i in batch:
+                tokens = [t for t in first[i] + new.get(i, []) if t != self.tokenizer.eos_token_id]
+                out[i] = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), params.stop)
+        return out
+
+    def _first_tokens(self, ids, knobs, params) -> list[list[int]]:
+        banned = [[t] for t in self._tokens(self.newline_token_ids())]
+        results = self._generator.generate_batch(
+            [self._tokens(x) for x in ids], max_length=1, min_length=1 if params.min_new_tokens else 0,
+            suppress_sequences=banned or None, **knobs,
+        )
+        return [list(r.sequences_ids[0][:1]) for r in results]
+
+    def _stop_callback(self, stop, prefixes):
+        """A CTranslate2 step callback that ends a row once its new text contains a stop string."""
+        new: dict[int, list[int]] = {}
+
+        def on_step(step) -> bool:
+            tokens = new.setdefault(step.batch_id, list(prefixes[step.batch_id]))
+            tokens.append(step.token_id)
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            return any(s in text for s in stop)  # True stops this row
+
+        return on_step
+
+
+# conversion -------------------------------------------------------------------------------------------------
+def converted_path(spec: ModelSpec, quantize: str) -> Path:
+    key = hashlib.sha256(f"{weights_checksum(spec)}|{quantize}".encode()).hexdigest()[:16]
+    return cache_dir() / "ctranslate2" / f"{spec.name}-{key}-{quantize}"
+
+
+def _source_dir(spec: ModelSpec, scratch: Path) -> Path | str:
+    """A transformers folder (or hub id) holding `spec`'s weights as one plain causal LM."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from slmkit.models._transformers import _convert_gguf, load_transformers
+    from slmkit.models._weights import ensure_converted, locate_weights
+
+    if spec.kind != "causal":
+        raise ConfigError(f"the ctranslate2 backend runs causal LMs; {spec.name!r} is {spec.kind}")
+    if spec.adapter:
+        lm = load_transformers(replace(spec, backend="transformers"), device="cpu")
+        if getattr(lm, "prompt_tuned", False):
+            raise ConfigError(f"{spec.name!r} is P-tuned (virtual tokens): only the transformers backend runs it")
+        lm.model.save_pretrained(str(scratch))
+        lm.tokenizer.save_pretrained(str(scratch))
+        return scratch
+    if spec.source == "hub":
+        return spec.hub_id
+    location, gguf_file = locate_weights(spec)
+    if gguf_file:
+        return ensure_converted(
+            location / gguf_file,
+            lambda tmp: _convert_gguf(AutoModelForCausalLM, AutoTokenizer, location, gguf_file, tmp),
+        )
+    return location
+
+
+def make_compatible(model) -> None:
+    """Bring a transformers 5 Gemma 3 into the form CTranslate2's converter reads (in place, exact).
+
+    The converter reads `rope_theta` / `rope_local_base_freq` attributes, which transformers 5 moved into
+    `rope_parameters` (without them it silently falls back to 1e6 / 1e4), and scales attention by
+    head_dim**-0.5 where Gemma 3 uses query_pre_attn_scalar**-0.5: the ratio is folded into the query norm's
+    weight (Gemma's RMSNorm multiplies by 1 + weight, and RoPE is linear, so the scores come out the same).
+    """
+    import torch
+
+    config = getattr(model.config, "text_config", model.config)
+    if getattr(config, "model_type", "") not in ("gemma3_text", "gemma3"):
+        return
+    rope = getattr(config, "rope_parameters", None) or {}
+    if "full_attention" in rope:
+        config.rope_theta = rope["full_attention"]["rope_theta"]
+        config.rope_local_base_freq = rope["sliding_attention"]["rope_theta"]
+    for name in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if getattr(config, name, None):
+            raise ConfigError(f"CTranslate2 cannot run this Gemma: {name}={getattr(config, name)}")
+    scalar = getattr(config, "query_pre_attn_scalar", None)
+    if scalar and scalar != config.head_dim:
+        ratio = (config.head_dim / scalar) ** 0.5
+        text_model = getattr(model.model, "language_model", model.model)
+        with torch.no_grad():
+            for layer in text_model.layers:
+                weight = layer.self_attn.q_norm.weight
+                weight.copy_(ratio * (1.0 + weight) - 1.0)
+
+
+def _convert(source: Path | str, out_dir: Path, quantize: str) -> None:
+    ct2 = _import_ctranslate2()
+
+    class Converter(ct2.converters.TransformersConverter):
+        def load_model(self, model_class, model_name_or_path, **kwargs):
+            model = super().load_model(model_class, model_name_or_path, **kwargs)
+            make_compatible(model)
+            return model
+
+    Converter(str(source)).convert(str(out_dir), quantization=quantize, force=True)
+
+
+def ensure_ct2(spec: ModelSpec, quantize: str) -> tuple[Path, Path | str, float | None]:
+    """The cached CTranslate2 folder for `spec` at `quantize` (converted now if missing), its source, seconds."""
+    final = converted_path(spec, quantize)
+    if (final / MARKER).is_file():
+        return final, json.loads((final / MARKER).read_text())["source"], None
+    start = time.perf_counter()
+    logger.warning("converting %s to CTranslate2 (%s) once; later loads use the cache", spec.name, quantize)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(final) as tmp, tempfile.TemporaryDirectory(dir=final.parent, prefix=".merge-") as scratch:
+        # A LoRA run is merged into its base first. The converter empties its output folder, so the merged
+        # weights wait outside it, then move beside the engine's files, where the transformers twin
+        # (embeddings) loads them.
+        source = _source_dir(spec, Path(scratch))
+        _convert(source, tmp, quantize)
+        from transformers import AutoConfig
+
+        text = AutoConfig.from_pretrained(str(source))
+        text = getattr(text, "text_config", text)
+        if Path(str(source)) == Path(scratch):
+            shutil.move(scratch, tmp / "source")
+            Path(scratch).mkdir()  # for TemporaryDirectory's own cleanup
+            source = final / "source"
+        marker = {
+            "source": str(source),
+            "quantize": quantize,
+            "checksum": weights_checksum(spec),
+            "ctranslate2": _import_ctranslate2().__version__,
+            "seconds": round(time.perf_counter() - start, 1),
+            "source_config": {"hidden_size": text.hidden_size, "num_hidden_layers": text.num_hidden_layers,
+                              "max_position_embeddings": getattr(text, "max_position_embeddings", None)},
+        }
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2))
+    return final, str(source), round(time.perf_counter() - start, 1)
+
+
+def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantize: str | None = DEFAULT_QUANTIZATION,
+                     **_ignored) -> CTranslate2LM:
+    """Load `spec` with CTranslate2 at `quantize` ("int8", the default, or "float32" / None), converting once."""
+    from transformers import AutoTokenizer
+
+    ct2 = _import_ctranslate2()
+    quantize = quantize or "float32"
+    if quantize not in QUANTIZATIONS:
+        raise ConfigError(f"ctranslate2 quantize must be one of {QUANTIZATIONS} (or None), got {quantize!r}")
+    start = time.perf_counter()
+    model_dir, source, seconds = ensure_ct2(spec, quantize)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    info = {
+        "name": spec.name,
+        "backend": "ctranslate2",
+        "source": spec.source,
+        # as the transformers backend does, a reduced-precision load names its precision in the checksum
+        "checksum": weights_checksum(spec) + ("" if quantize == "float32" else f"+ctranslate2-{quantize}"),
+        "weights_checksum": weights_checksum(spec),
+        "dtype": quantize,
+        "quantize": quantize,
+        "engine": f"ctranslate2 {ct2.__version__}",
+        "converted_seconds": seconds,
+        "converted_cached": seconds is None,
+        "device": "cpu",
+    }
+    lm = CTranslate2LM(spec, model_dir, source, tokenizer, info, quantize=quantize,
+                       num_threads=num_threads or default_num_threads())
+    lm.info["load_seconds"] = round(time.perf_counter() - start, 2)
+    return lm
+
+
+def newline_ids_of(tokenizer) -> list[int]:
+    """Vocabulary entries made only of whitespace with a line break (SentencePiece "\\n", byte-level "Ċ")."""
+    return sorted(
+        idx
+        for token, idx in tokenizer.get_vocab().items()
+        if is_newline_token(token.replace("Ċ", "\n").replace("▁", " ").replace("Ġ", " "))
+    )
+
+
+__all__ = ["QUANTIZATIONS", "CTranslate2LM", "ensure_ct2", "load_ctranslate2", "make_compatible"]
