@@ -4,6 +4,15 @@ Each measurement runs in its own subprocess so load time and peak RSS are not po
 Writes bench/results/runtime.json and runtime.png. Quote medians from one run; these machines are noisy.
 
     python bench/runtime.py --model gemma3-270m --seed 0
+
+`--engines` compares the backends side by side instead (bench/results/runtime_engines.json + .png): for each
+backend x precision in ENGINES, on the built-in model and on a fine-tuned run (`--finetuned`, a LoRA run is
+merged by the engine's conversion): conversion and load time, token-loss tokens/s, generation tokens/s one
+prompt at a time and batched by 8, teacher-forced top-1 agreement with transformers float32, peak memory; and
+ratios to transformers float32. Embeddings are not compared: the ctranslate2 backend serves them from its
+transformers twin (bench/precision.py compares dtypes for embeddings).
+
+    SLMKIT_NUM_THREADS=1 taskset -c 0 python bench/runtime.py --engines --finetuned out/bench_train/ko_lora
 """
 
 from __future__ import annotations
@@ -112,6 +121,95 @@ def phase_llamacpp(model: str, n_texts: int, seed: int) -> dict:
     return {"token_losses_tokens_per_s": round(n_scored / loss_s, 1), "generate_tokens_per_s": round(n_new / gen_s, 2)}
 
 
+ENGINES = [("transformers", None), ("ctranslate2", "float32"), ("ctranslate2", "int8")]
+
+
+def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, repeats: int, seed: int) -> dict:
+    """One backend x precision: conversion + load, token losses, generation single and batched, agreement."""
+    import numpy as np
+    import torch
+
+    from slmkit.models import GenerationParams, load_model
+
+    options = {"quantize": quantize} if backend != "transformers" else {}
+    start = time.perf_counter()
+    lm = load_model(model, backend=backend, **options)
+    out = {"backend": backend, "quantize": quantize or "float32", "load_s": round(time.perf_counter() - start, 2),
+           "converted_s": lm.info.get("converted_seconds"), "checksum": lm.info["checksum"]}
+    ref = lm if backend == "transformers" else lm._twin()  # transformers float32 of the same weights
+    texts = _texts_of_n_tokens(ref, n_texts, 100)
+    lm.token_losses(texts[:4])  # warm-up
+    n_scored = sum(len(x) for x in lm.token_losses(texts))
+    seconds = _median_time(lambda: lm.token_losses(texts, batch_size=8), repeats)
+    out["token_losses_tokens_per_s"] = round(n_scored / seconds, 1)
+    params = GenerationParams(max_new_tokens=48, min_new_tokens=48, seed=seed)  # equal work for every engine
+    prompts = [t[:300] for t in texts[:8]]
+    for name, batch, chosen in (("single", 1, prompts[:4]), ("batched_8", 8, prompts)):
+        start = time.perf_counter()
+        generated = lm.generate(chosen, params, batch_size=batch)
+        seconds = time.perf_counter() - start
+        n_new = sum(ref.count_tokens(generated))
+        out[f"generate_{name}_tokens_per_s"] = round(n_new / seconds, 2)
+    if backend != "transformers":  # teacher-forced top-1 agreement with transformers float32
+        agree = total = 0
+        for text in texts[:8]:
+            ids = ref._encode([text])[0]
+            fast = np.asarray(lm._generator.forward_batch([lm._tokens(ids)]))[0].argmax(-1)
+            with torch.no_grad():
+                slow = ref.model(torch.tensor([ids])).logits[0].argmax(-1).numpy()
+            agree, total = agree + int((fast == slow).sum()), total + len(ids)
+        out["top1_agreement"] = round(agree / total, 4)
+        out["top1_positions"] = total
+    return out
+
+
+def _engines(args, env: dict) -> dict:
+    """Every backend x precision on the built-in model and the fine-tuned one; ratios to transformers float32."""
+    models = [args.model] + ([args.finetuned] if args.finetuned else [])
+    rows = []
+    for model in models:
+        for backend, quantize in ENGINES:
+            # a fresh engine cache (the GGUF conversion linked in), so the engine's own conversion is timed
+            with tempfile.TemporaryDirectory() as fresh:
+                user = Path(env.get("SLMKIT_CACHE") or Path.home() / ".cache" / "slmkit")
+                for entry in ("gguf", "converted", "checksums.json"):
+                    if (user / entry).exists():
+                        (Path(fresh) / entry).symlink_to((user / entry).resolve())
+                row = _run_phase(["--model", model, "--n-texts", str(args.n_texts), "--repeats", str(args.repeats),
+                                  "--seed", str(args.seed), "--phase", "engine", "--backend", backend,
+                                  *(["--quantize", quantize] if quantize else [])], {**env, "SLMKIT_CACHE": fresh})
+            row["model"] = model
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    for row in rows:
+        base = next(r for r in rows if r["model"] == row["model"] and r["backend"] == "transformers")
+        row["ratios_to_transformers_float32"] = {
+            k: round(row[k] / base[k], 2)
+            for k in ("token_losses_tokens_per_s", "generate_single_tokens_per_s", "generate_batched_8_tokens_per_s")
+        }
+    return {"rows": rows}
+
+
+def _plot_engines(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("token_losses_tokens_per_s", "token losses"), ("generate_single_tokens_per_s", "generate, 1 prompt"),
+            ("generate_batched_8_tokens_per_s", "generate, 8 prompts")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, (key, title) in zip(axes, keys):
+        labels = [f"{Path(r['model']).name}\n{r['backend']} {r['quantize']}" for r in result["rows"]]
+        ax.barh(labels, [r[key] for r in result["rows"]])
+        ax.set_title(f"{title} (tokens/s)")
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+
+
 def _run_phase(args: list[str], env: dict) -> dict:
     cmd = [sys.executable, __file__, *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -146,10 +244,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "runtime.json")
-    parser.add_argument("--phase", choices=["load", "throughput", "llamacpp"], help=argparse.SUPPRESS)
+    parser.add_argument("--engines", action="store_true", help="compare backends x precisions instead")
+    parser.add_argument("--finetuned", help="with --engines: a fine-tuned run folder or merged model to add")
+    parser.add_argument("--phase", choices=["load", "throughput", "llamacpp", "engine"], help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="transformers", help=argparse.SUPPRESS)
+    parser.add_argument("--quantize", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
         result = {
+            "engine": lambda: phase_engine(args.model, args.backend, args.quantize, args.n_texts, args.repeats,
+                                           args.seed),
             "load": lambda: phase_load(args.model),
             "throughput": lambda: phase_throughput(args.model, args.n_texts, args.repeats, args.seed),
             "llamacpp": lambda: phase_llamacpp(args.model, args.n_texts, args.seed),
@@ -173,6 +277,26 @@ def main() -> None:
         "--seed",
         str(args.seed),
     ]
+    if args.engines:
+        import ctranslate2
+
+        out = args.out if args.out != RESULTS / "runtime.json" else RESULTS / "runtime_engines.json"
+        result = {
+            "model": args.model,
+            "finetuned": args.finetuned,
+            "config": vars(args) | {"out": str(out), "phase": None},
+            "versions": {"slmkit": slmkit.__version__, "torch": torch.__version__,
+                         "transformers": transformers.__version__, "ctranslate2": ctranslate2.__version__,
+                         "python": platform.python_version()},
+            "machine": {"cpus": os.cpu_count(), "threads": os.environ.get("SLMKIT_NUM_THREADS", "default"),
+                        "processor": platform.processor()},
+            **_engines(args, env),
+        }
+        from slmkit.data import write_json
+
+        write_json(out, result)
+        _plot_engines(result, out.with_suffix(".png"))
+        return
     with tempfile.TemporaryDirectory() as fresh:
         first = _run_phase([*common, "--phase", "load"], {**env, "SLMKIT_CACHE": fresh})
     result = {

@@ -51,6 +51,8 @@ STAGES = {
     "en_lora_1ep": dict(lang="en", train=replace(DEFAULT, epochs=1.0), extra_eval="en_last100"),
     "speed": dict(),
     "ko_lora_beam4": dict(lang="ko", reuse="ko_lora", decode=dict(num_beams=4, no_repeat_ngram_size=4)),
+    # The same trained model decoded by the fast engine (issue 9): does int8 keep ROUGE within 0.5 of float32?
+    "ko_lora_ct2_int8": dict(lang="ko", reuse="ko_lora", load=dict(backend="ctranslate2", quantize="int8")),
     # The default recipe trained again on another machine (e.g. a GPU, where training runs in bf16 autocast):
     # how much the machine and precision alone move the score.
     "ko_lora_rerun": dict(lang="ko", train=DEFAULT),
@@ -249,7 +251,7 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         }
     from slmkit.models import load_model
 
-    lm = load_model(str(run_dir))
+    lm = load_model(str(run_dir), **spec.get("load", {}))
     summarizer = FineTunedSummarizer(lm, lang, decode, seed=args.seed)
     start = time.perf_counter()
     preds = _predict_resumable(summarizer, evaluate_on, out / "summarize_preds" / f"train_{name}.csv")
@@ -280,6 +282,7 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         "threads": os.environ.get("SLMKIT_NUM_THREADS"),
         "device": _device(),
         "gen_batch": decode.batch_size,
+        "engine": {k: lm.info.get(k) for k in ("backend", "quantize", "dtype", "checksum")},
     }
 
 

@@ -21,6 +21,20 @@ def test_models_list_shows_builtins():
         assert name in result.output
 
 
+def test_models_list_shows_engines_and_their_precisions():
+    import importlib.util
+
+    from slmkit.models._inventory import engine_statuses
+
+    result = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {s.backend: s for s in engine_statuses()}
+    assert set(rows) == {"transformers", "ctranslate2", "llamacpp"} and rows["transformers"].available
+    assert rows["ctranslate2"].available == (importlib.util.find_spec("ctranslate2") is not None)
+    assert rows["llamacpp"].available == (importlib.util.find_spec("llama_cpp") is not None)
+    assert "int8, float32" in result.output and "ctranslate2" in result.output
+
+
 def test_unknown_model_is_one_line_error():
     result = runner.invoke(app, ["lm", "generate", "hi", "--model", "nope"])
     assert result.exit_code == 1

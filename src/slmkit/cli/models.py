@@ -14,11 +14,13 @@ app = typer.Typer(no_args_is_help=True, help="List and prepare the built-in mode
 @app.command("list")
 @handle_errors
 def list_cmd() -> None:
-    """Show each built-in model: installed or not, size on disk, licence, conversion cache state."""
+    """Show each built-in model (installed or not, size on disk, licence, conversion caches) and each engine
+    (available here or not, its precisions)."""
     from slmkit.models import cache_dir, model_statuses
+    from slmkit.models._inventory import engine_statuses
 
     table = Table(title=f"slmkit models (cache: {cache_dir()})")
-    for column in ("name", "kind", "package", "installed", "size MB", "licence", "converted cache"):
+    for column in ("name", "kind", "package", "installed", "size MB", "licence", "converted cache", "engine cache"):
         table.add_column(column)
     for status in model_statuses():
         row = status.to_row()
@@ -30,8 +32,18 @@ def list_cmd() -> None:
             "-" if row["size_mb"] is None else f"{row['size_mb']:.0f}",
             row["licence"],
             "ready" if row["converted_cache"] else "not yet",
+            ", ".join(row["engine_caches"]) or "-",
         )
-    Console().print(table)
+    engines = Table(title="engines (load_model(..., backend=...), --backend)")
+    for column in ("backend", "available", "version", "precisions", "note"):
+        engines.add_column(column)
+    for status in engine_statuses():
+        row = status.to_row()
+        engines.add_row(row["backend"], "yes" if row["available"] else "no", row["version"] or "-",
+                        ", ".join(row["precisions"]), row["note"])
+    console = Console()
+    console.print(table)
+    console.print(engines)
 
 
 @app.command("prepare")

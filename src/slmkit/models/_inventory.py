@@ -17,6 +17,7 @@ class ModelStatus:
     installed: bool
     size_mb: float | None
     converted: bool
+    engine_caches: tuple[str, ...] = ()
 
     def to_row(self) -> dict:
         return {
@@ -27,7 +28,48 @@ class ModelStatus:
             "size_mb": self.size_mb,
             "licence": self.spec.licence,
             "converted_cache": self.converted,
+            "engine_caches": list(self.engine_caches),
         }
+
+
+@dataclass
+class EngineStatus:
+    """A backend: whether it can run here, and the precisions it offers."""
+
+    backend: str
+    available: bool
+    version: str | None
+    precisions: tuple[str, ...]
+    note: str
+
+    def to_row(self) -> dict:
+        return {"backend": self.backend, "available": self.available, "version": self.version,
+                "precisions": list(self.precisions), "note": self.note}
+
+
+# (backend, import name, distribution, precisions, what it is for)
+ENGINES = (
+    ("transformers", "transformers", "transformers", ("float32", "bfloat16", "float16", "int8-dynamic"),
+     "the default: every job, training, GPU"),
+    ("ctranslate2", "ctranslate2", "ctranslate2", ("int8", "float32"),
+     "fast CPU generation and scoring; extra `fast`"),
+    ("llamacpp", "llama_cpp", "llama-cpp-python", ("gguf",), "GGUF files as quantised; extra `llamacpp` (compiles)"),
+)
+
+
+def engine_statuses() -> list[EngineStatus]:
+    """One status per backend slmkit knows. Cheap: looks packages up without importing them."""
+    import importlib.util
+
+    out = []
+    for backend, module, dist, precisions, note in ENGINES:
+        available = importlib.util.find_spec(module) is not None
+        try:
+            version = importlib.metadata.version(dist) if available else None
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        out.append(EngineStatus(backend, available, version, precisions, note))
+    return out
 
 
 def model_statuses() -> list[ModelStatus]:
@@ -41,9 +83,20 @@ def model_statuses() -> list[ModelStatus]:
                 installed,
                 _package_size_mb(spec) if installed else None,
                 _is_converted(spec) if installed else False,
+                _engine_caches(spec),
             )
         )
     return out
+
+
+def _engine_caches(spec: ModelSpec) -> tuple[str, ...]:
+    """The fast-engine conversions cached for this model name ("ctranslate2 int8", ...)."""
+    from slmkit.models._ctranslate2 import MARKER, QUANTIZATIONS
+
+    root = cache_dir() / "ctranslate2"
+    return tuple(
+        f"ctranslate2 {q}" for q in QUANTIZATIONS if any(root.glob(f"{spec.name}-*-{q}/{MARKER}"))
+    )
 
 
 def _package_size_mb(spec: ModelSpec) -> float:
