@@ -12,6 +12,7 @@ OUTPUT_LEDGER_NAME = ".slmkit-outputs.json"  # per folder: which command wrote w
 ENV_CACHE_DIR = "SLMKIT_CACHE"
 ENV_THREADS = "SLMKIT_NUM_THREADS"
 ENV_DEVICE = "SLMKIT_DEVICE"  # "auto" (default: a CUDA GPU when torch sees one), "cpu", "cuda", "cuda:1", ...
+ENV_DTYPE = "SLMKIT_DTYPE"  # inference precision: "auto" (default), "float32", "bfloat16", "float16"
 
 DEFAULT_MODEL = "gemma3-270m"
 DEFAULT_SEED = 0

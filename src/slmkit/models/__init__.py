@@ -51,8 +51,10 @@ def load_model(name: str | ModelSpec = "gemma3-270m", *, backend: str | None = N
         backend: "transformers" (default), "ctranslate2" (fast CPU generation, extra `fast`) or "llamacpp"
             (optional extra, compiles).
         **options: forwarded to the backend loader (`num_threads`; transformers also takes `device`: "auto",
-            "cpu", "cuda", "cuda:N"; ctranslate2 takes `quantize`: "int8" (default) or "float32"; llama.cpp takes
-            `n_ctx`).
+            "cpu", "cuda", "cuda:N", `dtype`: "auto", "float32", "bfloat16", "float16" (default
+            `$SLMKIT_DTYPE`, else "auto": bfloat16 where the hardware computes it natively, else float32) and
+            `quantize`: None or "int8" (CPU); ctranslate2 takes `quantize`: "int8" (default) or "float32";
+            llama.cpp takes `n_ctx`).
     """
     from slmkit._status import status
 
@@ -62,7 +64,9 @@ def load_model(name: str | ModelSpec = "gemma3-270m", *, backend: str | None = N
 
 
 def model_checksum(name: str | ModelSpec, *, backend: str | None = None) -> str:
-    """The checksum `load_model(name).info["checksum"]` reports, from the files alone (no model is loaded).
+    """The checksum of the model's files alone (no model is loaded): what `load_model(name).info["checksum"]`
+    reports for a float32 load. A reduced-precision load names its precision there (`...+bfloat16`, `...+int8`)
+    and keeps this value in `info["weights_checksum"]`.
 
     Raises:
         UnknownModelError: the name is not registered and not a usable path.

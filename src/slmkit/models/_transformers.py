@@ -30,6 +30,7 @@ from slmkit.models._base import (
     length_sorted_batches,
     resolve_params,
 )
+from slmkit.models._precision import quantize_int8, requested_dtype, resolve_precision
 from slmkit.models._spec import ModelSpec
 from slmkit.models._weights import converted_info, ensure_converted, locate_weights, sha256_file
 
@@ -125,7 +126,7 @@ class TransformersLM(LanguageModel):
             -torch.nn.functional.cross_entropy(logits, targets[start : start + len(logits)], reduction="none")
             for start, logits in self._head_logits(hidden)
         ]
-        return torch.cat(out) if out else hidden.new_zeros(0)
+        return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
 
     def _progress(self, total: int, desc: str, enabled: bool):
         return tqdm(total=total, desc=desc, unit="text", disable=not enabled, leave=False)
@@ -382,17 +383,36 @@ def _choices_per_prompt(prompts, choices) -> list[list[str]]:
     return per_prompt
 
 
-def load_transformers(spec: ModelSpec, *, num_threads: int | None = None, device: str | None = None) -> TransformersLM:
+def load_transformers(
+    spec: ModelSpec,
+    *,
+    num_threads: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    quantize: str | None = None,
+) -> TransformersLM:
     """Load a spec with transformers (GGUF specs go through the converted-safetensors cache).
 
     `device`: "auto" (the default, or `$SLMKIT_DEVICE`) puts the model on a CUDA GPU when torch sees one, else
     the CPU; "cpu" / "cuda" / "cuda:N" choose. Fine-tuning trains the model where it was loaded.
+
+    `dtype`: the precision inference runs in, "auto" (the default, or `$SLMKIT_DTYPE`: bfloat16 where the
+    hardware computes it natively, float32 elsewhere; see `slmkit.models._precision`), "float32", "bfloat16"
+    or "float16". `quantize="int8"`: torch dynamic int8 quantisation of the Linear layers (CPU, inference only;
+    it costs gemma3-270m accuracy, see bench/results/precision.json). The weights are read as float32 (the
+    conversion cache stays float32), adapters are merged in float32, then the model is cast. Outputs
+    (embeddings, losses, log-probs) are float32 arrays whatever the precision. `info["checksum"]` names the
+    precision when it is not float32 (`+bfloat16`, `+int8`), so caches keyed by it never mix precisions;
+    `info["weights_checksum"]` is the checksum of the files alone.
     """
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+    target_device = resolve_device(device)
+    requested = requested_dtype(dtype)
+    run_dtype, quantize = resolve_precision(dtype, quantize, target_device)  # invalid choices fail before loading
     torch.set_num_threads(num_threads or default_num_threads())
     auto = {"causal": AutoModelForCausalLM, "seq2seq": AutoModelForSeq2SeqLM}.get(spec.kind, AutoModel)
-    dtype = getattr(torch, spec.dtype)
+    load_dtype = getattr(torch, spec.dtype)  # how the files are read; run_dtype is what inference runs in
     start = time.perf_counter()
     info = {"name": spec.name, "backend": "transformers", "source": spec.source, "dtype": spec.dtype}
     if spec.source == "hub":
@@ -414,7 +434,7 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None, device
         kwargs = {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(target), **kwargs)
-        model = auto.from_pretrained(str(target), dtype=dtype, **kwargs)
+        model = auto.from_pretrained(str(target), dtype=load_dtype, **kwargs)
     except OSError as exc:
         hint = (
             (
@@ -430,12 +450,19 @@ def load_transformers(spec: ModelSpec, *, num_threads: int | None = None, device
         model, prompt_tuned = _apply_adapter(model, spec.adapter)
         info["adapter"] = spec.adapter
         info["checksum"] = f"{info['checksum']}+adapter:{_dir_checksum(spec.adapter)[:16]}"
-    target_device = resolve_device(device)
     if target_device != "cpu":
         model = model.to(target_device)
-    info["device"] = target_device
+    info["n_parameters"] = int(sum(p.numel() for p in model.parameters()))  # before int8 packs the Linear weights
+    if run_dtype != spec.dtype:
+        model = model.to(getattr(torch, run_dtype))
+    if quantize == "int8":
+        model = quantize_int8(model)
+    info["weights_checksum"] = info["checksum"]
+    precision = quantize or run_dtype
+    if precision != "float32":
+        info["checksum"] = f"{info['checksum']}+{precision}"
+    info.update(dtype=run_dtype, quantize=quantize, dtype_requested=requested, device=target_device)
     info["load_seconds"] = round(time.perf_counter() - start, 2)
-    info["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
     lm = TransformersLM(spec, model, tokenizer, info)
     lm.prompt_tuned = prompt_tuned
     return lm

@@ -1,0 +1,109 @@
+"""Which numeric precision the transformers backend runs inference in: `dtype=` / `quantize=` / `$SLMKIT_DTYPE`.
+
+The weights on disk (and the GGUF conversion cache) are always float32; a reduced precision is a cast of the
+loaded model, for inference only. Training loads float32 master weights whatever is asked here (its own
+`TrainConfig.precision` decides autocast).
+
+The automatic choice (`dtype="auto"`, the default) is made by measurement (`bench/precision.py`,
+`bench/results/precision.json`):
+
+* CUDA: bfloat16 where `torch.cuda.is_bf16_supported()`, float32 otherwise.
+* CPU: bfloat16 only where the CPU computes bf16 natively (`avx512_bf16` or `amx_bf16` in /proc/cpuinfo, or
+  torch reporting an AVX512-BF16/AMX capability). There the model cast to bf16 embeds 2.2-2.4x faster than
+  float32 with mean-pooled embeddings at cosine > 0.9999 (issue 9, measured on an AVX-512 BF16 Xeon). Without
+  those instructions torch *emulates* bf16: on the AVX2-only EPYC this project runs on, bf16 embeddings and
+  token losses are several times slower than float32 (bench/results/precision.json), so auto is float32.
+* int8 (torch dynamic quantisation of the Linear layers) is never chosen automatically: it does not keep
+  gemma3-270m's accuracy (activation outliers; embeddings at cosine ~0.5 to float32 in issue 9, and the
+  accuracy and loss gaps in bench/results/precision.json). It stays available as `quantize="int8"`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from slmkit._constants import ENV_DTYPE
+from slmkit.errors import ConfigError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZATIONS = (None, "int8")
+_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16", "float": "float32"}
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            line = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        return set()
+    return set(line.partition(":")[2].split())
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls in hardware (AVX-512 BF16 or AMX), not by emulation."""
+    if any(flag in cpu_flags() for flag in _BF16_CPU_FLAGS):
+        return True
+    try:
+        import torch
+
+        capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    except (ImportError, AttributeError, RuntimeError):
+        return False
+    return "BF16" in capability or "AMX" in capability
+
+
+def native_bf16(device: str = "cpu") -> bool:
+    """Whether bf16 runs natively on `device` ("cpu", "cuda", "cuda:N")."""
+    if device.startswith("cuda"):
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return cpu_native_bf16()
+
+
+def auto_dtype(device: str = "cpu") -> str:
+    """What `dtype="auto"` means on `device`: bfloat16 where bf16 runs natively, else float32."""
+    return "bfloat16" if native_bf16(device) else "float32"
+
+
+def requested_dtype(dtype: str | None = None) -> str:
+    """`dtype`, else `$SLMKIT_DTYPE`, else "auto", validated and normalised (aliases fp32/bf16/fp16 allowed)."""
+    source = "dtype=" if dtype is not None else f"${ENV_DTYPE}"
+    raw = dtype if dtype is not None else os.environ.get(ENV_DTYPE) or "auto"
+    choice = _ALIASES.get(str(raw).strip().lower(), str(raw).strip().lower())
+    if choice not in DTYPES:
+        raise ConfigError(f"{source} must be one of {', '.join(DTYPES)} (or fp32/bf16/fp16), got {raw!r}")
+    return choice
+
+
+def resolve_precision(dtype: str | None, quantize: str | None, device: str) -> tuple[str, str | None]:
+    """The (dtype, quantize) a model loaded on `device` runs in, from the caller's choice or the environment.
+
+    Raises:
+        ConfigError: an unknown dtype or quantisation, int8 off the CPU, or int8 combined with a reduced dtype.
+    """
+    choice = requested_dtype(dtype)
+    if quantize is not None:
+        quantize = str(quantize).strip().lower()
+        if quantize not in QUANTIZATIONS:
+            raise ConfigError(f"quantize must be None or 'int8', got {quantize!r}")
+        if not device.startswith("cpu"):
+            raise ConfigError(f"quantize='int8' (torch dynamic quantisation) runs on the CPU only, not {device!r}")
+        if choice not in ("auto", "float32"):
+            raise ConfigError(f"quantize='int8' quantises float32 Linear layers; it cannot be combined with {choice}")
+        return "float32", quantize
+    return (auto_dtype(device) if choice == "auto" else choice), None
+
+
+def quantize_int8(model):
+    """torch dynamic int8 quantisation of every nn.Linear (weights int8, activations quantised per batch)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # torch.ao.quantization warns that it is moving to torchao
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
