@@ -108,7 +108,8 @@ def train_scorer(
         base = str(base_dir)
     else:
         base = config.base_model
-    loaded = load_model(base)  # its tokenizer encodes the multiset check; it is then the forward side's base
+    # Its tokenizer encodes the multiset check; it is then the forward side's base, so float32 (training weights).
+    loaded = load_model(base, dtype="float32")
     tokenizer = loaded.tokenizer
     max_length = config.training.max_length
     counts = {side: training_token_counts(tokenizer, texts, max_length, reverse=side == "reverse") for side in SIDES}

@@ -188,11 +188,6 @@ def native_bf16() -> bool:
     """Whether bf16 matmuls run natively here: a CUDA GPU with bf16, or a CPU with AVX-512 BF16 or AMX."""
     import torch
 
-    if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = next((line for line in handle if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+    from slmkit.models._precision import native_bf16 as device_native_bf16  # the runtime's one flag reader
+
+    return device_native_bf16("cuda" if torch.cuda.is_available() else "cpu")

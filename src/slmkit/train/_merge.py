@@ -34,7 +34,7 @@ def merge(run_dir: str | Path, output_dir: str | Path) -> Path:
         )
     if output_dir.exists():
         raise ConfigError(f"{output_dir} already exists; choose a new folder")
-    lm = load_model(str(run_dir))  # LoRA is merged on load (peft merge_and_unload)
+    lm = load_model(str(run_dir), dtype="float32")  # LoRA merged on load (peft merge_and_unload); float32 on disk
     with atomic_dir(output_dir, replace=False) as tmp:
         lm.model.save_pretrained(str(tmp))
         lm.tokenizer.save_pretrained(str(tmp))

@@ -284,14 +284,23 @@ def train(
 
 
 def _load_base(base):
-    from slmkit.models import LanguageModel, load_model
+    from slmkit.models import LanguageModel, load_model, resolve_model
 
     if isinstance(base, LanguageModel):
         lm = base
+    elif resolve_model(base).backend == "transformers":
+        # float32 master weights whatever $SLMKIT_DTYPE says (that is an inference setting); autocast is
+        # TrainConfig.precision's business.
+        lm = load_model(base, dtype="float32")
     else:
         lm = load_model(base)
     if not hasattr(lm, "model") or not hasattr(lm, "tokenizer"):
         raise ConfigError(f"training needs the transformers backend; {lm.spec.name!r} is on {lm.spec.backend}")
+    if lm.info.get("quantize") or lm.info.get("dtype", "float32") != "float32":
+        raise ConfigError(
+            f"{lm.spec.name!r} was loaded for inference in {lm.info.get('quantize') or lm.info.get('dtype')}; "
+            "training needs float32 weights: pass the model name, or load_model(..., dtype='float32')"
+        )
     if lm.spec.kind == "encoder":
         raise ConfigError(f"{lm.spec.name!r} is an encoder; slmkit.train fine-tunes causal and seq2seq LMs")
     if getattr(lm, "prompt_tuned", False):
