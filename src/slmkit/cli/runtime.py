@@ -17,6 +17,28 @@ EXAMPLE_TEXTS = Path(__file__).resolve().parents[3] / "examples" / "data" / "tex
 MODEL = typer.Option("gemma3-270m", "--model", help="Registry name, directory, .gguf file or Hugging Face id.")
 BACKEND = typer.Option("transformers", "--backend", help="transformers | llamacpp")
 TEXT_COLUMN = typer.Option("text", "--text-column", help="Column holding the texts.")
+DTYPE = typer.Option(
+    None,
+    "--dtype",
+    help="transformers precision: auto | float32 | bfloat16 | float16 (default $SLMKIT_DTYPE, else auto: "
+    "bfloat16 where the hardware computes it natively, else float32).",
+)
+
+
+def _load(model: str, backend: str, dtype: str | None):
+    """load_model with --dtype passed on only where it means something (the transformers backend)."""
+    from slmkit.models import load_model
+    from slmkit.models._precision import DTYPES, requested_dtype
+
+    if dtype is None:
+        return load_model(model, backend=backend)
+    try:
+        requested_dtype(dtype)
+    except ConfigError:
+        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)} (or fp32/bf16/fp16), got {dtype!r}") from None
+    if backend != "transformers":
+        raise ConfigError(f"--dtype applies to the transformers backend, not {backend} (it runs its own precision)")
+    return load_model(model, backend=backend, dtype=dtype)
 
 
 def _read_texts(path: Path, text_column: str) -> tuple[list[str], list[str]]:
@@ -34,6 +56,7 @@ def demo_cmd(
     text_column: str = TEXT_COLUMN,
     model: str = MODEL,
     backend: str = BACKEND,
+    dtype: str = DTYPE,
     output: Path = typer.Option(Path("out/runtime_demo.json"), "--output", help="Where the JSON report goes."),
     overwrite: bool = OVERWRITE_OPTION,
 ) -> None:
@@ -43,12 +66,12 @@ def demo_cmd(
 
     import slmkit
     from slmkit.data import fingerprint_file, write_json
-    from slmkit.models import load_model, runtime_report
+    from slmkit.models import runtime_report
 
     outputs = output_policy([input], overwrite)
     outputs.file(output)
     ids, texts = _read_texts(input, text_column)
-    lm = load_model(model, backend=backend)
+    lm = _load(model, backend, dtype)
     report = runtime_report(lm, ids, texts)  # greedy decoding: no seed can change the report
     report["config"] = {"input": str(input), "input_sha256": fingerprint_file(input)}
     report["versions"] = {"slmkit": slmkit.__version__, "python": platform.python_version()}
@@ -72,6 +95,7 @@ def embed_cmd(
     text_column: str = TEXT_COLUMN,
     model: str = MODEL,
     backend: str = BACKEND,
+    dtype: str = DTYPE,
     pooling: str = typer.Option("mean", "--pooling", help="mean | last"),
     layers: str = typer.Option("-1", "--layers", help="Comma-separated layer indices, e.g. -1 or 9,-1."),
     template: str = typer.Option("{text}", "--template", help="Wraps each text; must contain {text}."),
@@ -81,7 +105,6 @@ def embed_cmd(
     import numpy as np
 
     from slmkit.data import atomic_open
-    from slmkit.models import load_model
 
     try:
         layer_list = [int(x) for x in layers.split(",")]
@@ -94,7 +117,7 @@ def embed_cmd(
     outputs = output_policy([input], overwrite)
     outputs.file(output)
     _, texts = _read_texts(input, text_column)
-    lm = load_model(model, backend=backend)
+    lm = _load(model, backend, dtype)
     vectors = lm.embed(texts, pooling=pooling, layers=layer_list, template=template, progress=True)
     with atomic_open(output, "wb") as handle:
         np.save(handle, vectors)
@@ -110,18 +133,18 @@ def losses_cmd(
     text_column: str = TEXT_COLUMN,
     model: str = MODEL,
     backend: str = BACKEND,
+    dtype: str = DTYPE,
     overwrite: bool = OVERWRITE_OPTION,
 ) -> None:
     """Per-text mean token loss and perplexity."""
     import numpy as np
 
     from slmkit.data import atomic_open
-    from slmkit.models import load_model
 
     outputs = output_policy([input], overwrite)
     outputs.file(output)
     ids, texts = _read_texts(input, text_column)
-    losses = load_model(model, backend=backend).token_losses(texts, progress=True)
+    losses = _load(model, backend, dtype).token_losses(texts, progress=True)
     with atomic_open(output) as handle:
         for text_id, loss in zip(ids, losses):
             mean = float(loss.mean()) if len(loss) else float("nan")
@@ -137,6 +160,7 @@ def generate_cmd(
     prompt: list[str] = typer.Argument(..., help="One or more prompts."),
     model: str = MODEL,
     backend: str = BACKEND,
+    dtype: str = DTYPE,
     max_new_tokens: int = typer.Option(48, "--max-new-tokens"),
     num_beams: int = typer.Option(1, "--num-beams"),
     do_sample: bool = typer.Option(False, "--do-sample/--greedy"),
@@ -149,7 +173,7 @@ def generate_cmd(
     seed: int = typer.Option(0, "--seed", help="Sampling seed (--do-sample); greedy and beam search ignore it."),
 ) -> None:
     """Continue each prompt and print the new text."""
-    from slmkit.models import GenerationParams, load_model
+    from slmkit.models import GenerationParams
 
     params = GenerationParams(
         max_new_tokens=max_new_tokens,
@@ -163,5 +187,5 @@ def generate_cmd(
         stop=tuple(stop or ()),
         seed=seed,
     )
-    for text in load_model(model, backend=backend).generate(prompt, params):
+    for text in _load(model, backend, dtype).generate(prompt, params):
         typer.echo(text)
