@@ -159,3 +159,24 @@ def test_real_model_int8_agrees_with_float32(gemma):
         agree += int((logits.argmax(-1) == top_ref).sum())
         total += len(ids)
     assert agree / total >= 0.85
+
+
+def test_summarize_predict_runs_on_the_engine(tiny_causal_dir, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from slmkit.cli.main import app
+    from slmkit.summarize import PredictConfig
+    from slmkit.summarize._predict import build_summarizer
+
+    table = tmp_path / "dev.csv"
+    pd.DataFrame({"fname": ["d0", "d1"], "dialogue": ["#Person1#: 배고파.\n#Person2#: 밥 먹으러 가자.",
+                                                     "#Person1#: Hi.\n#Person2#: Hello there."]}).to_csv(table, index=False)
+    config = PredictConfig(method="zero-shot", model=str(tiny_causal_dir), backend="ctranslate2", max_new_tokens=4)
+    assert build_summarizer(config, "en").lm.info["backend"] == "ctranslate2"
+    out = tmp_path / "pred.csv"
+    result = CliRunner().invoke(app, ["summarize", "predict", str(table), "--output", str(out), "--method", "zero-shot",
+                                      "--model", str(tiny_causal_dir), "--backend", "ctranslate2",
+                                      "--max-new-tokens", "4"])
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(out)["fname"]) == ["d0", "d1"]

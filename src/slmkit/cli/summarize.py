@@ -92,6 +92,9 @@ def predict_cmd(
         "--examples",
         help="Table of dialogue/summary pairs for few-shot retrieval (default: slmkit's small built-in pool).",
     ),
+    backend: str = typer.Option(
+        "transformers", "--backend", help="transformers | ctranslate2 (int8 CPU engine, extra `fast`) | llamacpp"
+    ),
     embedder: str = typer.Option(
         None, "--embedder", help="Retrieval embedder (default: minilm-l6 for English, --model for Korean)."
     ),
@@ -117,6 +120,7 @@ def predict_cmd(
     config = PredictConfig(
         method=method,
         model=model,
+        backend=backend,
         examples=examples,
         embedder=embedder,
         language=language,

@@ -31,6 +31,8 @@ class PredictConfig:
     Attributes:
         method: "lead" (first turns), "longest" (longest turn), "zero-shot" or "few-shot" prompting.
         model: causal LM for the prompting methods (a registry name or a path).
+        backend: what runs it: "transformers", or "ctranslate2" (int8 CPU generation, ~2x faster; the `fast`
+            extra) or "llamacpp" for GGUF files.
         language: "ko", "en" or "auto" (from the share of Hangul in the dialogues).
         lead_k: turns kept by "lead".
         shots: few-shot examples per prompt.
@@ -54,6 +56,7 @@ class PredictConfig:
 
     method: str = "few-shot"
     model: str = DEFAULT_MODEL
+    backend: str = "transformers"
     language: str = "auto"
     lead_k: int = 2
     shots: int = 2
@@ -147,10 +150,10 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
             num_beams=config.num_beams,
             batch_size=config.batch_size,
         )
-        lm = lm or load_model(config.model)
+        lm = lm or load_model(config.model, backend=config.backend)
         return FineTunedSummarizer(lm, trained.get("language", language), decode, seed=config.seed)
     pool = _load_pool(config, language, set(exclude_ids)) if config.method == "few-shot" else None
-    lm = lm or load_model(config.model)
+    lm = lm or load_model(config.model, backend=config.backend)
     params = summary_params(
         lm,
         max_new_tokens=config.max_new_tokens,
