@@ -115,6 +115,15 @@ def is_newline_token(text: str) -> bool:
     return "\n" in text and not text.strip()
 
 
+def newline_ids_of(tokenizer) -> list[int]:
+    """Vocabulary entries made only of whitespace with a line break (SentencePiece "\\n", byte-level "Ċ")."""
+    return sorted(
+        idx
+        for token, idx in tokenizer.get_vocab().items()
+        if is_newline_token(token.replace("Ċ", "\n").replace("▁", " ").replace("Ġ", " "))
+    )
+
+
 class LanguageModel(abc.ABC):
     """Batched, no-grad inference over a small LM: embeddings, token losses, choice scores, generation.
 

@@ -39,9 +39,9 @@ from slmkit.models._base import (
     LanguageModel,
     cut_at_stop,
     default_num_threads,
-    is_newline_token,
     length_sorted_batches,
     log_softmax,
+    newline_ids_of,
     resolve_params,
 )
 from slmkit.models._spec import ModelSpec
@@ -405,15 +405,6 @@ def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantiz
                        num_threads=num_threads or default_num_threads())
     lm.info["load_seconds"] = round(time.perf_counter() - start, 2)
     return lm
-
-
-def newline_ids_of(tokenizer) -> list[int]:
-    """Vocabulary entries made only of whitespace with a line break (SentencePiece "\\n", byte-level "Ċ")."""
-    return sorted(
-        idx
-        for token, idx in tokenizer.get_vocab().items()
-        if is_newline_token(token.replace("Ċ", "\n").replace("▁", " ").replace("Ġ", " "))
-    )
 
 
 __all__ = ["QUANTIZATIONS", "CTranslate2LM", "ensure_ct2", "load_ctranslate2", "make_compatible"]

@@ -26,8 +26,8 @@ from slmkit.models._base import (
     cut_at_stop,
     default_num_threads,
     format_template,
-    is_newline_token,
     length_sorted_batches,
+    newline_ids_of,
     resolve_params,
 )
 from slmkit.models._precision import quantize_int8, requested_dtype, resolve_precision
@@ -285,12 +285,7 @@ class TransformersLM(LanguageModel):
         """Vocabulary entries made only of whitespace with a line break (SentencePiece "\\n", byte-level "Ċ");
         what `suppress_leading_newline` bans as the first new token. Computed once per model."""
         if self._newline_ids is None:
-            vocab = self.tokenizer.get_vocab()
-            self._newline_ids = sorted(
-                idx
-                for token, idx in vocab.items()
-                if is_newline_token(token.replace("Ċ", "\n").replace("▁", " ").replace("Ġ", " "))
-            )
+            self._newline_ids = newline_ids_of(self.tokenizer)
         return self._newline_ids
 
     @torch.no_grad()
