@@ -111,7 +111,7 @@ def test_interrupted_conversion_leaves_no_cache(tiny_causal_dir, monkeypatch):
     final = _ctranslate2.converted_path(spec, "int8")
     assert not final.exists()
 
-    def dies_midway(source, out_dir, quantize):
+    def dies_midway(source, out_dir, *args):
         (out_dir / "model.bin").write_bytes(b"half")
         raise KeyboardInterrupt
 
@@ -180,3 +180,30 @@ def test_summarize_predict_runs_on_the_engine(tiny_causal_dir, tmp_path):
                                       "--max-new-tokens", "4"])
     assert result.exit_code == 0, result.output
     assert list(pd.read_csv(out)["fname"]) == ["d0", "d1"]
+
+
+def test_trimmed_vocabulary_is_the_full_model_masked_to_the_kept_tokens(tiny_lm, tiny_causal_dir):
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    corpus = ["the cat sat on the mat", "stock prices rose again", "오늘 날씨가 좋다"]
+    fast = load_model(str(tiny_causal_dir), backend="ctranslate2", quantize="float32", keep_tokens=corpus,
+                      num_threads=1)
+    keep = _ctranslate2.kept_token_ids(tiny_lm.tokenizer, corpus)
+    assert fast.info["kept_tokens"] == len(keep) < len(tiny_lm.tokenizer)
+    assert "+trimmed:" in fast.info["checksum"]
+
+    class OnlyKept(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            mask = torch.full_like(scores, float("-inf"))
+            mask[:, keep] = 0
+            return scores + mask
+
+    for prompt in PROMPTS:  # prompts hold tokens outside the kept set: the input side keeps every embedding
+        ids = tiny_lm.tokenizer(prompt, return_tensors="pt")
+        with torch.no_grad():
+            out = tiny_lm.model.generate(**ids, max_new_tokens=8, do_sample=False,
+                                         logits_processor=LogitsProcessorList([OnlyKept()]))
+        expected = tiny_lm.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert fast.generate([prompt], max_new_tokens=8)[0] == expected
+    with pytest.raises(ConfigError, match="serves generation only"):
+        fast.token_losses(PROMPTS)

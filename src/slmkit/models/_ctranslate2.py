@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 QUANTIZATIONS = ("int8", "float32")  # what CTranslate2 computes in on a CPU (no int4 kernels there)
 DEFAULT_QUANTIZATION = "int8"
 MARKER = "slmkit_ct2.json"
+VOCAB_ORDER = "kept_token_ids.npy"  # a trimmed engine's output id i is the tokenizer's id VOCAB_ORDER[i]
+_BYTE_TOKEN = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
 
 def _import_ctranslate2():
@@ -77,6 +80,9 @@ class CTranslate2LM(LanguageModel):
             str(model_dir), device="cpu", compute_type=quantize, intra_threads=num_threads, inter_threads=1
         )
         self._facts = json.loads((self.model_dir / MARKER).read_text())["source_config"]
+        # A vocabulary-trimmed model outputs ids over the kept tokens only: engine id -> the tokenizer's id.
+        order = self.model_dir / VOCAB_ORDER
+        self._order = np.load(order) if order.is_file() else None
         self._hf = None  # the transformers twin for embeddings / token states, loaded on first use
         self._newline_ids: list[int] | None = None
 
@@ -93,7 +99,18 @@ class CTranslate2LM(LanguageModel):
         return int(min(limit, 8192))  # the transformers backend's cut, so both backends see the same tokens
 
     def _tokens(self, ids: Sequence[int]) -> list[str]:
+        # The engine's vocabulary holds the same token strings (reordered when trimmed), so strings are exact.
         return self.tokenizer.convert_ids_to_tokens(list(ids))
+
+    def _own_ids(self, engine_ids: Sequence[int]) -> list[int]:
+        return list(engine_ids) if self._order is None else [int(self._order[i]) for i in engine_ids]
+
+    def _require_full_vocabulary(self, what: str) -> None:
+        if self._order is not None:
+            raise ConfigError(
+                f"{what} needs the whole vocabulary; this engine was trimmed to {self.info['kept_tokens']} tokens "
+                "(keep_tokens=...), which serves generation only: load it without keep_tokens to score"
+            )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(self._ids(t, bos=False)) for t in texts]
@@ -125,6 +142,7 @@ class CTranslate2LM(LanguageModel):
 
     # scoring ------------------------------------------------------------------------------------------------
     def token_losses(self, texts, *, batch_size=8, progress=False, reverse=False) -> list[np.ndarray]:
+        self._require_full_vocabulary("token_losses")
         if reverse:
             from slmkit.models._transformers import reverse_content
 
@@ -140,6 +158,7 @@ class CTranslate2LM(LanguageModel):
         return out
 
     def _last_logits(self, prompts_ids: list[list[int]]) -> np.ndarray:
+        self._require_full_vocabulary("next-token scores")
         logits = self._generator.forward_batch([self._tokens(ids) for ids in prompts_ids])
         lengths = [len(ids) for ids in prompts_ids]
         values = np.asarray(logits)  # (batch, time, vocab), right-padded
@@ -181,6 +200,7 @@ class CTranslate2LM(LanguageModel):
                 if not c_ids:
                     raise ConfigError("a choice tokenizes to nothing; choices must be non-empty text")
                 seqs.append((p_ids + c_ids, len(c_ids)))
+            self._require_full_vocabulary("score_choices")
             results = self._generator.score_batch([self._tokens(s) for s, _ in seqs])
             for j, ((_, n), result) in enumerate(zip(seqs, results)):
                 picked = np.asarray(result.log_probs[-n:], dtype=np.float64)
@@ -238,7 +258,7 @@ class CTranslate2LM(LanguageModel):
                     **knobs,
                 )
                 for i, result in zip(todo, results):
-                    new[i] = list(result.sequences_ids[0])
+                    new[i] = self._own_ids(result.sequences_ids[0])
             for i in batch:
                 tokens = [t for t in first[i] + new.get(i, []) if t != self.tokenizer.eos_token_id]
                 out[i] = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), params.stop)
@@ -250,7 +270,7 @@ class CTranslate2LM(LanguageModel):
             [self._tokens(x) for x in ids], max_length=1, min_length=1 if params.min_new_tokens else 0,
             suppress_sequences=banned or None, **knobs,
         )
-        return [list(r.sequences_ids[0][:1]) for r in results]
+        return [self._own_ids(r.sequences_ids[0][:1]) for r in results]
 
     def _stop_callback(self, stop, prefixes):
         """A CTranslate2 step callback that ends a row once its new text contains a stop string."""
@@ -258,7 +278,7 @@ class CTranslate2LM(LanguageModel):
 
         def on_step(step) -> bool:
             tokens = new.setdefault(step.batch_id, list(prefixes[step.batch_id]))
-            tokens.append(step.token_id)
+            tokens.append(self._own_ids([step.token_id])[0])
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             return any(s in text for s in stop)  # True stops this row
 
@@ -266,9 +286,23 @@ class CTranslate2LM(LanguageModel):
 
 
 # conversion -------------------------------------------------------------------------------------------------
-def converted_path(spec: ModelSpec, quantize: str) -> Path:
-    key = hashlib.sha256(f"{weights_checksum(spec)}|{quantize}".encode()).hexdigest()[:16]
-    return cache_dir() / "ctranslate2" / f"{spec.name}-{key}-{quantize}"
+def converted_path(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None = None) -> Path:
+    key = hashlib.sha256(f"{weights_checksum(spec)}|{quantize}".encode())
+    if keep_tokens is not None:
+        key.update("\x00".join(keep_tokens).encode())
+    trimmed = "-trimmed" if keep_tokens is not None else ""
+    return cache_dir() / "ctranslate2" / f"{spec.name}-{key.hexdigest()[:16]}{trimmed}-{quantize}"
+
+
+def kept_token_ids(tokenizer, texts: Sequence[str]) -> list[int]:
+    """The tokens `texts` use, every special token and every byte-fallback token (so any text stays writable)."""
+    ids = set(tokenizer.all_special_ids)
+    ids |= {i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+    ids |= {i for token, i in tokenizer.get_vocab().items() if _BYTE_TOKEN.match(token)}
+    for start in range(0, len(texts), 256):
+        for seq in tokenizer(list(texts[start : start + 256]), add_special_tokens=False)["input_ids"]:
+            ids.update(seq)
+    return sorted(ids)
 
 
 def _source_dir(spec: ModelSpec, scratch: Path) -> Path | str:
@@ -328,21 +362,65 @@ def make_compatible(model) -> None:
                 weight.copy_(ratio * (1.0 + weight) - 1.0)
 
 
-def _convert(source: Path | str, out_dir: Path, quantize: str) -> None:
+def _convert(source: Path | str, out_dir: Path, quantize: str, keep: list[int] | None = None) -> None:
+    """Convert with CTranslate2's converter; with `keep`, trim the output layer to those tokens.
+
+    Trimming (hand-written: no engine offers it) reorders the vocabulary so the kept tokens come first, keeps the
+    whole input embedding table (any prompt still encodes exactly) and gives the output projection only the kept
+    rows: each decoding step projects onto len(keep) tokens instead of Gemma's 262k. The engine then returns
+    positions in the kept list, mapped back through VOCAB_ORDER. Greedy output equals the full model's wherever
+    the full model would pick a kept token (it is the full model with the other tokens masked out).
+    """
+    import torch
+
     ct2 = _import_ctranslate2()
+    order = None
+    if keep is not None:
+        kept = set(keep)
 
     class Converter(ct2.converters.TransformersConverter):
         def load_model(self, model_class, model_name_or_path, **kwargs):
+            nonlocal order
             model = super().load_model(model_class, model_name_or_path, **kwargs)
             make_compatible(model)
+            if keep is not None:
+                embed = model.get_input_embeddings()
+                order = keep + [i for i in range(embed.weight.shape[0]) if i not in kept]
+                weight = embed.weight.data[order].clone()
+                embed.weight = torch.nn.Parameter(weight)
+                head = torch.nn.Linear(weight.shape[1], len(keep), bias=False)
+                head.weight = torch.nn.Parameter(model.get_output_embeddings().weight.data[keep].clone())
+                model.lm_head = head
             return model
 
+        def load_tokenizer(self, tokenizer_class, model_name_or_path, **kwargs):
+            tokenizer = super().load_tokenizer(tokenizer_class, model_name_or_path, **kwargs)
+            return tokenizer if keep is None else _Reordered(tokenizer, lambda: order)
+
     Converter(str(source)).convert(str(out_dir), quantization=quantize, force=True)
+    if keep is not None:
+        np.save(out_dir / VOCAB_ORDER, np.asarray(keep, dtype=np.int64))
 
 
-def ensure_ct2(spec: ModelSpec, quantize: str) -> tuple[Path, Path | str, float | None]:
-    """The cached CTranslate2 folder for `spec` at `quantize` (converted now if missing), its source, seconds."""
-    final = converted_path(spec, quantize)
+class _Reordered:
+    """A tokenizer whose vocabulary lists its tokens in a new order (what the converter writes as the engine's)."""
+
+    def __init__(self, tokenizer, order) -> None:
+        self._tokenizer, self._order = tokenizer, order
+
+    def get_vocab(self) -> dict[str, int]:
+        by_id = {i: token for token, i in self._tokenizer.get_vocab().items()}
+        return {by_id[old]: new for new, old in enumerate(self._order())}
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
+def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None = None
+               ) -> tuple[Path, Path | str, float | None]:
+    """The cached CTranslate2 folder for `spec` at `quantize` (converted now if missing), its source, seconds.
+    `keep_tokens`: texts whose tokens the output layer keeps (see `_convert`); None keeps the whole vocabulary."""
+    final = converted_path(spec, quantize, keep_tokens)
     if (final / MARKER).is_file():
         return final, json.loads((final / MARKER).read_text())["source"], None
     start = time.perf_counter()
@@ -353,8 +431,10 @@ def ensure_ct2(spec: ModelSpec, quantize: str) -> tuple[Path, Path | str, float 
         # weights wait outside it, then move beside the engine's files, where the transformers twin
         # (embeddings) loads them.
         source = _source_dir(spec, Path(scratch))
-        _convert(source, tmp, quantize)
-        from transformers import AutoConfig
+        from transformers import AutoConfig, AutoTokenizer
+
+        keep = None if keep_tokens is None else kept_token_ids(AutoTokenizer.from_pretrained(str(source)), keep_tokens)
+        _convert(source, tmp, quantize, keep)
 
         text = AutoConfig.from_pretrained(str(source))
         text = getattr(text, "text_config", text)
@@ -368,6 +448,7 @@ def ensure_ct2(spec: ModelSpec, quantize: str) -> tuple[Path, Path | str, float 
             "checksum": weights_checksum(spec),
             "ctranslate2": _import_ctranslate2().__version__,
             "seconds": round(time.perf_counter() - start, 1),
+            "kept_tokens": None if keep is None else len(keep),
             "source_config": {"hidden_size": text.hidden_size, "num_hidden_layers": text.num_hidden_layers,
                               "max_position_embeddings": getattr(text, "max_position_embeddings", None)},
         }
@@ -376,8 +457,13 @@ def ensure_ct2(spec: ModelSpec, quantize: str) -> tuple[Path, Path | str, float 
 
 
 def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantize: str | None = DEFAULT_QUANTIZATION,
-                     **_ignored) -> CTranslate2LM:
-    """Load `spec` with CTranslate2 at `quantize` ("int8", the default, or "float32" / None), converting once."""
+                     keep_tokens: Sequence[str] | None = None, **_ignored) -> CTranslate2LM:
+    """Load `spec` with CTranslate2 at `quantize` ("int8", the default, or "float32" / None), converting once.
+
+    `keep_tokens`: texts in the language(s) the model will write (e.g. the training summaries); the output layer
+    keeps only their tokens (plus special and byte tokens), which makes each decoding step cheaper. Such an
+    engine generates only; scores need the whole vocabulary.
+    """
     from transformers import AutoTokenizer
 
     ct2 = _import_ctranslate2()
@@ -385,14 +471,15 @@ def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantiz
     if quantize not in QUANTIZATIONS:
         raise ConfigError(f"ctranslate2 quantize must be one of {QUANTIZATIONS} (or None), got {quantize!r}")
     start = time.perf_counter()
-    model_dir, source, seconds = ensure_ct2(spec, quantize)
+    model_dir, source, seconds = ensure_ct2(spec, quantize, keep_tokens)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     info = {
         "name": spec.name,
         "backend": "ctranslate2",
         "source": spec.source,
         # as the transformers backend does, a reduced-precision load names its precision in the checksum
-        "checksum": weights_checksum(spec) + ("" if quantize == "float32" else f"+ctranslate2-{quantize}"),
+        "checksum": weights_checksum(spec) + ("" if quantize == "float32" else f"+ctranslate2-{quantize}")
+        + ("" if keep_tokens is None else f"+trimmed:{model_dir.name.split('-')[-3]}"),
         "weights_checksum": weights_checksum(spec),
         "dtype": quantize,
         "quantize": quantize,
@@ -400,6 +487,7 @@ def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantiz
         "converted_seconds": seconds,
         "converted_cached": seconds is None,
         "device": "cpu",
+        "kept_tokens": json.loads((model_dir / MARKER).read_text()).get("kept_tokens"),
     }
     lm = CTranslate2LM(spec, model_dir, source, tokenizer, info, quantize=quantize,
                        num_threads=num_threads or default_num_threads())
