@@ -53,6 +53,9 @@ STAGES = {
     "ko_lora_beam4": dict(lang="ko", reuse="ko_lora", decode=dict(num_beams=4, no_repeat_ngram_size=4)),
     # The same trained model decoded by the fast engine (issue 9): does int8 keep ROUGE within 0.5 of float32?
     "ko_lora_ct2_int8": dict(lang="ko", reuse="ko_lora", load=dict(backend="ctranslate2", quantize="int8")),
+    # ... with the output layer trimmed to the tokens of the Korean training rows (dialogues and summaries)
+    "ko_lora_ct2_int8_trimmed": dict(lang="ko", reuse="ko_lora", load=dict(backend="ctranslate2", quantize="int8"),
+                                     keep_tokens_from="ko_train"),
     # The default recipe trained again on another machine (e.g. a GPU, where training runs in bf16 autocast):
     # how much the machine and precision alone move the score.
     "ko_lora_rerun": dict(lang="ko", train=DEFAULT),
@@ -251,7 +254,11 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         }
     from slmkit.models import load_model
 
-    lm = load_model(str(run_dir), **spec.get("load", {}))
+    load = dict(spec.get("load", {}))
+    if spec.get("keep_tokens_from"):  # training rows only: the eval rows never choose the kept tokens
+        rows = sets[spec["keep_tokens_from"]]
+        load["keep_tokens"] = list(rows["dialogue"]) + [r for refs in rows["references"] for r in refs]
+    lm = load_model(str(run_dir), **load)
     summarizer = FineTunedSummarizer(lm, lang, decode, seed=args.seed)
     start = time.perf_counter()
     preds = _predict_resumable(summarizer, evaluate_on, out / "summarize_preds" / f"train_{name}.csv")
@@ -282,7 +289,7 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         "threads": os.environ.get("SLMKIT_NUM_THREADS"),
         "device": _device(),
         "gen_batch": decode.batch_size,
-        "engine": {k: lm.info.get(k) for k in ("backend", "quantize", "dtype", "checksum")},
+        "engine": {k: lm.info.get(k) for k in ("backend", "quantize", "dtype", "checksum", "kept_tokens")},
     }
 
 
