@@ -34,12 +34,16 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quali
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "texts.jsonl"
 
 
+def _source_paragraphs() -> list[str]:
+    """Long WikiText-2 paragraphs if the shared data is there, else the project's examples joined."""
+    if SHARED.is_file():
+        return [p.strip() for p in SHARED.read_text(encoding="utf-8").split("\n") if len(p.split()) > 150]
+    return [" ".join(json.loads(line)["text"] for line in EXAMPLES.read_text().splitlines()) * 8]
+
+
 def _texts_of_n_tokens(lm, n_texts: int, n_tokens: int) -> list[str]:
     """Texts cut to exactly `n_tokens` model tokens, from WikiText-2 if present, else the project's examples."""
-    if SHARED.is_file():
-        source = [p.strip() for p in SHARED.read_text(encoding="utf-8").split("\n") if len(p.split()) > 150]
-    else:
-        source = [" ".join(json.loads(line)["text"] for line in EXAMPLES.read_text().splitlines()) * 8]
+    source = _source_paragraphs()
     texts = []
     for i in range(n_texts):
         ids = lm.tokenizer(source[i % len(source)], add_special_tokens=False).input_ids[i % 7 : i % 7 + n_tokens]
@@ -121,7 +125,10 @@ def phase_llamacpp(model: str, n_texts: int, seed: int) -> dict:
     return {"token_losses_tokens_per_s": round(n_scored / loss_s, 1), "generate_tokens_per_s": round(n_new / gen_s, 2)}
 
 
-ENGINES = [("transformers", None), ("ctranslate2", "float32"), ("ctranslate2", "int8")]
+ENGINES = [("transformers", None), ("ctranslate2", "float32"), ("ctranslate2", "int8"), ("ctranslate2", "int8-trimmed")]
+# "-trimmed": the output layer keeps the tokens of TRIM_CORPUS source paragraphs (English WikiText paragraphs
+# after the ones measured, so the measured texts never choose them); see load_model(..., keep_tokens=).
+TRIM_CORPUS = 300
 
 
 def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, repeats: int, seed: int) -> dict:
@@ -131,17 +138,21 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
 
     from slmkit.models import GenerationParams, load_model
 
-    options = {"quantize": quantize} if backend != "transformers" else {}
+    options = {"quantize": quantize.removesuffix("-trimmed")} if backend != "transformers" else {}
+    if quantize and quantize.endswith("-trimmed"):
+        options["keep_tokens"] = _source_paragraphs()[n_texts : n_texts + TRIM_CORPUS]
     start = time.perf_counter()
     lm = load_model(model, backend=backend, **options)
     out = {"backend": backend, "quantize": quantize or "float32", "load_s": round(time.perf_counter() - start, 2),
-           "converted_s": lm.info.get("converted_seconds"), "checksum": lm.info["checksum"]}
+           "converted_s": lm.info.get("converted_seconds"), "checksum": lm.info["checksum"],
+           "kept_tokens": lm.info.get("kept_tokens")}
     ref = lm if backend == "transformers" else lm._twin()  # transformers float32 of the same weights
     texts = _texts_of_n_tokens(ref, n_texts, 100)
-    lm.token_losses(texts[:4])  # warm-up
-    n_scored = sum(len(x) for x in lm.token_losses(texts))
-    seconds = _median_time(lambda: lm.token_losses(texts, batch_size=8), repeats)
-    out["token_losses_tokens_per_s"] = round(n_scored / seconds, 1)
+    if not lm.info.get("kept_tokens"):  # a trimmed engine generates only
+        lm.token_losses(texts[:4])  # warm-up
+        n_scored = sum(len(x) for x in lm.token_losses(texts))
+        seconds = _median_time(lambda: lm.token_losses(texts, batch_size=8), repeats)
+        out["token_losses_tokens_per_s"] = round(n_scored / seconds, 1)
     params = GenerationParams(max_new_tokens=48, min_new_tokens=48, seed=seed)  # equal work for every engine
     prompts = [t[:300] for t in texts[:8]]
     for name, batch, chosen in (("single", 1, prompts[:4]), ("batched_8", 8, prompts)):
@@ -150,7 +161,7 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
         seconds = time.perf_counter() - start
         n_new = sum(ref.count_tokens(generated))
         out[f"generate_{name}_tokens_per_s"] = round(n_new / seconds, 2)
-    if backend != "transformers":  # teacher-forced top-1 agreement with transformers float32
+    if backend != "transformers" and not lm.info.get("kept_tokens"):  # top-1 agreement with transformers float32
         agree = total = 0
         for text in texts[:8]:
             ids = ref._encode([text])[0]
@@ -168,7 +179,7 @@ def _engines(args, env: dict) -> dict:
     models = [args.model] + ([args.finetuned] if args.finetuned else [])
     rows = []
     for model in models:
-        for backend, quantize in ENGINES:
+        for backend, quantize in [e for e in ENGINES if not args.engine_set or f"{e[0]}:{e[1]}" in args.engine_set]:
             # a fresh engine cache (the GGUF conversion linked in), so the engine's own conversion is timed
             with tempfile.TemporaryDirectory() as fresh:
                 user = Path(env.get("SLMKIT_CACHE") or Path.home() / ".cache" / "slmkit")
@@ -186,6 +197,7 @@ def _engines(args, env: dict) -> dict:
         row["ratios_to_transformers_float32"] = {
             k: round(row[k] / base[k], 2)
             for k in ("token_losses_tokens_per_s", "generate_single_tokens_per_s", "generate_batched_8_tokens_per_s")
+            if k in row
         }
     return {"rows": rows}
 
@@ -201,7 +213,7 @@ def _plot_engines(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (key, title) in zip(axes, keys):
         labels = [f"{Path(r['model']).name}\n{r['backend']} {r['quantize']}" for r in result["rows"]]
-        ax.barh(labels, [r[key] for r in result["rows"]])
+        ax.barh(labels, [r.get(key, 0) for r in result["rows"]])
         ax.set_title(f"{title} (tokens/s)")
         ax.tick_params(labelsize=7)
     fig.tight_layout()
@@ -246,6 +258,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "runtime.json")
     parser.add_argument("--engines", action="store_true", help="compare backends x precisions instead")
     parser.add_argument("--finetuned", help="with --engines: a fine-tuned run folder or merged model to add")
+    parser.add_argument("--engine-set", nargs="*", help="with --engines: only these backend:precision rows "
+                        "(e.g. transformers:None ctranslate2:int8-trimmed)")
     parser.add_argument("--phase", choices=["load", "throughput", "llamacpp", "engine"], help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="transformers", help=argparse.SUPPRESS)
     parser.add_argument("--quantize", default=None, help=argparse.SUPPRESS)
