@@ -135,6 +135,10 @@ def test_lora_run_is_merged_then_served(tiny_lora_run, tiny_lm):
 def test_bad_options_are_clear(tiny_causal_dir, tiny_encoder_dir):
     with pytest.raises(ConfigError, match="quantize must be one of"):
         load_model(str(tiny_causal_dir), backend="ctranslate2", quantize="int4")
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        load_model(str(tiny_causal_dir), backend="ctranslate2", device="cuda")
+    with pytest.raises(TypeError):
+        load_model(str(tiny_causal_dir), backend="ctranslate2", n_ctx=256)  # llama.cpp's option: not silently dropped
     with pytest.raises(ConfigError, match="runs causal LMs"):
         load_model(str(tiny_encoder_dir), backend="ctranslate2")
 

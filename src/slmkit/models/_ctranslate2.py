@@ -457,7 +457,7 @@ def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None
 
 
 def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantize: str | None = DEFAULT_QUANTIZATION,
-                     keep_tokens: Sequence[str] | None = None, **_ignored) -> CTranslate2LM:
+                     keep_tokens: Sequence[str] | None = None, device: str | None = None) -> CTranslate2LM:
     """Load `spec` with CTranslate2 at `quantize` ("int8", the default, or "float32" / None), converting once.
 
     `keep_tokens`: texts in the language(s) the model will write (e.g. the training summaries); the output layer
@@ -468,6 +468,8 @@ def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantiz
 
     ct2 = _import_ctranslate2()
     quantize = quantize or "float32"
+    if (device or "auto").lower() not in ("auto", "cpu"):
+        raise ConfigError(f"the ctranslate2 backend runs on the CPU here; got device={device!r} (use transformers)")
     if quantize not in QUANTIZATIONS:
         raise ConfigError(f"ctranslate2 quantize must be one of {QUANTIZATIONS} (or None), got {quantize!r}")
     start = time.perf_counter()
