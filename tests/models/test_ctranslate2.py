@@ -211,3 +211,15 @@ def test_trimmed_vocabulary_is_the_full_model_masked_to_the_kept_tokens(tiny_lm,
         assert fast.generate([prompt], max_new_tokens=8)[0] == expected
     with pytest.raises(ConfigError, match="serves generation only"):
         fast.token_losses(PROMPTS)
+
+
+@pytest.mark.slow
+def test_real_model_scores_batches_of_unequal_lengths(gemma):
+    """CTranslate2 4.8 fails on padded scoring batches of real Gemma 3 sequences; the backend groups equal lengths."""
+    fast = load_model("gemma3-270m", backend="ctranslate2", quantize="float32")
+    texts = ["News article: N/A\nIs this about world or sports? Answer:", "x y", "오늘 날씨가 정말 좋네요."]
+    for a, b in zip(fast.token_losses(texts, batch_size=3), gemma.token_losses(texts)):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+    np.testing.assert_allclose(fast.score_choices(texts, [" world", " sports"], batch_size=3),
+                               gemma.score_choices(texts, [" world", " sports"]), atol=1e-3)
+    assert _ctranslate2.equal_length_batches([3, 5, 3, 3], 2) == [[0, 2], [3], [1]]

@@ -151,7 +151,7 @@ class CTranslate2LM(LanguageModel):
         else:
             seqs = [self._ids(t) for t in texts]
         out: list[np.ndarray | None] = [None] * len(seqs)
-        for batch in length_sorted_batches([len(s) for s in seqs], batch_size):
+        for batch in equal_length_batches([len(s) for s in seqs], batch_size):
             results = self._generator.score_batch([self._tokens(seqs[i]) for i in batch])
             for i, result in zip(batch, results):
                 out[i] = -np.asarray(result.log_probs, dtype=np.float32)  # log p(token t | < t), t >= 1
@@ -159,10 +159,12 @@ class CTranslate2LM(LanguageModel):
 
     def _last_logits(self, prompts_ids: list[list[int]]) -> np.ndarray:
         self._require_full_vocabulary("next-token scores")
-        logits = self._generator.forward_batch([self._tokens(ids) for ids in prompts_ids])
-        lengths = [len(ids) for ids in prompts_ids]
-        values = np.asarray(logits)  # (batch, time, vocab), right-padded
-        return np.stack([values[row, n - 1] for row, n in enumerate(lengths)]).astype(np.float64)
+        out: list[np.ndarray | None] = [None] * len(prompts_ids)
+        for batch in equal_length_batches([len(ids) for ids in prompts_ids], len(prompts_ids)):
+            logits = np.asarray(self._generator.forward_batch([self._tokens(prompts_ids[i]) for i in batch]))
+            for row, i in enumerate(batch):
+                out[i] = logits[row, -1]
+        return np.stack(out).astype(np.float64)
 
     def single_token_ids(self, tokens) -> list[int] | None:
         ids = [self._ids(t, bos=False) for t in tokens]
@@ -201,10 +203,11 @@ class CTranslate2LM(LanguageModel):
                     raise ConfigError("a choice tokenizes to nothing; choices must be non-empty text")
                 seqs.append((p_ids + c_ids, len(c_ids)))
             self._require_full_vocabulary("score_choices")
-            results = self._generator.score_batch([self._tokens(s) for s, _ in seqs])
-            for j, ((_, n), result) in enumerate(zip(seqs, results)):
-                picked = np.asarray(result.log_probs[-n:], dtype=np.float64)
-                scores[i, j] = picked.sum() if reduction == "sum" else picked.mean()
+            for batch in equal_length_batches([len(seq) for seq, _ in seqs], len(seqs)):
+                results = self._generator.score_batch([self._tokens(seqs[j][0]) for j in batch])
+                for j, result in zip(batch, results):
+                    picked = np.asarray(result.log_probs[-seqs[j][1]:], dtype=np.float64)
+                    scores[i, j] = picked.sum() if reduction == "sum" else picked.mean()
         return scores
 
     # generation ---------------------------------------------------------------------------------------------
@@ -283,6 +286,19 @@ class CTranslate2LM(LanguageModel):
             return any(s in text for s in stop)  # True stops this row
 
         return on_step
+
+
+def equal_length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped by equal length, at most `batch_size` per group.
+
+    CTranslate2 4.8's scoring and forward passes fail on a padded batch of real Gemma 3 sequences ("Length mask
+    has size ... different than the current batch size"; generation is not affected), so scoring batches hold
+    sequences of one length only and need no padding.
+    """
+    groups: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        groups.setdefault(n, []).append(i)
+    return [idx[k : k + batch_size] for idx in groups.values() for k in range(0, len(idx), batch_size)]
 
 
 # conversion -------------------------------------------------------------------------------------------------
