@@ -1,0 +1,133 @@
+"""Quantisation study (issue 9): what each precision the engines offer does to the three jobs, in one table.
+
+Measured here: zero-shot accuracy (bench/classify.py's prompts and label words, raw, no calibration) on the five
+shared tasks, `--test-size` seeded test rows each, with gemma3-270m on transformers float32 and on the
+CTranslate2 engine at float32 and int8. Gathered from the other benchmarks' results files, so the table has one
+row per precision (nothing is re-measured or typed in by hand):
+
+- PLR accuracy at 64 per class: bench/results/precision.json (transformers float32 / bfloat16 / int8-dynamic;
+  the ctranslate2 backend serves embeddings from its transformers float32 twin, so its PLR is float32's);
+- summarization ROUGE on the 100 Korean eval rows: bench/results/summarize_train.json (float32: ko_lora;
+  ctranslate2 int8: ko_lora_ct2_int8) and bench/results/engine_candidates.json (ONNX Runtime GenAI int8 / int4);
+- time per generated token: bench/results/runtime_engines.json (one prompt at a time, 48 tokens).
+
+Writes bench/results/quantization.json; prints the README table.
+
+    SLMKIT_NUM_THREADS=1 taskset -c 1 python bench/quantization.py --test-size 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+SETTINGS = {  # name -> load_model options
+    "transformers float32": {},
+    "ctranslate2 float32": {"backend": "ctranslate2", "quantize": "float32"},
+    "ctranslate2 int8": {"backend": "ctranslate2", "quantize": "int8"},
+}
+
+
+def zero_shot(args) -> dict:
+    from classify import TASKS, load_task
+
+    from slmkit.classify import ZeroShotClassifier
+    from slmkit.classify._cache import EmbeddingCache
+    from slmkit.models import load_model
+
+    out = {}
+    for setting, options in SETTINGS.items():
+        lm = load_model("gemma3-270m", **options)
+        cache = EmbeddingCache()
+        cache.add_model("gemma3-270m", lm)
+        row = {}
+        for name, task in TASKS.items():
+            _, _, test_texts, y_test, _ = load_task(task, args.test_size, 0, args.seed)
+            clf = ZeroShotClassifier("gemma3-270m", prompt=task.prompt, label_words=task.label_words,
+                                     cache=cache).fit()
+            start = time.perf_counter()
+            predicted = clf.predict(test_texts)
+            row[name] = {"accuracy": round(float(np.mean(np.asarray(predicted) == y_test)), 4),
+                         "seconds": round(time.perf_counter() - start, 1)}
+            print(setting, name, row[name], flush=True)
+        out[setting] = {"tasks": row, "mean": round(float(np.mean([r["accuracy"] for r in row.values()])), 4),
+                        "checksum": lm.info["checksum"]}
+    return out
+
+
+def _load(name: str) -> dict:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def gather(zs: dict) -> list[dict]:
+    precision, engines = _load("precision.json"), _load("runtime_engines.json")
+    summarize, candidates = _load("summarize_train.json"), _load("engine_candidates.json")
+
+    def plr(setting: str):  # mean over the five tasks; None until bench/precision.py has measured all five
+        tasks = (precision.get("settings", {}).get(setting, {}) or {}).get("classification", {})
+        return round(float(np.mean([t["accuracy"] for t in tasks.values()])), 4) if len(tasks) == 5 else None
+
+    def rouge(stage: str):
+        return (summarize.get("runs", {}).get(stage, {}).get("scores") or {}).get("final")
+
+    def gen(backend: str, quantize: str):
+        for row in engines.get("rows", []):
+            if row["model"] == "gemma3-270m" and row["backend"] == backend and row["quantize"] == quantize:
+                return round(1000 / row["generate_single_tokens_per_s"], 1)
+        return None
+
+    cand = candidates.get("rows", {})
+    return [
+        {"precision": "float32 (transformers)", "plr_64": plr("float32"),
+         "zero_shot": zs.get("transformers float32", {}).get("mean"), "rouge": rouge("ko_lora"),
+         "ms_per_token": gen("transformers", "float32")},
+        {"precision": "bfloat16 (transformers)", "plr_64": plr("bfloat16"), "zero_shot": None, "rouge": None,
+         "ms_per_token": None},
+        {"precision": "int8 dynamic (transformers)", "plr_64": plr("int8"), "zero_shot": None, "rouge": None,
+         "ms_per_token": None},
+        {"precision": "float32 (ctranslate2)", "plr_64": plr("float32"),
+         "zero_shot": zs.get("ctranslate2 float32", {}).get("mean"), "rouge": None,
+         "ms_per_token": gen("ctranslate2", "float32")},
+        {"precision": "int8 (ctranslate2)", "plr_64": plr("float32"),
+         "zero_shot": zs.get("ctranslate2 int8", {}).get("mean"), "rouge": rouge("ko_lora_ct2_int8"),
+         "ms_per_token": gen("ctranslate2", "int8")},
+        {"precision": "int8 weights (ONNX Runtime GenAI)", "plr_64": None, "zero_shot": None,
+         "rouge": (cand.get("ort_int8") or {}).get("final"), "ms_per_token": None},
+        {"precision": "int4 weights (ONNX Runtime GenAI)", "plr_64": None, "zero_shot": None,
+         "rouge": (cand.get("ort_int4") or {}).get("final"), "ms_per_token": None},
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--test-size", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS / "quantization.json")
+    parser.add_argument("--gather-only", action="store_true", help="rebuild the table from the JSON files")
+    args = parser.parse_args()
+    from slmkit.data import write_json
+
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    zs = previous.get("zero_shot", {}) if args.gather_only else zero_shot(args)
+    result = {"config": {"test_size": args.test_size, "seed": args.seed, "model": "gemma3-270m"},
+              "zero_shot": zs, "table": gather(zs)}
+    write_json(args.out, result)
+    print("| precision | PLR accuracy, 64/class | zero-shot accuracy | ROUGE (Korean eval) | ms per token |")
+    print("|---|---|---|---|---|")
+    for row in result["table"]:
+        cells = [row["precision"]] + ["-" if row[k] is None else str(row[k])
+                                      for k in ("plr_64", "zero_shot", "rouge", "ms_per_token")]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
