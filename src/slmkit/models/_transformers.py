@@ -158,15 +158,7 @@ class TransformersLM(LanguageModel):
                 states = self._backbone(input_ids, mask, hidden_states=True).hidden_states
                 pool = self._pool_mask(input_ids, mask).unsqueeze(-1).float()
                 last = mask.sum(1) - 1
-                feats = []
-                for how in poolings:
-                    for layer in layers:
-                        h = states[layer].float()
-                        if how == "mean":
-                            feats.append((h * pool).sum(1) / pool.sum(1).clamp(min=1))
-                        else:
-                            feats.append(h[torch.arange(h.shape[0], device=h.device), last])
-                vec = torch.cat(feats, dim=-1)
+                vec = torch.cat([f for how in poolings for f in pool_layers(states, pool, last, layers, how)], dim=-1)
                 if normalize:
                     vec = torch.nn.functional.normalize(vec, dim=-1)
                 for row, i in enumerate(batch):
@@ -359,6 +351,20 @@ class _StopStrings:
         texts = self.tokenizer.batch_decode(input_ids[:, self.start :], skip_special_tokens=True)
         done = [any(s in text for s in self.stop) for text in texts]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def pool_layers(states, pool: torch.Tensor, last: torch.Tensor, layers, how: str) -> list[torch.Tensor]:
+    """One pooled vector per layer of `states`: "mean" weights the tokens by `pool` (rows, tokens, 1), "last"
+    takes each row's token at `last`. Shared by `embed` and the trainer's contrastive objective, so training
+    pools exactly as serving does."""
+    feats = []
+    for layer in layers:
+        h = states[layer].float()
+        if how == "mean":
+            feats.append((h * pool).sum(1) / pool.sum(1).clamp(min=1))
+        else:
+            feats.append(h[torch.arange(h.shape[0], device=h.device), last])
+    return feats
 
 
 def reverse_content(ids: Sequence[int], bos: int | None, eos: int | None) -> list[int]:

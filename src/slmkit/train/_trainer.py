@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from transformers import Trainer
 
+from slmkit.models._transformers import pool_layers
 from slmkit.train._data import IGNORE
 
 _CHUNK = 512  # target positions projected at once: 512 x 262k bf16 logits = 268 MB
@@ -136,11 +137,4 @@ def pool_states(hidden_states, input_ids: torch.Tensor, mask: torch.Tensor, *, p
         pool[:, 0] = torch.where(input_ids[:, 0] == bos_id, 0, pool[:, 0])
     pool = pool.unsqueeze(-1).float()
     last = mask.sum(1) - 1
-    feats = []
-    for layer in layers:
-        h = hidden_states[layer].float()
-        if pooling == "mean":
-            feats.append((h * pool).sum(1) / pool.sum(1).clamp(min=1))
-        else:
-            feats.append(h[torch.arange(h.shape[0], device=h.device), last])
-    return torch.cat(feats, dim=-1)
+    return torch.cat(pool_layers(hidden_states, pool, last, layers, pooling), dim=-1)
