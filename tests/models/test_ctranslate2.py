@@ -223,3 +223,10 @@ def test_real_model_scores_batches_of_unequal_lengths(gemma):
     np.testing.assert_allclose(fast.score_choices(texts, [" world", " sports"], batch_size=3),
                                gemma.score_choices(texts, [" world", " sports"]), atol=1e-3)
     assert _ctranslate2.equal_length_batches([3, 5, 3, 3], 2) == [[0, 2], [3], [1]]
+
+
+def test_engine_weights_and_twin_stay_float32_whatever_slmkit_dtype_says(tiny_lora_run, monkeypatch):
+    monkeypatch.setenv("SLMKIT_DTYPE", "bfloat16")
+    fast = load_model(str(tiny_lora_run), backend="ctranslate2", quantize="float32", num_threads=1)
+    assert fast._twin().info["dtype"] == "float32"
+    assert fast.info["checksum"] == load_model(str(tiny_lora_run), dtype="float32").info["checksum"]

@@ -130,8 +130,9 @@ class CTranslate2LM(LanguageModel):
             from slmkit.models._transformers import load_transformers
 
             logger.info("loading the transformers copy of %s for embeddings / token states", self.spec.name)
+            # float32 whatever $SLMKIT_DTYPE says: its embeddings are cached under this engine's checksum
             self._hf = load_transformers(ModelSpec(name=self.spec.name, path=str(self.source_dir)),
-                                         num_threads=self.num_threads, device="cpu")
+                                         num_threads=self.num_threads, device="cpu", dtype="float32")
         return self._hf
 
     def embed(self, texts, **kwargs) -> np.ndarray:
@@ -331,7 +332,7 @@ def _source_dir(spec: ModelSpec, scratch: Path) -> Path | str:
     if spec.kind != "causal":
         raise ConfigError(f"the ctranslate2 backend runs causal LMs; {spec.name!r} is {spec.kind}")
     if spec.adapter:
-        lm = load_transformers(replace(spec, backend="transformers"), device="cpu")
+        lm = load_transformers(replace(spec, backend="transformers"), device="cpu", dtype="float32")
         if getattr(lm, "prompt_tuned", False):
             raise ConfigError(f"{spec.name!r} is P-tuned (virtual tokens): only the transformers backend runs it")
         lm.model.save_pretrained(str(scratch))
