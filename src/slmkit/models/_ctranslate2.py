@@ -303,8 +303,10 @@ def equal_length_batches(lengths: Sequence[int], batch_size: int) -> list[list[i
 
 
 # conversion -------------------------------------------------------------------------------------------------
-def converted_path(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None = None) -> Path:
-    key = hashlib.sha256(f"{weights_checksum(spec)}|{quantize}".encode())
+def converted_path(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None = None,
+                   checksum: str | None = None) -> Path:
+    """The cache folder of `spec` at `quantize` (`checksum`: its weights_checksum, if already computed)."""
+    key = hashlib.sha256(f"{checksum or weights_checksum(spec)}|{quantize}".encode())
     if keep_tokens is not None:
         key.update("\x00".join(keep_tokens).encode())
     trimmed = "-trimmed" if keep_tokens is not None else ""
@@ -433,11 +435,13 @@ class _Reordered:
         return getattr(self._tokenizer, name)
 
 
-def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None = None
-               ) -> tuple[Path, Path | str, float | None]:
+def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None = None,
+               checksum: str | None = None) -> tuple[Path, Path | str, float | None]:
     """The cached CTranslate2 folder for `spec` at `quantize` (converted now if missing), its source, seconds.
     `keep_tokens`: texts whose tokens the output layer keeps (see `_convert`); None keeps the whole vocabulary."""
-    final = converted_path(spec, quantize, keep_tokens)
+    # a local folder's checksum hashes every weight file: compute it once per load, not once per use
+    checksum = checksum or weights_checksum(spec)
+    final = converted_path(spec, quantize, keep_tokens, checksum)
     if (final / MARKER).is_file():
         return final, json.loads((final / MARKER).read_text())["source"], None
     start = time.perf_counter()
@@ -462,7 +466,7 @@ def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None
         marker = {
             "source": str(source),
             "quantize": quantize,
-            "checksum": weights_checksum(spec),
+            "checksum": checksum,
             "ctranslate2": _import_ctranslate2().__version__,
             "seconds": round(time.perf_counter() - start, 1),
             "kept_tokens": None if keep is None else len(keep),
@@ -490,16 +494,17 @@ def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantiz
     if quantize not in QUANTIZATIONS:
         raise ConfigError(f"ctranslate2 quantize must be one of {QUANTIZATIONS} (or None), got {quantize!r}")
     start = time.perf_counter()
-    model_dir, source, seconds = ensure_ct2(spec, quantize, keep_tokens)
+    checksum = weights_checksum(spec)
+    model_dir, source, seconds = ensure_ct2(spec, quantize, keep_tokens, checksum)
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     info = {
         "name": spec.name,
         "backend": "ctranslate2",
         "source": spec.source,
         # as the transformers backend does, a reduced-precision load names its precision in the checksum
-        "checksum": weights_checksum(spec) + ("" if quantize == "float32" else f"+ctranslate2-{quantize}")
+        "checksum": checksum + ("" if quantize == "float32" else f"+ctranslate2-{quantize}")
         + ("" if keep_tokens is None else f"+trimmed:{model_dir.name.split('-')[-3]}"),
-        "weights_checksum": weights_checksum(spec),
+        "weights_checksum": checksum,
         "dtype": quantize,
         "quantize": quantize,
         "engine": f"ctranslate2 {ct2.__version__}",
