@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import runpy
 import subprocess
 import sys
 import time
@@ -53,7 +52,6 @@ import runpy
 runpy.run_module("onnxruntime_genai.models.builder", run_name="__main__")
 """
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    _ = runpy  # the builder runs as __main__ in the child
 
 
 def decode_ort(model_dir: Path, prompt_ids: list[list[int]], eos: int, threads: int) -> list[list[int]]:

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from slmkit.data import atomic_open
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # reuse the other benchmarks' helpers (bench/ is not a package)
 
@@ -267,9 +269,8 @@ def plot(result: dict, path: Path) -> None:
     axes[2].set_title("distance to float32 (lower is better)")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb", encoding=None) as handle:
+        fig.savefig(handle, format="png", dpi=110)
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from slmkit.data import atomic_open
+
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quality" / "wikitext2" / "wiki.test.raw"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data" / "texts.jsonl"
@@ -217,9 +219,8 @@ def _plot_engines(result: dict, path: Path) -> None:
         ax.set_title(f"{title} (tokens/s)")
         ax.tick_params(labelsize=7)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb", encoding=None) as handle:
+        fig.savefig(handle, format="png", dpi=110)
 
 
 def _run_phase(args: list[str], env: dict) -> dict:
@@ -244,9 +245,8 @@ def _plot(result: dict, path: Path) -> None:
     axes[1].bar(list(loads), list(loads.values()), color="tab:orange")
     axes[1].set_title("load time (s)")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb", encoding=None) as handle:
+        fig.savefig(handle, format="png", dpi=110)
 
 
 def main() -> None:
