@@ -335,6 +335,38 @@ def train_cmd(
     print_result(result)
 
 
+@app.command("dpo")
+@handle_errors
+def dpo_cmd(
+    train: Path = typer.Argument(..., help="Dialogue table with reference summaries (usually the training rows)."),
+    model: str = typer.Option(..., "--model", help="The fine-tuned summarizer (run folder or merged folder)."),
+    output: Path = typer.Option(..., "--output", help="Run folder (an unfinished run there resumes)."),
+    beta: float = typer.Option(0.1, "--beta", help="DPO's beta: how far the model may move from where it starts."),
+    epochs: float = typer.Option(None, "--epochs", help="Passes over the pairs (default 1)."),
+    learning_rate: float = typer.Option(None, "--learning-rate", help="Peak learning rate (default 5e-5)."),
+    set_: list[str] = typer.Option(None, "--set", help="Any TrainConfig field, e.g. --set lora_r=16."),
+    id_column: str = ID_COLUMN,
+    dialogue_column: str = DIALOGUE_COLUMN,
+    summary_columns: str = SUMMARY_COLUMNS,
+    topic_column: str = TOPIC_COLUMN,
+    seed: int = SEED_OPTION,
+) -> None:
+    """Preference-tune (DPO) a fine-tuned summarizer: the reference summary is preferred to the model's own."""
+    from dataclasses import asdict
+
+    from slmkit.cli.train import build_train_config, print_result
+    from slmkit.summarize._preference import preference_config, preference_tune
+
+    output_policy([train], False).folder(output)
+    defaults = preference_config(dpo_beta=beta)
+    fixed = {k: v for k, v in asdict(defaults).items() if k in ("objective", "lora_dropout", "dpo_beta")}
+    config = build_train_config(
+        defaults.method, epochs or defaults.epochs, learning_rate or defaults.learning_rate, None, set_, seed, **fixed
+    )
+    columns = _columns(id_column, dialogue_column, summary_columns, topic_column)
+    print_result(preference_tune(model, train, output, config, columns=columns))
+
+
 @app.command("tune")
 @handle_errors
 def tune_cmd(

@@ -42,6 +42,7 @@ from slmkit.summarize._train import (
     train_summarizer,
     training_pairs,
 )
+from slmkit.summarize._preference import preference_config, preference_tune
 from slmkit.summarize._tune import TuneConfig, TuneResult, tune
 
 __all__ = [
@@ -53,6 +54,8 @@ __all__ = [
     "TuneResult",
     "ensemble_files",
     "mbr_select",
+    "preference_config",
+    "preference_tune",
     "task_info_of",
     "train_summarizer",
     "training_pairs",

@@ -10,7 +10,7 @@ from slmkit._constants import DEFAULT_SEED
 from slmkit.errors import ConfigError
 
 METHODS = ("full", "lora", "ptuning")
-OBJECTIVES = ("pairs", "documents", "contrastive")
+OBJECTIVES = ("pairs", "documents", "contrastive", "preference")
 EMBED_POOLINGS = ("mean", "last")
 LOSS_PATHS = ("target", "full")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -44,7 +44,11 @@ class TrainConfig:
             next-token loss over whole documents, as a language model is pre-trained) or "contrastive"
             (SetFit-style: the cosine similarity of two texts' pooled hidden states is pulled toward a target,
             1 = same class, 0 = different, by mean squared error, as sentence-transformers'
-            CosineSimilarityLoss; nothing is projected onto the vocabulary).
+            CosineSimilarityLoss; nothing is projected onto the vocabulary) or "preference" (DPO, Rafailov et
+            al. 2023: for (prompt, chosen, rejected) triples, -log sigmoid(beta x the gap between how much more
+            the model prefers chosen over rejected than the starting model did); the starting model is the
+            reference, its log-probabilities computed once before the first step).
+        dpo_beta: objective "preference" only: how far the model may move from the reference (DPO's beta).
         embed_template, embed_pooling, embed_layers: objective "contrastive" only: how a text becomes the vector
             the loss compares, exactly as `LanguageModel.embed(template=, pooling=, layers=)` computes it at
             run time (the text inside the template, "mean" over its tokens with a causal LM's BOS left out or
@@ -90,6 +94,7 @@ class TrainConfig:
     embed_template: str = "{text}"
     embed_pooling: str = "mean"
     embed_layers: list[int] = field(default_factory=lambda: [-1])
+    dpo_beta: float = 0.1
     precision: str = "auto"
     eval_steps: int = 0
     save_steps: int = 0
@@ -147,6 +152,10 @@ class TrainConfig:
             ) from exc
         if not self.embed_layers:
             raise ConfigError("TrainConfig.embed_layers must name at least one layer, e.g. [-1]")
+        if not self.dpo_beta > 0:
+            raise ConfigError(f"TrainConfig.dpo_beta must be > 0, got {self.dpo_beta}")
+        if self.objective == "preference" and self.method == "ptuning":
+            raise ConfigError("objective 'preference' trains with method 'lora' or 'full'")
         if self.objective == "contrastive" and self.method == "ptuning":
             raise ConfigError("objective 'contrastive' trains the backbone's hidden states; P-tuning's virtual "
                               "tokens live outside it (use method 'lora' or 'full')")

@@ -239,3 +239,44 @@ class PairCollator:
             mask[i, : len(s)] = 1
         labels = torch.tensor([float(r["labels"]) for r in rows], dtype=torch.float32)
         return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+class PreferenceDataset(torch.utils.data.Dataset):
+    """(prompt + chosen, prompt + rejected) rows for objective "preference", each with the reference model's
+    log-probability of both targets (filled in by the trainer before the first step)."""
+
+    def __init__(self, chosen: list[Example], rejected: list[Example]) -> None:
+        self.chosen, self.rejected = chosen, rejected
+        self.reference: list[tuple[float, float]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    def __getitem__(self, i: int) -> dict:
+        c, r = self.chosen[i], self.rejected[i]
+        row = {"input_ids": c.input_ids, "labels": c.labels, "rejected_ids": r.input_ids, "rejected_labels": r.labels}
+        if self.reference is not None:
+            row["reference"] = self.reference[i]
+        return row
+
+    def n_target_tokens(self) -> int:
+        return sum(sum(1 for x in e.labels if x != IGNORE) for e in self.chosen + self.rejected)
+
+    def n_tokens(self) -> int:
+        return sum(len(e.input_ids) for e in self.chosen + self.rejected)
+
+
+@dataclass
+class PreferenceCollator:
+    """One right-padded batch of 2B rows, the B chosen sequences first and their rejected twins after (one forward
+    pass for both), with the reference log-probabilities (B, 2) when the rows carry them."""
+
+    pad_id: int
+
+    def __call__(self, rows: list[dict]) -> dict:
+        sides = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
+        sides += [{"input_ids": r["rejected_ids"], "labels": r["rejected_labels"]} for r in rows]
+        batch = Collator(self.pad_id)(sides)
+        if all("reference" in r for r in rows):
+            batch["reference"] = torch.tensor([list(r["reference"]) for r in rows], dtype=torch.float32)
+        return batch

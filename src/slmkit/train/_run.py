@@ -37,6 +37,8 @@ from slmkit.train._data import (
     Collator,
     ExampleDataset,
     PairCollator,
+    PreferenceCollator,
+    PreferenceDataset,
     TextPairDataset,
     encode_documents,
     encode_pairs,
@@ -93,6 +95,7 @@ def train(
     eval_documents: Sequence[str] | None = None,
     text_pairs: tuple[Sequence[str], Sequence[str], Sequence[float]] | None = None,
     eval_text_pairs: tuple[Sequence[str], Sequence[str], Sequence[float]] | None = None,
+    preference_pairs: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None,
     reverse: bool = False,
     generation_eval: Callable | None = None,
     task: str = "generic",
@@ -102,8 +105,8 @@ def train(
     stop_after_steps: int | None = None,
     callbacks: Sequence = (),
 ) -> TrainResult:
-    """Fine-tune `base` on pairs (objective "pairs"), documents ("documents") or text pairs with a target
-    similarity ("contrastive") into `run_dir`.
+    """Fine-tune `base` on pairs (objective "pairs"), documents ("documents"), text pairs with a target
+    similarity ("contrastive") or preference triples ("preference", DPO) into `run_dir`.
 
     Args:
         base: registry name, path, ModelSpec, or an already loaded transformers LanguageModel.
@@ -115,6 +118,9 @@ def train(
         documents / eval_documents: texts for objective "documents".
         text_pairs / eval_text_pairs: (first texts, second texts, target cosine similarities) for objective
             "contrastive"; the texts are embedded with the config's embed_template / embed_pooling / embed_layers.
+        preference_pairs: (prompts, chosen targets, rejected targets) for objective "preference"; `base` as
+            loaded is the reference model (its log-probabilities of both targets are computed before the first
+            step and kept in the run folder, so a resumed run does not recompute them).
         reverse: reverse each document's token order (the reverse LM of a quality scorer pair).
         generation_eval: `fn(model, tokenizer) -> {name: value}` added to every evaluation (e.g. ROUGE).
         task, task_info: recorded in slmkit_run.json (summarization records its prompt format there).
@@ -141,8 +147,18 @@ def train(
 
     lm = _load_base(base)
     tokenizer, seq2seq = lm.tokenizer, lm.spec.kind == "seq2seq"
-    contrastive = config.objective == "contrastive"
-    if contrastive:
+    contrastive, preference = config.objective == "contrastive", config.objective == "preference"
+    if preference:
+        if seq2seq:
+            raise ConfigError("objective 'preference' trains causal LMs only")
+        if train_pairs is not None or documents is not None or text_pairs is not None:
+            raise ConfigError("objective 'preference' takes preference_pairs=(prompts, chosen, rejected) only")
+        if has_eval or generation_eval is not None:
+            raise ConfigError("objective 'preference' trains without an evaluation set; score the run afterwards")
+        train_set, eval_set = _preference_dataset(config, tokenizer, preference_pairs, train_ids, source), None
+    elif preference_pairs is not None:
+        raise ConfigError("preference_pairs are for objective 'preference'")
+    elif contrastive:
         if seq2seq:
             raise ConfigError("objective 'contrastive' trains causal LMs only (the embeddings slmkit serves)")
         if train_pairs is not None or documents is not None:
@@ -156,6 +172,8 @@ def train(
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir)
+    if preference:  # before any adapter exists: the model as loaded is the reference
+        train_set.reference = _reference_logps(lm.model, train_set, config, run_dir, tokenizer.pad_token_id, progress)
     model = _prepare(lm.model, config)
     n_virtual = config.num_virtual_tokens if config.method == "ptuning" else 0
 
@@ -208,7 +226,9 @@ def train(
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=(PairCollator if contrastive else Collator)(tokenizer.pad_token_id),
+        data_collator=(PairCollator if contrastive else PreferenceCollator if preference else Collator)(
+            tokenizer.pad_token_id
+        ),
         processing_class=tokenizer,
         callbacks=callbacks,
         loss_path=config.loss_path,
@@ -216,6 +236,7 @@ def train(
         generation_eval=generation_eval,
         contrastive={"pooling": config.embed_pooling, "layers": list(config.embed_layers),
                      "bos_id": tokenizer.bos_token_id} if contrastive else None,
+        dpo_beta=config.dpo_beta if preference else None,
     )
     checkpoint = _last_checkpoint(run_dir / "checkpoints")
     if checkpoint:
@@ -343,6 +364,62 @@ def _text_pair_datasets(config, tokenizer, text_pairs, eval_text_pairs, source):
     train = encode_text_pairs(tokenizer, *text_pairs, source=source, **kwargs)
     held = encode_text_pairs(tokenizer, *eval_text_pairs, source="eval data", **kwargs) if eval_text_pairs else None
     return TextPairDataset(train), (TextPairDataset(held) if held else None)
+
+
+def _preference_dataset(config, tokenizer, preference_pairs, train_ids, source) -> PreferenceDataset:
+    if preference_pairs is None or len(preference_pairs) != 3:
+        raise ConfigError("objective 'preference' needs preference_pairs=(prompts, chosen, rejected)")
+    prompts, chosen, rejected = (list(x) for x in preference_pairs)
+    if len(chosen) != len(prompts) or len(rejected) != len(prompts):
+        raise ConfigError(f"{source}: {len(prompts)} prompts, {len(chosen)} chosen and {len(rejected)} rejected "
+                          "targets; they must match row for row")
+    kwargs = {"max_length": config.max_length, "ids": train_ids}
+    return PreferenceDataset(
+        encode_pairs(tokenizer, prompts, chosen, source=f"{source} (chosen)", **kwargs),
+        encode_pairs(tokenizer, prompts, rejected, source=f"{source} (rejected)", **kwargs),
+    )
+
+
+REFERENCE_NAME = "reference_logps.json"
+
+
+def _reference_logps(model, dataset: PreferenceDataset, config: TrainConfig, run_dir: Path, pad_id: int,
+                     progress: bool):
+    """The reference model's log p(chosen) and log p(rejected) per row, computed once and kept in the run folder,
+    at the precision training runs in (so the first step's margins are zero)."""
+    import contextlib
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from slmkit.train._trainer import sequence_logps
+
+    path = run_dir / REFERENCE_NAME
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if len(saved) == len(dataset):
+            return [tuple(x) for x in saved]
+    collate = PreferenceCollator(pad_id)
+    autocast = (
+        torch.autocast(model.device.type, dtype=torch.bfloat16)
+        if config.resolved_precision() == "bf16"
+        else contextlib.nullcontext()
+    )
+    was_training = model.training
+    model.eval()
+    out: list[tuple[float, float]] = []
+    starts = range(0, len(dataset), config.batch_size)
+    try:
+        with torch.no_grad(), autocast:
+            for start in tqdm(starts, desc="reference log-probs", unit="batch", disable=not progress):
+                rows = [dataset[i] for i in range(start, min(start + config.batch_size, len(dataset)))]
+                batch = {k: v.to(model.device) for k, v in collate(rows).items()}
+                chosen, rejected = sequence_logps(model, model, batch).float().chunk(2)
+                out += list(zip(chosen.tolist(), rejected.tolist()))
+    finally:
+        model.train(was_training)
+    write_json(path, [list(x) for x in out])
+    return out
 
 
 def _prepare(model, config: TrainConfig):
