@@ -516,6 +516,9 @@ def _write_table(results: dict, path: Path) -> None:
         decoding = "greedy" if decode.get("num_beams", 1) == 1 else f"beam {decode['num_beams']}"
         if decode.get("no_repeat_ngram_size"):
             decoding += f", no-repeat {decode['no_repeat_ngram_size']}"
+        if run.get("mbr_sampled"):
+            m = run["mbr_sampled"]
+            decoding = f"MBR of greedy + {m['n']} samples (T {m['temperature']}, top-p {m['top_p']})"
         train_time = f"{t['train_seconds'] / 60:.0f} min" if t.get("train_seconds") else "(reused)"
         lines.append(
             f"| {run['lang']} | {name} | {method} | {t.get('n_train_rows', '')} | {config.get('epochs', '')} | "
@@ -560,6 +563,9 @@ def _machine(run: dict) -> str:
         return "(selection)"
     if device.startswith("cuda"):
         return "H100, bf16 autocast" if "H100" in device else f"{device[6:]}, bf16 autocast"
+    engine = run.get("engine") or {}
+    if engine.get("backend") == "ctranslate2":  # decoded on the fast engine (trained in float32 on this CPU)
+        return f"CPU, ct2 {engine.get('quantize') or 'float32'}" + (", trimmed" if engine.get("kept_tokens") else "")
     return "CPU, fp32" if device else ""
 
 

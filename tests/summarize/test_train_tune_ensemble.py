@@ -255,3 +255,28 @@ def test_an_encoder_decoder_summarizer_trains_and_predicts_with_the_same_command
     result = _predict_with(run, pred, limit=2)
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(pred)) == 2
+
+
+def test_mbr_decoding_keeps_the_candidate_closest_to_the_others(tiny_lm):
+    """mbr_samples=N: greedy + N seeded samples per dialogue, the one with the highest mean ROUGE to the rest."""
+    from slmkit.summarize._train import FineTunedSummarizer
+
+    dialogues = list(pd.read_csv(EN_DEV)["dialogue"][:3])
+    base = DecodeConfig(max_new_tokens=6, batch_size=2)
+    mbr = FineTunedSummarizer(tiny_lm, "en", DecodeConfig(max_new_tokens=6, batch_size=2, mbr_samples=3), seed=5)
+    greedy = FineTunedSummarizer(tiny_lm, "en", base, seed=5).summarize(dialogues)
+    sampled = DecodeConfig(max_new_tokens=6, batch_size=2, do_sample=True, temperature=0.7, top_p=0.95)
+    samples = [FineTunedSummarizer(tiny_lm, "en", sampled, seed=5 + i).summarize(dialogues) for i in (1, 2, 3)]
+    expected, _ = mbr_select(list(zip(greedy, *samples)), tokenizer="default")
+    assert mbr.summarize(dialogues) == expected
+    assert any(s != g for sample in samples for s, g in zip(sample, greedy))  # the samples really differ
+
+
+def test_mbr_decoding_is_for_fine_tuned_summarizers(tmp_path):
+    from slmkit.errors import ConfigError
+    from slmkit.summarize import PredictConfig, build_summarizer
+
+    with pytest.raises(ConfigError, match="fine-tuned summarizers"):
+        build_summarizer(PredictConfig(method="zero-shot", mbr_samples=2), "en")
+    with pytest.raises(ConfigError, match="mbr_samples"):
+        DecodeConfig(mbr_samples=-1)

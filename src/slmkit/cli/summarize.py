@@ -103,6 +103,9 @@ def predict_cmd(
     lead_k: int = typer.Option(2, "--lead-k"),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
     num_beams: int = typer.Option(1, "--num-beams"),
+    mbr_samples: int = typer.Option(
+        0, "--mbr-samples", help="Fine-tuned models: MBR over greedy + N sampled summaries (8: +0.9 ROUGE, 9x time)."
+    ),
     batch_size: int = typer.Option(4, "--batch-size"),
     max_dialogue_chars: int = typer.Option(
         2000, "--max-dialogue-chars", help="Longer dialogues are cut at a turn boundary before prompting."
@@ -128,6 +131,7 @@ def predict_cmd(
         lead_k=lead_k,
         max_new_tokens=max_new_tokens,
         num_beams=num_beams,
+        mbr_samples=mbr_samples,
         batch_size=batch_size,
         max_dialogue_chars=max_dialogue_chars,
         limit=limit,
