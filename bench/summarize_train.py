@@ -79,6 +79,9 @@ STAGES = {
     # rows are the rejected side, the references the chosen; a LoRA on the merged default run, 1 epoch, beta 0.1,
     # lr 5e-5 (preference_config's defaults, fixed in advance), scored once on the eval rows like every run.
     "ko_lora_dpo": dict(lang="ko", dpo_from="ko_lora"),
+    # The default recipe again on this CPU with another seed (data order, LoRA initialisation, dropout): how much
+    # the seed alone moves the score.
+    "ko_lora_seed1": dict(lang="ko", train=DEFAULT, seed=1),
     "ko_lora_mbr_sampled": dict(lang="ko", reuse="ko_lora", load=dict(backend="ctranslate2", quantize="int8"),
                                 keep_tokens_from="ko_train", samples=dict(n=8, temperature=0.7, top_p=0.95)),
 }
@@ -122,6 +125,9 @@ def main() -> None:
             results["runs"][name] = _train_and_eval(name, _tuned_spec(spec, study), sets, args, Path(args.out))
         else:
             results["runs"][name] = _train_and_eval(name, spec, sets, args, Path(args.out))
+        # Another process (a stage run beside this one) may have saved a stage meanwhile: keep it.
+        saved = json.loads(results_path.read_text()) if results_path.is_file() else {}
+        results["runs"] = {**saved.get("runs", {}), name: results["runs"][name]}
         write_json(results_path, results)
     _write_table(results, Path(args.out) / "summarize_train_table.md")
     _plot(results, Path(args.out) / "summarize_train.png")
@@ -245,7 +251,7 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
             train_frame = train_frame.iloc[: spec["rows"]]
         run_dir = RUNS / name
         timer = _StepTimer()
-        knobs = {"seed": args.seed, "report_to": args.report_to, **({"max_steps": 2} if SMOKE else {})}
+        knobs = {"seed": spec.get("seed", args.seed), "report_to": args.report_to, **({"max_steps": 2} if SMOKE else {})}
         if spec.get("dpo_from"):
             from slmkit.summarize import preference_config, preference_tune
 
