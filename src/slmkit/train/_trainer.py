@@ -13,8 +13,8 @@
    sentence-transformers' CosineSimilarityLoss computes it.
 4. The preference objective (DPO): chosen and rejected targets go through the same target-positions-only
    projection, summed per row into sequence log-probabilities. Written here rather than taken from TRL's
-   DPOTrainer because TRL (1.16) projects through its own LM-head path: on this project's CPU its reference
-   pass alone took 209 s per batch of 4 Korean dialogue pairs, a plain forward pass of the same batch ~5 s.
+   DPOTrainer because TRL (1.16) projects through its own LM-head path: on this project's CPU (one thread, another
+   job on the other core) its reference pass took 209 s per batch of 4 Korean dialogue pairs, and this one ~12 s.
 """
 
 from __future__ import annotations
