@@ -68,14 +68,9 @@ class SlmTrainer(Trainer):
             return self._preference_loss(model, unwrapped, inputs, return_outputs)
         if self.loss_path == "full" or getattr(unwrapped.config, "is_encoder_decoder", False):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        inputs = dict(inputs)
-        labels = inputs.pop("labels")
-        # logits_to_keep=1: the model's own head runs on one position only; we project the rest ourselves.
-        outputs = model(**inputs, output_hidden_states=True, logits_to_keep=1)
-        hidden = outputs.hidden_states[-1][:, self.n_virtual_tokens :]
-        scored = labels[:, 1:] != IGNORE  # position t predicts token t + 1
-        total = target_loss_sum(unwrapped, hidden[:, :-1][scored], labels[:, 1:][scored])
-        count = num_items_in_batch if num_items_in_batch is not None else scored.sum()
+        losses, _, outputs = batch_target_losses(model, unwrapped, inputs, self.n_virtual_tokens)
+        total = losses.sum()
+        count = num_items_in_batch if num_items_in_batch is not None else losses.numel()
         loss = total / torch.as_tensor(count, dtype=total.dtype).clamp(min=1)
         return (loss, outputs) if return_outputs else loss
 
@@ -126,17 +121,24 @@ def target_loss_sum(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch
     return target_token_losses(model, hidden, targets).sum()
 
 
-def sequence_logps(model, unwrapped, inputs: dict, n_virtual_tokens: int = 0) -> torch.Tensor:
-    """log p(target | prompt) of every row of a right-padded batch (input_ids, attention_mask, labels with IGNORE
-    where no target is), summed over the target tokens, projecting only the target positions."""
+def batch_target_losses(model, unwrapped, inputs: dict, n_virtual_tokens: int = 0):
+    """-log p(target token) at every target position of a right-padded batch (input_ids, attention_mask, labels
+    with IGNORE where no target is), projecting only those positions; with the row of each loss and the outputs.
+    """
     labels = inputs["labels"]
+    # logits_to_keep=1: the model's own head runs on one position only; we project the rest ourselves.
     outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                     output_hidden_states=True, logits_to_keep=1)
     hidden = outputs.hidden_states[-1][:, n_virtual_tokens:]
     scored = labels[:, 1:] != IGNORE  # position t predicts token t + 1
     losses = target_token_losses(unwrapped, hidden[:, :-1][scored], labels[:, 1:][scored])
-    rows = scored.nonzero()[:, 0]
-    return -torch.zeros(labels.shape[0], dtype=losses.dtype, device=losses.device).index_add(0, rows, losses)
+    return losses, scored.nonzero()[:, 0], outputs
+
+
+def sequence_logps(model, unwrapped, inputs: dict, n_virtual_tokens: int = 0) -> torch.Tensor:
+    """log p(target | prompt) of every row of a right-padded batch, summed over its target tokens."""
+    losses, rows, _ = batch_target_losses(model, unwrapped, inputs, n_virtual_tokens)
+    return -torch.zeros(inputs["labels"].shape[0], dtype=losses.dtype, device=losses.device).index_add(0, rows, losses)
 
 
 def target_token_losses(model, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
