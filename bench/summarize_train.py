@@ -72,9 +72,9 @@ STAGES = {
     "ko_tune": dict(lang="ko", tune=dict(space="both", n_trials=6, methods=("lora", "full"), max_epochs=5)),
     "ko_tuned": dict(lang="ko", tuned_from="ko_tune"),
     # Minimum Bayes risk decoding of ONE model (the default run): its greedy summary plus 8 samples, the one with
-    # the highest mean ROUGE to the others kept. Knobs fixed in advance (temperature 0.7, top-p 0.95: the usual
-    # MBR sampling setting), not picked on the eval rows. Decoded on the trimmed int8 engine, whose greedy
-    # output scored like float32 (ko_lora_ct2_int8_trimmed), because nine decodings cost nine times one.
+    # the highest mean ROUGE to the others kept (DecodeConfig.mbr_samples, with its sampling defaults: temperature
+    # 0.7, top-p 0.95, fixed in advance), not picked on the eval rows. Decoded on the trimmed int8 engine, whose greedy
+    # output scored like float32 (ko_lora_ct2_int8_trimmed), because nine decodings cost ~6x one greedy pass (measured below).
     # Preference tuning (DPO, the stretch of issue 7): the default run's own greedy summaries of its 399 training
     # rows are the rejected side, the references the chosen; a LoRA on the merged default run, 1 epoch, beta 0.1,
     # lr 5e-5 (preference_config's defaults, fixed in advance), scored once on the eval rows like every run.
@@ -83,7 +83,7 @@ STAGES = {
     # the seed alone moves the score.
     "ko_lora_seed1": dict(lang="ko", train=DEFAULT, seed=1),
     "ko_lora_mbr_sampled": dict(lang="ko", reuse="ko_lora", load=dict(backend="ctranslate2", quantize="int8"),
-                                keep_tokens_from="ko_train", samples=dict(n=8, temperature=0.7, top_p=0.95)),
+                                keep_tokens_from="ko_train", decode=dict(mbr_samples=8)),
 }
 TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
 
@@ -284,8 +284,8 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
     mbr_info = None
     summarizer = FineTunedSummarizer(lm, lang, decode, seed=args.seed)
     start = time.perf_counter()
-    if spec.get("samples"):
-        preds, mbr_info = _mbr_sampled(summarizer, evaluate_on, spec["samples"], name, out, args.seed)
+    if decode.mbr_samples:
+        preds, mbr_info = _mbr_sampled(summarizer, evaluate_on, name, out, args.seed)
     else:
         preds = _predict_resumable(summarizer, evaluate_on, out / "summarize_preds" / f"train_{name}.csv")
     seconds = time.perf_counter() - start
@@ -401,23 +401,28 @@ def _predict_resumable(summarizer, frame: pd.DataFrame, path: Path) -> list[str]
     return list(done["summary"].fillna(""))
 
 
-def _mbr_sampled(summarizer, frame: pd.DataFrame, samples: dict, name: str, out: Path, seed: int):
-    """Greedy + n sampled summaries per dialogue (each decoding saved and resumable), then MBR over them.
+def _mbr_sampled(summarizer, frame: pd.DataFrame, name: str, out: Path, seed: int):
+    """What `FineTunedSummarizer` does with `decode.mbr_samples`, one decoding pass at a time so that each pass is
+    saved and a killed run resumes: the greedy pass, then sample pass i with seed + i (the same seeds and batches
+    as the library's MBR decoding), then MBR over them.
 
     Returns the picked summaries and what MBR did: the greedy summary's own score, how often a sample won."""
     from slmkit.summarize._ensemble import mbr_select
 
-    greedy = _predict_resumable(summarizer, frame, out / "summarize_preds" / f"train_{name}_greedy.csv")
+    decode = summarizer.decode
+    greedy_one = replace(summarizer, decode=replace(decode, mbr_samples=0))
+    greedy = _predict_resumable(greedy_one, frame, out / "summarize_preds" / f"train_{name}_greedy.csv")
     candidates = [greedy]
-    sampled = replace(summarizer.decode, do_sample=True, temperature=samples["temperature"], top_p=samples["top_p"])
-    for i in range(1, samples["n"] + 1):
-        one = replace(summarizer, decode=sampled, seed=seed + i)
+    for i in range(1, decode.mbr_samples + 1):
+        one = replace(summarizer, decode=decode.mbr_sampling(), seed=seed + i)
         candidates.append(_predict_resumable(one, frame, out / "summarize_preds" / f"train_{name}_s{i}.csv"))
     picked, index = mbr_select(list(zip(*candidates)), tokenizer=TOKENIZER[summarizer.language])
     write_table(out / "summarize_preds" / f"train_{name}.csv", pd.DataFrame({"fname": frame["fname"], "summary": picked}))
     lang = summarizer.language
     return picked, {
-        **samples,
+        "n": decode.mbr_samples,
+        "temperature": decode.mbr_temperature,
+        "top_p": decode.mbr_top_p,
         "greedy_scores": _score(greedy, frame, lang),
         "mean_sample_final": round(statistics.mean(_score(c, frame, lang)["final"] for c in candidates[1:]), 2),
         "greedy_kept": round(float((index == 0).mean()), 3),

@@ -47,7 +47,7 @@ class PredictConfig:
         max_new_tokens: generation budget per summary.
         num_beams: beam width (1 = greedy).
         mbr_samples: fine-tuned summarizers only: minimum-Bayes-risk decoding over the greedy summary and this
-            many samples (see DecodeConfig; 0 = off, 8 = the benchmark's setting, 9x the decoding time).
+            many samples (see DecodeConfig; 0 = off, 8 = the benchmark's setting, ~6x the greedy decoding time).
         repetition_penalty: >1 discourages loops (it also discourages repeating speaker tags).
         max_sentences: sentences kept by post-processing (0 keeps all).
         batch_size: prompts generated together.
