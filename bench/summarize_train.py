@@ -84,6 +84,9 @@ STAGES = {
     "ko_lora_seed1": dict(lang="ko", train=DEFAULT, seed=1),
     "ko_lora_mbr_sampled": dict(lang="ko", reuse="ko_lora", load=dict(backend="ctranslate2", quantize="int8"),
                                 keep_tokens_from="ko_train", decode=dict(mbr_samples=8)),
+    # What fewer samples buy: MBR over the greedy pass and the first n sample passes saved by ko_lora_mbr_sampled
+    # (pass i has seed + i, so these are exactly `mbr_samples=n`'s candidates). No decoding: re-selection only.
+    "ko_lora_mbr_curve": dict(lang="ko", mbr_curve_from="ko_lora_mbr_sampled", sizes=(2, 4, 6, 8)),
 }
 TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
 
@@ -115,6 +118,8 @@ def main() -> None:
             results["runs"][name] = _speed(sets, args)
         elif "mbr" in spec:
             results["runs"][name] = _mbr(name, spec, sets, results, Path(args.out))
+        elif "mbr_curve_from" in spec:
+            results["runs"][name] = _mbr_curve(spec, sets, results, Path(args.out))
         elif "tune" in spec:
             results["runs"][name] = _tune(name, spec, sets, args)
         elif "tuned_from" in spec:
@@ -490,6 +495,32 @@ def _mbr(name: str, spec: dict, sets: dict, results: dict, out: Path) -> dict:
     return {"lang": lang, "members": members, "scores": _score(picked, frame, lang)}
 
 
+def _mbr_curve(spec: dict, sets: dict, results: dict, out: Path) -> dict:
+    """MBR of one model's greedy pass and its first n sample passes, for each n in spec["sizes"]: the curve of
+    ROUGE against decoding cost (1 + n passes), from the passes a sampled-MBR stage saved."""
+    from slmkit.summarize._ensemble import mbr_select
+
+    lang, source = spec["lang"], spec["mbr_curve_from"]
+    frame = sets[f"{lang}_eval"]
+    stage = results["runs"].get(source, {}).get("mbr_sampled")
+    if not stage:
+        raise SystemExit(f"stage {source} has not been measured: run --stages {source} first")
+
+    def saved(suffix: str) -> list[str]:
+        table = pd.read_csv(out / "summarize_preds" / f"train_{source}_{suffix}.csv", keep_default_na=False)
+        by = dict(zip(table["fname"], table["summary"]))
+        return [by[f] for f in frame["fname"]]
+
+    greedy = saved("greedy")
+    samples = [saved(f"s{i}") for i in range(1, max(spec["sizes"]) + 1)]
+    by_n = {"0": {**_score(greedy, frame, lang), "greedy_kept": 1.0}}
+    for n in spec["sizes"]:
+        picked, index = mbr_select(list(zip(greedy, *samples[:n])), tokenizer=TOKENIZER[lang])
+        by_n[str(n)] = {**_score(picked, frame, lang), "greedy_kept": round(float((index == 0).mean()), 3)}
+    return {"lang": lang, "from": source, "passes": "greedy + n samples", "by_n": by_n,
+            "eval_seconds_per_dialogue_at_n8": results["runs"][source].get("eval_seconds_per_dialogue")}
+
+
 def _meta(args) -> dict:
     import importlib.metadata as md
 
@@ -552,6 +583,13 @@ def _write_table(results: dict, path: Path) -> None:
             f"| {rows} | {label} | {b['rouge1']:.2f} | {b['rouge2']:.2f} | {b['rougeL']:.2f} | "
             f"**{b['final']:.2f}** ({b['final_ci95'][0]:.2f}–{b['final_ci95'][1]:.2f}) |"
         )
+    for name, run in results["runs"].items():
+        if "by_n" in run:
+            points = ", ".join(
+                f"{n}: **{v['final']:.2f}** ({v['final_ci95'][0]:.2f}–{v['final_ci95'][1]:.2f})"
+                for n, v in run["by_n"].items()
+            )
+            lines += ["", f"`{name}`, final by the number of samples beside the greedy pass (0 = greedy): {points}."]
     speed = results["runs"].get("speed")
     if speed:
         lines += [
