@@ -35,7 +35,8 @@ class DecodeConfig:
     (temperature `mbr_temperature`, top-p `mbr_top_p`, seeds seed+1, seed+2, ...) per dialogue, and the one with
     the highest mean ROUGE to the others is kept. It costs 1 + `mbr_samples` decodings (8 samples: 17.9 s a dialogue
     against 2.8 s greedy on the int8 engine, one CPU thread); on the Korean benchmark they lifted the default run
-    from 31.75 to 32.66 (bench/summarize_train.py, ko_lora_mbr_sampled).
+    from 31.75 to 32.66 (bench/summarize_train.py, ko_lora_mbr_sampled), while 2 or 4 samples scored below greedy
+    (31.2, 31.1: with few candidates a mediocre sample often wins; ko_lora_mbr_curve).
     """
 
     max_new_tokens: int = 128
