@@ -43,6 +43,34 @@ def test_sequence_log_probs_equal_the_full_vocabulary_softmax(tiny_lm):
     assert batch["input_ids"].shape[0] == 4  # chosen rows first, their rejected twins after
 
 
+def test_the_sft_term_adds_the_chosen_targets_mean_token_loss(tiny_lm):
+    """dpo_sft_weight (RPO): loss = DPO loss + weight x the mean over rows of each chosen target's mean token loss."""
+    from types import SimpleNamespace
+
+    from slmkit.train._trainer import SlmTrainer
+
+    tok = tiny_lm.tokenizer
+    data = PreferenceDataset(encode_pairs(tok, PROMPTS, CHOSEN, max_length=256),
+                             encode_pairs(tok, PROMPTS, REJECTED, max_length=256))
+    data.reference = [(-5.0, -7.0), (-6.0, -4.0)]
+    batch = PreferenceCollator(tok.pad_token_id)([data[0], data[1]])
+    model = tiny_lm.model.eval()
+
+    def loss(weight: float) -> torch.Tensor:
+        trainer = SimpleNamespace(dpo_beta=0.1, dpo_sft_weight=weight, n_virtual_tokens=0, _preference_stats=[])
+        with torch.no_grad():
+            return SlmTrainer._preference_loss(trainer, model, model, batch, return_outputs=False)
+
+    with torch.no_grad():
+        chosen = sequence_logps(model, model, batch)[:2]
+    n_chosen = torch.tensor([sum(x != -100 for x in data.chosen[i].labels) for i in range(2)], dtype=chosen.dtype)
+    expected_sft = (-chosen / n_chosen).mean()
+    assert float(expected_sft) > 0
+    torch.testing.assert_close(loss(0.5) - loss(0.0), 0.5 * expected_sft, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="dpo_sft_weight"):
+        TrainConfig(dpo_sft_weight=-1)
+
+
 def _sft_run(tiny_causal_dir, tmp_path):
     args = ["summarize", "train", str(EN_TRAIN), "--output", str(tmp_path / "sft"), "--model", str(tiny_causal_dir)]
     quick = ["--set", "max_steps=4", "--set", "report_to=none", "--set", "precision=fp32", "--set", "batch_size=4"]
@@ -119,9 +147,11 @@ def test_bad_preference_setups_get_clear_errors(sft, tiny_causal_dir, tmp_path):
 def test_dpo_command(sft, tmp_path):
     run = tmp_path / "cli"
     result = runner.invoke(app, ["summarize", "dpo", str(EN_TRAIN), "--model", str(sft), "--output", str(run),
-                                 "--beta", "0.2", "--set", "max_steps=2", "--set", "report_to=none",
+                                 "--beta", "0.2", "--sft-weight", "0.5", "--set", "max_steps=2",
+                                 "--set", "report_to=none",
                                  "--set", "precision=fp32", "--seed", "3"])
     assert result.exit_code == 0, result.output
     config = json.loads((run / "train_config.json").read_text())
     assert config["objective"] == "preference" and config["dpo_beta"] == 0.2 and config["seed"] == 3
+    assert config["dpo_sft_weight"] == 0.5
     assert config["lora_dropout"] == 0.0

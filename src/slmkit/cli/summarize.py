@@ -349,6 +349,9 @@ def dpo_cmd(
     model: str = typer.Option(..., "--model", help="The fine-tuned summarizer (run folder or merged folder)."),
     output: Path = typer.Option(..., "--output", help="Run folder (an unfinished run there resumes)."),
     beta: float = typer.Option(0.1, "--beta", help="DPO's beta: how far the model may move from where it starts."),
+    sft_weight: float = typer.Option(
+        0.0, "--sft-weight", help="Weight of an SFT loss on the reference summaries beside DPO's (RPO; 0 = plain DPO)."
+    ),
     epochs: float = typer.Option(None, "--epochs", help="Passes over the pairs (default 1)."),
     learning_rate: float = typer.Option(None, "--learning-rate", help="Peak learning rate (default 5e-5)."),
     set_: list[str] = typer.Option(None, "--set", help="Any TrainConfig field, e.g. --set lora_r=16."),
@@ -365,8 +368,10 @@ def dpo_cmd(
     from slmkit.summarize._preference import preference_config, preference_tune
 
     output_policy([train], False).folder(output)
-    defaults = preference_config(dpo_beta=beta)
-    fixed = {k: v for k, v in asdict(defaults).items() if k in ("objective", "lora_dropout", "dpo_beta")}
+    defaults = preference_config(dpo_beta=beta, dpo_sft_weight=sft_weight)
+    fixed = {
+        k: v for k, v in asdict(defaults).items() if k in ("objective", "lora_dropout", "dpo_beta", "dpo_sft_weight")
+    }
     config = build_train_config(
         defaults.method, epochs or defaults.epochs, learning_rate or defaults.learning_rate, None, set_, seed, **fixed
     )

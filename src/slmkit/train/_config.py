@@ -49,6 +49,9 @@ class TrainConfig:
             the model prefers chosen over rejected than the starting model did); the starting model is the
             reference, its log-probabilities computed once before the first step).
         dpo_beta: objective "preference" only: how far the model may move from the reference (DPO's beta).
+        dpo_sft_weight: objective "preference" only: weight of the chosen target's mean token loss added to the
+            DPO loss (0 = plain DPO). The SFT term of RPO (Pang et al. 2024; TRL's `rpo_alpha`): it keeps the
+            chosen summaries likely, where plain DPO can lower both sides and drift from their style.
         embed_template, embed_pooling, embed_layers: objective "contrastive" only: how a text becomes the vector
             the loss compares, exactly as `LanguageModel.embed(template=, pooling=, layers=)` computes it at
             run time (the text inside the template, "mean" over its tokens with a causal LM's BOS left out or
@@ -95,6 +98,7 @@ class TrainConfig:
     embed_pooling: str = "mean"
     embed_layers: list[int] = field(default_factory=lambda: [-1])
     dpo_beta: float = 0.1
+    dpo_sft_weight: float = 0.0
     precision: str = "auto"
     eval_steps: int = 0
     save_steps: int = 0
@@ -154,6 +158,8 @@ class TrainConfig:
             raise ConfigError("TrainConfig.embed_layers must name at least one layer, e.g. [-1]")
         if not self.dpo_beta > 0:
             raise ConfigError(f"TrainConfig.dpo_beta must be > 0, got {self.dpo_beta}")
+        if not self.dpo_sft_weight >= 0:
+            raise ConfigError(f"TrainConfig.dpo_sft_weight must be >= 0, got {self.dpo_sft_weight}")
         if self.objective == "preference" and self.method == "ptuning":
             raise ConfigError("objective 'preference' trains with method 'lora' or 'full'")
         if self.objective == "contrastive" and self.method == "ptuning":

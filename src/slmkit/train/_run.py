@@ -237,6 +237,7 @@ def train(
         contrastive={"pooling": config.embed_pooling, "layers": list(config.embed_layers),
                      "bos_id": tokenizer.bos_token_id} if contrastive else None,
         dpo_beta=config.dpo_beta if preference else None,
+        dpo_sft_weight=config.dpo_sft_weight if preference else 0.0,
     )
     checkpoint = _last_checkpoint(run_dir / "checkpoints")
     if checkpoint:

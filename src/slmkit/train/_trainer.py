@@ -51,11 +51,12 @@ class SlmTrainer(Trainer):
         generation_eval: Callable | None = None,
         contrastive: dict | None = None,
         dpo_beta: float | None = None,
+        dpo_sft_weight: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_path, self.n_virtual_tokens, self.generation_eval = loss_path, n_virtual_tokens, generation_eval
-        self.contrastive, self.dpo_beta = contrastive, dpo_beta
+        self.contrastive, self.dpo_beta, self.dpo_sft_weight = contrastive, dpo_beta, dpo_sft_weight
         self._preference_stats: list[tuple[float, float]] = []  # (reward margin, chosen preferred) per row
         if contrastive is not None or dpo_beta is not None:
             self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides by the accumulation steps
@@ -90,6 +91,9 @@ class SlmTrainer(Trainer):
         # DPO's implicit reward of a target: beta x (its log-prob now - its log-prob under the reference)
         margin = self.dpo_beta * ((chosen - reference[:, 0]) - (rejected - reference[:, 1]))
         loss = -torch.nn.functional.logsigmoid(margin).mean()
+        if self.dpo_sft_weight:  # RPO's SFT term: the chosen target's mean token loss, a mean over rows
+            n_scored = (inputs["labels"][:, 1:] != IGNORE).sum(1).chunk(2)[0].clamp(min=1)
+            loss = loss + self.dpo_sft_weight * (-chosen / n_scored.to(chosen.dtype)).mean()
         if model.training:
             self._preference_stats += [(m, float(m > 0)) for m in margin.detach().tolist()]
         return (loss, {"margin": margin}) if return_outputs else loss
