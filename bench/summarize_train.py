@@ -79,6 +79,10 @@ STAGES = {
     # rows are the rejected side, the references the chosen; a LoRA on the merged default run, 1 epoch, beta 0.1,
     # lr 5e-5 (preference_config's defaults, fixed in advance), scored once on the eval rows like every run.
     "ko_lora_dpo": dict(lang="ko", dpo_from="ko_lora"),
+    # DPO with RPO's SFT term (dpo_sft_weight 1.0, the RPO paper's weight, fixed in advance), otherwise as
+    # ko_lora_dpo. Its pairs are ko_lora_dpo's: the same merged start and its greedy summaries (the same model and
+    # decoding write the same rejected side), linked in rather than generated again.
+    "ko_lora_rpo": dict(lang="ko", dpo_from="ko_lora", dpo=dict(dpo_sft_weight=1.0), pairs_from="ko_lora_dpo"),
     # The default recipe again on this CPU with another seed (data order, LoRA initialisation, dropout): how much
     # the seed alone moves the score.
     "ko_lora_seed1": dict(lang="ko", train=DEFAULT, seed=1),
@@ -242,6 +246,21 @@ def _StepTimer():  # noqa: N802  (a TrainerCallback class made on demand: transf
     return StepTimer()
 
 
+def _reuse_pairs(source: Path, run_dir: Path, config) -> None:
+    """Start a preference run folder with another run's merged starting point and rejected summaries (hard links),
+    so `preference_tune` finds both done; a folder already started is left as it is."""
+    import shutil
+
+    if run_dir.exists():
+        return
+    if not (source / "rejected.csv").is_file() or not (source / "sft_merged").is_dir():
+        raise SystemExit(f"{source}: no rejected.csv / sft_merged to reuse; run that stage first")
+    run_dir.mkdir(parents=True)
+    config.save(run_dir)
+    shutil.copytree(source / "sft_merged", run_dir / "sft_merged", copy_function=os.link)
+    shutil.copy2(source / "rejected.csv", run_dir / "rejected.csv")
+
+
 def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
     lang = spec["lang"]
     decode = DecodeConfig(**{"batch_size": args.gen_batch, **spec.get("decode", {})})
@@ -260,7 +279,9 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         if spec.get("dpo_from"):
             from slmkit.summarize import preference_config, preference_tune
 
-            config = preference_config(**knobs)
+            config = preference_config(**knobs, **spec.get("dpo", {}))
+            if spec.get("pairs_from"):
+                _reuse_pairs(RUNS / spec["pairs_from"], run_dir, config)
             result = preference_tune(RUNS / spec["dpo_from"], train_frame, run_dir, config, callbacks=[timer])
         else:
             config = replace(spec["train"], **knobs)
