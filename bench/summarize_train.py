@@ -80,8 +80,8 @@ STAGES = {
     # lr 5e-5 (preference_config's defaults, fixed in advance), scored once on the eval rows like every run.
     "ko_lora_dpo": dict(lang="ko", dpo_from="ko_lora"),
     # DPO with RPO's SFT term (dpo_sft_weight 1.0, the RPO paper's weight, fixed in advance), otherwise as
-    # ko_lora_dpo. Its pairs are ko_lora_dpo's: the same merged start and its greedy summaries (the same model and
-    # decoding write the same rejected side), linked in rather than generated again.
+    # ko_lora_dpo. Its pairs are ko_lora_dpo's: the same merged start, its greedy summaries and their reference
+    # log-probabilities (the same model and decoding write the same rejected side), copied rather than recomputed.
     "ko_lora_rpo": dict(lang="ko", dpo_from="ko_lora", dpo=dict(dpo_sft_weight=1.0), pairs_from="ko_lora_dpo"),
     # The default recipe again on this CPU with another seed (data order, LoRA initialisation, dropout): how much
     # the seed alone moves the score.
@@ -247,8 +247,8 @@ def _StepTimer():  # noqa: N802  (a TrainerCallback class made on demand: transf
 
 
 def _reuse_pairs(source: Path, run_dir: Path, config) -> None:
-    """Start a preference run folder with another run's merged starting point and rejected summaries (hard links),
-    so `preference_tune` finds both done; a folder already started is left as it is."""
+    """Start a preference run folder with another run's merged starting point, rejected summaries and reference
+    log-probabilities, so `preference_tune` finds them done; a folder already started is left as it is."""
     import shutil
 
     if run_dir.exists():
@@ -259,6 +259,9 @@ def _reuse_pairs(source: Path, run_dir: Path, config) -> None:
     config.save(run_dir)
     shutil.copytree(source / "sft_merged", run_dir / "sft_merged", copy_function=os.link)
     shutil.copy2(source / "rejected.csv", run_dir / "rejected.csv")
+    # The reference log-probabilities too: the same merged model scored the same pairs (no dropout), and the
+    # trainer reuses a saved reference_logps.json as it does on resume.
+    shutil.copy2(source / "reference_logps.json", run_dir / "reference_logps.json")
 
 
 def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
