@@ -14,7 +14,7 @@ from slmkit.cli.main import app
 from slmkit.errors import DataError
 from slmkit.summarize import builtin_examples, find_example_data, mbr_select
 from slmkit.summarize._train import DecodeConfig, SummarizeTrainConfig, train_summarizer, training_pairs
-from slmkit.summarize._tune import TuneConfig, tune
+from slmkit.summarize._tune import TuneConfig, default_training_params, suggest_training, tune
 from slmkit.train import TrainConfig
 
 runner = CliRunner()
@@ -33,6 +33,7 @@ def _predict_with(run, pred, *, limit: int):
     """`slmkit summarize predict` of the English example dialogues with a trained run (4 new tokens)."""
     args = ["summarize", "predict", str(EN_DEV), "--output", str(pred), "--model", str(run)]
     return runner.invoke(app, [*args, "--max-new-tokens", "4", "--limit", str(limit)])
+
 
 def test_training_prompt_is_the_prediction_prompt():
     from slmkit.summarize import build_prompt, load_dialogues
@@ -200,6 +201,42 @@ def test_tune_prunes_resumes_and_plots(tiny_causal_dir, tmp_path):
     # Running the same study again finds its trials done and trains nothing new.
     again = tune(EN_TRAIN, EN_DEV, study_dir, config, summarize, base, progress=False)
     assert len(again.trials) == len(result.trials)
+
+
+def test_a_trial_killed_mid_training_resumes_its_run_from_the_checkpoint(tiny_causal_dir, tmp_path, caplog):
+    base = TrainConfig(batch_size=4, report_to="none", precision="fp32", metric_for_best="rouge", epochs=2.0)
+    summarize = SummarizeTrainConfig(model=str(tiny_causal_dir), decode=DecodeConfig(max_new_tokens=4))
+    config = TuneConfig(space="training", n_trials=1, max_epochs=2, eval_rows=2, seed=0)
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    storage = f"sqlite:///{study_dir / 'study.db'}"
+    # The study's first trial trains one epoch of two, is evaluated, checkpoints, and its process dies.
+    crashed = optuna.create_study(study_name="summarize-training", storage=storage, direction="maximize")
+    crashed.enqueue_trial(default_training_params(config, base))
+    orphan = crashed.ask()
+    train_config = suggest_training(orphan, config, base)
+    rows = len(pd.read_csv(EN_TRAIN))
+    one_epoch = -(-rows // 4)
+    train_summarizer(
+        EN_TRAIN,
+        study_dir / "trial_0",
+        summarize,
+        train_config,
+        dev_data=EN_DEV,
+        progress=False,
+        stop_after_steps=one_epoch,
+        on_evaluate=lambda m: orphan.report(m["rouge"], 0),
+    )
+    first_epoch = crashed.trials[0].intermediate_values
+    assert list(first_epoch) == [0]
+    with caplog.at_level("WARNING"):
+        result = tune(EN_TRAIN, EN_DEV, study_dir, config, summarize, base, progress=False)
+    assert "resuming trial_0 from checkpoint-" in caplog.text.replace(str(study_dir) + "/", "")
+    rerun = [t for t in result.trials if t["state"] == "COMPLETE"]
+    assert len(rerun) == 1 and rerun[0]["number"] == 1 and rerun[0]["params"] == crashed.trials[0].params
+    assert rerun[0]["intermediate"][0] == first_epoch[0] and set(rerun[0]["intermediate"]) == {0, 1}
+    assert result.best["training"]["run_dir"] == str(study_dir / "trial_0")
+    assert (study_dir / "trial_0" / "model").is_dir() and not (study_dir / "trial_1").exists()
 
 
 def test_a_new_study_starts_from_the_default_recipe(tiny_causal_dir, tmp_path):

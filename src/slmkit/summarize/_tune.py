@@ -4,7 +4,8 @@ Each training trial fine-tunes a run (study_dir/trial_N) and reports dev ROUGE a
 pruner stops trials that fall behind; decoding trials decode the dev rows with one trained model. The first
 trial of a new study is the default recipe (training) or the default decoding: the sampler starts from it. The study
 lives in SQLite inside study_dir: a killed study resumes (trials that were running when it died are marked
-failed and queued again with the same parameters). Plots: Optuna's history and parameter importances.
+failed and queued again with the same parameters; a training trial's rerun continues the dead one's run folder from
+its last checkpoint). Plots: Optuna's history and parameter importances.
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def tune(
     best_run = config.model
 
     if config.space in ("training", "both"):
-        study = _study(optuna, storage, f"{config.study_name}-training", config.seed, pruned=True)
+        study = _study(optuna, storage, f"{config.study_name}-training", config.seed, pruned=True, run_dirs=study_dir)
         if not study.trials and (first := default_training_params(config, base_train)):
             study.enqueue_trial(first)
 
@@ -234,7 +235,14 @@ def tune(
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"dev ROUGE {metrics['rouge']:.2f} after evaluation {step['n']}")
 
-            run_dir = study_dir / f"trial_{trial.number}"
+            # A trial that reruns one killed mid-training continues its run folder from the last checkpoint, and
+            # reports the evaluations made before the kill again, so the pruner compares it at the same epochs.
+            run_dir = Path(trial.user_attrs.get("resume_dir") or study_dir / f"trial_{trial.number}")
+            trial.set_user_attr("run_dir", str(run_dir))
+            earlier = sorted((int(n), value) for n, value in (trial.user_attrs.get("resume_reports") or {}).items())
+            for n, value in earlier:
+                trial.report(value, n)
+            step["n"] = earlier[-1][0] + 1 if earlier else 0
             try:
                 run = train_summarizer(
                     train_frame,
@@ -247,7 +255,6 @@ def tune(
                 )
             finally:
                 gc.collect()  # models of finished trials must not pile up in memory
-            trial.set_user_attr("run_dir", str(run_dir))
             return float(run.info["metrics"]["best_metric"])
 
         _optimize(study, objective, config.n_trials)
@@ -288,7 +295,7 @@ def tune(
     return result
 
 
-def _study(optuna, storage: str, name: str, seed: int, *, pruned: bool):
+def _study(optuna, storage: str, name: str, seed: int, *, pruned: bool, run_dirs: Path | None = None):
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -298,11 +305,22 @@ def _study(optuna, storage: str, name: str, seed: int, *, pruned: bool):
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0) if pruned else None,
     )
     # One process drives a study: a trial still RUNNING in storage died with its process. Fail it and queue
-    # its parameters again, so a killed study resumes where it stopped.
+    # its parameters again, so a killed study resumes where it stopped; a training trial's rerun also takes over
+    # its run folder (resumed from the last checkpoint) and its evaluations so far.
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, skip_if_exists=False)
-        logger.warning("trial %d was interrupted; it will run again", trial.number)
+        attrs = None
+        if run_dirs is not None:
+            attrs = {
+                "resume_dir": trial.user_attrs.get("run_dir", str(run_dirs / f"trial_{trial.number}")),
+                "resume_reports": {str(n): v for n, v in trial.intermediate_values.items()},
+            }
+        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+        logger.warning(
+            "trial %d was interrupted; it will run again%s",
+            trial.number,
+            f", resuming {attrs['resume_dir']}" if attrs else "",
+        )
     return study
 
 
