@@ -230,10 +230,57 @@ def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=No
         seconds = time.perf_counter() - start
         task_out.setdefault("speed", {})[name] = {"new_texts_embedded": n_new, "seconds": round(seconds, 1),
                                                   "embeddings_per_s": round(n_new / seconds, 2) if n_new else None}
-    curve = learning_curve(estimator, texts, y, test_texts, y_test, shots=shots or args.shots, draws=args.draws,
-                           seed=args.seed)
+    shots = shots or args.shots
+    # One draw at a time, each saved as it finishes: a SetFit curve is hours on one core, longer than a working
+    # session, so a rerun picks up at the first missing draw. Draw d of learning_curve(draws=1, seed=s + d) is
+    # draw d of learning_curve(draws=n, seed=s), so the stitched curve is the one a single call would give.
+    partial = task_out.setdefault("partial", {}).setdefault(name, {})
+    if partial.get("shots") != list(shots):
+        partial.clear()
+        partial["shots"], partial["draws"] = list(shots), {}
+    for d in range(args.draws):
+        if str(d) in partial["draws"]:
+            continue
+        one = learning_curve(estimator, texts, y, test_texts, y_test, shots=shots, draws=1, seed=args.seed + d)
+        partial["draws"][str(d)] = {key: getattr(one, key)[:, 0].tolist()
+                                    for key in ("accuracy", "macro_f1", "n_train", "fit_seconds")}
+        save(result, args)
+    draws = [partial["draws"][str(d)] for d in range(args.draws)]
+    curve = LearningCurve(list(shots), *(np.array([draw[key] for draw in draws]).T
+                                         for key in ("accuracy", "macro_f1", "n_train", "fit_seconds")))
+    # Curve fit times are wall time beside whatever else ran; the `timing` phase is the clean measurement.
+    curve.params = {"threads": os.environ.get("SLMKIT_NUM_THREADS"), "note": args.note}
     task_out["methods"][name] = curve.to_dict()
-    write_json(result, args.payload)
+    del task_out["partial"][name]
+    save(result, args)
+
+
+def save(result: Path, args) -> None:
+    """Write the results, merged with what other processes wrote since: two runs (say plr_auto on one core and
+    SetFit on the other) can share one results file. Each adds only its own (task, method) entries."""
+    import fcntl
+
+    with open(result.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        disk = json.loads(result.read_text()) if result.is_file() else {}
+        for name, theirs in disk.get("tasks", {}).items():
+            ours = args.payload["tasks"].setdefault(name, {})
+            for key, value in theirs.items():
+                if key == "partial":  # the copy with more finished draws is the newer one
+                    merged = ours.setdefault(key, {})
+                    for sub, entry in value.items():
+                        if len(entry.get("draws", {})) > len(merged.get(sub, {}).get("draws", {})):
+                            merged[sub] = entry
+                elif key in ("methods", "seconds", "speed"):
+                    merged = ours.setdefault(key, {})
+                    for sub, entry in value.items():
+                        merged.setdefault(sub, entry)
+                else:
+                    ours.setdefault(key, value)
+            for sub in list(ours.get("partial", {})):  # a finished curve supersedes its draws
+                if sub in ours.get("methods", {}):
+                    del ours["partial"][sub]
+        write_json(result, args.payload)
 
 
 def main() -> None:
@@ -250,6 +297,7 @@ def main() -> None:
                         "reference_recipe,plr_smollm2,timing,auto_audit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--adapt-budget", type=float, default=600.0, help="plr_auto_adapt's budget per fit (s)")
+    parser.add_argument("--note", default="", help="recorded with each curve, e.g. what else ran beside it")
     parser.add_argument("--table-only", action="store_true", help="only rewrite classify_table.md from the JSON")
     args = parser.parse_args()
     args.shots = [int(k) for k in args.shots.split(",")]
@@ -289,7 +337,7 @@ def run_phase(phase: str, task: Task, cache, args, result) -> None:
     if phase == "plr_gemma":
         if "tuning" not in out:
             out["tuning"] = tune_features(task, texts, y, cache, args.tune_per_class, args.seed)
-            write_json(result, args.payload)
+            save(result, args)
         clf = chosen(out["tuning"], "gemma3-270m", cache, args.seed)
         run_curve(phase, clf, data, args, result, out, warm=wide(clf))
     elif phase == "plr_auto":  # the default CLI configuration: chosen by CV inside each fit, training rows only
@@ -332,7 +380,7 @@ def run_phase(phase: str, task: Task, cache, args, result) -> None:
                           "fit_seconds": round(clf.fit_seconds_, 2), "C": clf.head_.C_}
     out.setdefault("seconds", {})[phase] = round(time.perf_counter() - start, 1)
     args.payload["meta"].setdefault("models", {}).update(cache.loaded_models())
-    write_json(result, args.payload)
+    save(result, args)
     plot_task(task.name, out, args.out)
     write_table_md(args.payload, args.out / "classify_table.md")
 
