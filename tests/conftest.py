@@ -55,17 +55,22 @@ def tiny_encoder_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_causal_dir):
-    """A two-layer random Gemma 3 behind the LanguageModel interface (loaded through the real path)."""
+    """A two-layer random Gemma 3 behind the LanguageModel interface (loaded through the real path).
+
+    float32 whatever the CPU: `dtype="auto"` is bfloat16 on AVX-512 BF16 / AMX CPUs, and the tests that compare
+    against this model (batching invariance, other engines, hand-computed losses) need float32's exactness.
+    The auto choice itself is tested in test_precision; models the tests load by path run in it.
+    """
     from slmkit.models import load_model
 
-    return load_model(str(tiny_causal_dir))
+    return load_model(str(tiny_causal_dir), dtype="float32")
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_encoder_dir):
     from slmkit.models import load_model
 
-    return load_model(str(tiny_encoder_dir))
+    return load_model(str(tiny_encoder_dir), dtype="float32")  # float32 on every CPU, as tiny_lm
 
 
 @pytest.fixture(scope="session")
@@ -73,4 +78,4 @@ def gemma():
     """The real gemma3-270m (first use converts the GGUF, ~1 min; later runs hit the cache). Use in `slow` tests."""
     from slmkit.models import load_model
 
-    return load_model("gemma3-270m")
+    return load_model("gemma3-270m", dtype="float32")  # float32 on every CPU, as tiny_lm

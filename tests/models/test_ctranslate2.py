@@ -125,7 +125,7 @@ def test_interrupted_conversion_leaves_no_cache(tiny_causal_dir, monkeypatch):
 
 
 def test_lora_run_is_merged_then_served(tiny_lora_run, tiny_lm):
-    ref = load_model(str(tiny_lora_run))
+    ref = load_model(str(tiny_lora_run), dtype="float32")
     fast = load_model(str(tiny_lora_run), backend="ctranslate2", quantize="float32", num_threads=1)
     expected = [ref.generate([p], max_new_tokens=8, batch_size=1)[0] for p in PROMPTS]
     assert fast.generate(PROMPTS, max_new_tokens=8) == expected
