@@ -10,6 +10,11 @@ import pytest
 # Tests never touch the network or a hub cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# float32 inference on every CPU, whatever the environment says: `dtype="auto"` means bfloat16 on AVX-512 BF16 /
+# AMX CPUs, and tests that compare two computations (batching, engines, cache vs direct, hand-computed losses)
+# need float32's exactness. The auto rule and bf16 itself are tested on purpose (tests/models/test_precision.py,
+# tests/classify/test_bf16.py), which is also what such a CPU runs by default.
+os.environ["SLMKIT_DTYPE"] = "float32"
 
 # Read-only model files the real-model (`slow`) tests reuse from the user's cache instead of rebuilding them
 # every run: the assembled GGUFs (from the weight packages) and their safetensors conversions (~100 s each).
@@ -55,12 +60,8 @@ def tiny_encoder_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_causal_dir):
-    """A two-layer random Gemma 3 behind the LanguageModel interface (loaded through the real path).
-
-    float32 whatever the CPU: `dtype="auto"` is bfloat16 on AVX-512 BF16 / AMX CPUs, and the tests that compare
-    against this model (batching invariance, other engines, hand-computed losses) need float32's exactness.
-    The auto choice itself is tested in test_precision; models the tests load by path run in it.
-    """
+    """A two-layer random Gemma 3 behind the LanguageModel interface (loaded through the real path; float32 even
+    where a test changes $SLMKIT_DTYPE, since other tests compare against it)."""
     from slmkit.models import load_model
 
     return load_model(str(tiny_causal_dir), dtype="float32")
