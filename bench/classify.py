@@ -249,7 +249,8 @@ def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=No
     curve = LearningCurve(list(shots), *(np.array([draw[key] for draw in draws]).T
                                          for key in ("accuracy", "macro_f1", "n_train", "fit_seconds")))
     # Curve fit times are wall time beside whatever else ran; the `timing` phase is the clean measurement.
-    curve.params = {"threads": os.environ.get("SLMKIT_NUM_THREADS"), "note": args.note}
+    curve.params = {"threads": os.environ.get("SLMKIT_NUM_THREADS"), "note": args.note, "cpu": cpu_name(),
+                    "dtype": inference_dtype()}
     task_out["methods"][name] = curve.to_dict()
     del task_out["partial"][name]
     save(result, args)
@@ -598,6 +599,24 @@ def write_table_md(payload: dict, path: Path, k: int = 64) -> None:
         handle.write("\n".join(lines) + "\n")
 
 
+def cpu_name() -> str:
+    """The CPU's model name: the machines this benchmark spans sessions on are not always the same CPU."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next((line.partition(":")[2].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def inference_dtype() -> str:
+    """The precision slmkit's transformers models run in here ($SLMKIT_DTYPE, else auto's choice on this CPU:
+    bfloat16 where the CPU has AVX-512 BF16 or AMX)."""
+    from slmkit.models._precision import auto_dtype, requested_dtype
+
+    choice = requested_dtype()
+    return auto_dtype("cpu") if choice == "auto" else choice
+
+
 def meta(args) -> dict:
     import sklearn
     import torch
@@ -607,8 +626,8 @@ def meta(args) -> dict:
 
     return {"versions": {"slmkit": slmkit.__version__, "torch": torch.__version__, "sklearn": sklearn.__version__,
                          "transformers": transformers.__version__, "python": platform.python_version()},
-            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                        "threads": os.environ.get("SLMKIT_NUM_THREADS")},
+            "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": os.environ.get("SLMKIT_NUM_THREADS"),
+                        "dtype": inference_dtype()},
             "config": {k: v for k, v in vars(args).items() if k != "payload"} | {"out": str(args.out)}}
 
 
