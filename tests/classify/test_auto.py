@@ -39,8 +39,11 @@ def test_label_template_names_word_labels_and_falls_back_for_numbers():
 
 
 def test_fixed_choices_restrict_the_candidates():
-    assert len(candidates("auto", "auto", "auto", ["a", "b"])) == 12
+    both = candidates("auto", "auto", "auto", ["a", "b"])  # one wide candidate per template, the instruction first
+    assert [(c.template_kind, c.pooling, c.layers, c.layer_values) for c in both] == [
+        ("label-aware", "mean+last", "middle+last", (0.5, -1)), ("plain", "mean+last", "middle+last", (0.5, -1))]
     assert len(candidates("auto", "auto", "auto", ["a", "b"], deep=False)) == 4  # llama.cpp: last layer only
+    assert len(candidates("auto", "auto", (0.5, -1), ["a", "b"])) == 4  # given layers: 2 templates x mean/last
     fixed = candidates("Review: {text}", "mean", "auto", ["a", "b"])
     assert [(c.template_kind, c.pooling, c.layers) for c in fixed] == [
         ("given", "mean", "last"), ("given", "mean", "middle"), ("given", "mean", "middle+last")]
@@ -85,7 +88,8 @@ def test_auto_choice_sees_training_rows_only_and_is_seeded(tiny_causal_dir, en_d
 def test_choice_and_cv_scores_are_recorded_in_the_artifact(tiny_causal_dir, en_data, cache, tmp_path):
     texts, y = en_data
     clf = LMClassifier(str(tiny_causal_dir), cv=3, cache=cache, random_state=1).fit(texts, y)
-    assert len(clf.auto_.table) == 12 and {r["template"] for r in clf.auto_.table} == {"label-aware", "plain"}
+    assert len(clf.auto_.table) == 2 and {r["template"] for r in clf.auto_.table} == {"label-aware", "plain"}
+    assert clf.pooling_ == "mean+last" and tuple(clf.layers_) == (0.5, -1)
     clf.save(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "slmkit_config.json").read_text())
     assert saved["params"]["template"] == "auto"
@@ -107,6 +111,41 @@ def test_fixed_configuration_skips_the_search(tiny_causal_dir, en_data, cache):
     partly = LMClassifier(str(tiny_causal_dir), template="{text}", pooling="mean", cv=3, cache=cache,
                           random_state=0).fit(texts, y)
     assert [r["layers"] for r in partly.auto_.table] == ["last", "middle", "middle+last"]
+
+
+def test_both_poolings_side_by_side_are_the_two_embeddings_from_one_pass(tiny_causal_dir, en_data, cache, tmp_path):
+    texts, y = en_data
+    template = "Review: {text}"
+    both = LMEmbedder(str(tiny_causal_dir), template=template, pooling="mean+last", layers=(1, -1), cache=cache).fit()
+    got = both.transform(texts[:6])
+    parts = [LMEmbedder(str(tiny_causal_dir), template=template, pooling=how, layers=(1, -1), cache=cache).fit()
+             for how in ("mean", "last")]
+    before = cache.misses
+    np.testing.assert_allclose(got, np.hstack([p.transform(texts[:6]) for p in parts]), rtol=1e-5, atol=1e-5)
+    assert cache.misses == before  # each (pooling, layer) block was cached on its own by the wide pass
+    np.testing.assert_allclose(both.embed_uncached(texts[:6]), got, rtol=1e-5, atol=1e-5)
+    names = both.get_feature_names_out()
+    assert got.shape[1] == both.n_features_out_ == len(names) == 4 * both.hidden_size_
+    assert names[0].startswith("mean_layer1_") and names[-1].startswith("last_layer")
+    clf = LMClassifier(str(tiny_causal_dir), template=template, pooling="mean+last", layers=(1, -1), cv=3,
+                       cache=cache, random_state=0).fit(texts, y)
+    assert clf.auto_ is None and clf.embedder_.n_features_out_ == got.shape[1]
+    clf.save(tmp_path / "m")
+    loaded = LMClassifier.load(tmp_path / "m", cache=cache)
+    assert loaded.pooling_ == "mean+last"
+    np.testing.assert_allclose(loaded.predict_proba(texts[:5]), clf.predict_proba(texts[:5]), rtol=1e-5)
+    with pytest.raises(ValueError, match="pooling"):
+        LMEmbedder(str(tiny_causal_dir), pooling="last+mean").fit()
+
+
+def test_explain_table_works_for_a_two_pooling_pick(tiny_causal_dir, tmp_path):
+    train = EXAMPLES / "sentences_en.csv"
+    config = ClassifyConfig(model=str(tiny_causal_dir), pooling="mean+last", template="{text}", layers=(-1,), cv=3,
+                            cache_dir=None)
+    fit_table(train, tmp_path / "m", config)
+    result = explain_table(tmp_path / "m", train, tmp_path / "r.html", limit=2, train_path=train, n_boot=2,
+                           cache_dir=None)
+    assert result["explanations"][0]["method"] == "occlusion" and "mean pooling" in result["global_skipped"]
 
 
 def test_explain_table_works_for_a_last_pooled_pick(tiny_causal_dir, tmp_path):

@@ -37,7 +37,7 @@ def test_negative_label_is_the_mirror_image(fitted, en_data):
 def test_multiclass_identity_uses_centred_logits(tiny_causal_dir, ko_data, en_data, session_cache):
     texts = ko_data[0] + en_data[0][:20]
     y = np.array(list(ko_data[1]) + ["영어"] * 20)
-    clf = LMClassifier(str(tiny_causal_dir), cv=3, random_state=0, cache=session_cache).fit(texts, y)
+    clf = LMClassifier(str(tiny_causal_dir), pooling="mean", cv=3, random_state=0, cache=session_cache).fit(texts, y)
     scores = clf.decision_function(texts[:4])
     for ex, row in zip(explain(clf, texts[:4]), scores):
         k = list(clf.classes_).index(ex.label)

@@ -43,6 +43,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
 
+from slmkit.classify._embedder import POOLINGS
 from slmkit.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -187,9 +188,11 @@ def _pace_callback(base, pace, planned: int, state: dict):
     return Pace
 
 
-def lm_unsupported(lm) -> str | None:
-    """Why `lm` cannot take the contrastive LoRA fine-tune (None when it can): slmkit.train trains causal LMs
-    loaded with transformers."""
+def lm_unsupported(lm, pooling: str = "mean") -> str | None:
+    """Why `lm` cannot take the contrastive LoRA fine-tune of the `pooling` recipe (None when it can):
+    slmkit.train trains causal LMs loaded with transformers, on one pooling."""
+    if pooling not in POOLINGS:
+        return f"the frozen choice pools {pooling!r}; the contrastive LoRA fine-tune trains one pooling"
     if not hasattr(lm, "model") or not hasattr(lm, "tokenizer"):
         return f"the LM runs on the {lm.info.get('backend', 'non-transformers')} backend; LoRA needs transformers"
     if lm.info.get("quantize"):
@@ -444,7 +447,7 @@ def search(texts: list[str], y, frozen: np.ndarray, encoder_features, *, budget_
     grids = {"frozen": per_fold(lambda i: frozen)}
     enc = encoder_features()
     grids["concat"] = per_fold(lambda i: np.hstack([frozen, enc]))
-    lm_reason = "not asked for" if lm is None else lm_unsupported(lm["lm"])
+    lm_reason = "not asked for" if lm is None else lm_unsupported(lm["lm"], lm["pooling"])
     report: dict = {"budget_s": budget_s, "encoder": encoder, "n_folds": len(folds), "skipped": None,
                     "pairs_per_example": None, "fold_finetunes": [], "lm": None if lm is None else lm["lm"].spec.name,
                     "lm_skipped": lm_reason, "lm_pairs_per_example": None, "lm_fold_finetunes": []}

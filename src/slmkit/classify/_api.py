@@ -30,7 +30,8 @@ class ClassifyConfig:
 
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "registry name or local model directory"})
     template: str = field(default=AUTO, metadata={"help": "auto (chosen by CV) or an instruction with {text} once"})
-    pooling: str = field(default=AUTO, metadata={"help": "auto (chosen by CV), mean (exact explanations) or last"})
+    pooling: str = field(default=AUTO, metadata={"help": "auto (chosen by CV), mean (exact explanations), last or "
+                                                         "mean+last"})
     layers: tuple | str = field(default=AUTO, metadata={"help": "auto (chosen by CV) or layers to concatenate; "
                                                                 "floats are depth fractions"})
     penalty: str = field(default="l2", metadata={"help": "l2, l1 or elasticnet"})
@@ -45,8 +46,8 @@ class ClassifyConfig:
                                                                       "(0 = off; auto: 900 on a GPU, off on a CPU)"})
 
     def __post_init__(self) -> None:
-        if self.pooling not in (AUTO, "mean", "last"):
-            raise ConfigError(f"pooling must be 'auto', 'mean' or 'last', got {self.pooling!r}")
+        if self.pooling not in (AUTO, "mean", "last", "mean+last"):
+            raise ConfigError(f"pooling must be 'auto', 'mean', 'last' or 'mean+last', got {self.pooling!r}")
         if self.penalty not in ("l2", "l1", "elasticnet"):
             raise ConfigError(f"penalty must be 'l2', 'l1' or 'elasticnet', got {self.penalty!r}")
         if self.template != AUTO and self.template.count("{text}") != 1:

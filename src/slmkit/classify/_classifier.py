@@ -38,7 +38,8 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         template: "auto" (default: chosen by CV between an instruction naming the labels, or DEFAULT_TEMPLATE
             when the labels are numbers, and the bare text) or an instruction with "{text}" exactly once, e.g.
             "Review: {text}\\nIs the review positive or negative? Answer:".
-        pooling: "auto" (default: chosen by CV), "mean" (exact per-token explanations) or "last".
+        pooling: "auto" (default: chosen by CV), "mean" (exact per-token explanations), "last" or "mean+last"
+            (both side by side, from one forward pass; explained by occlusion).
         layers: "auto" (default: middle, last or both, chosen by CV) or hidden-state indices to concatenate;
             floats in (0, 1] are depth fractions (0.5 = middle).
         penalty, Cs, l1_ratios, cv, class_weight: see PLRClassifier.
@@ -118,7 +119,7 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
             layers = tuple(dict.fromkeys(v for c in cands if c.template == template for v in c.layer_values))
             wide = LMEmbedder(self.model, template=template, layers=layers, batch_size=self.batch_size,
                               cache=cache).fit()
-            wide.fill_cache(texts, tuple(dict.fromkeys(c.pooling for c in cands)))
+            wide.fill_cache(texts, tuple(dict.fromkeys(p for c in cands for p in c.pooling.split("+"))))
             self.embed_seconds_ += wide.embed_seconds_
 
         def features(cand: Candidate) -> np.ndarray:

@@ -15,6 +15,9 @@ from slmkit.errors import ConfigError, DataError
 from slmkit.models import LanguageModel
 
 POOLINGS = ("mean", "last")
+# Both poolings side by side: one forward pass gives both, and a head over both beat any single choice on the
+# configuration study (bench/classify_selection.py).
+BOTH = "mean+last"
 _STORE_EVERY = 64  # texts embedded between cache writes (and progress-bar updates)
 
 
@@ -70,7 +73,8 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         model: registry name (`slmkit models list`), local directory or ModelSpec; loaded in `fit`.
         template: where the text goes ("{text}" exactly once), e.g.
             "Review: {text}\\nIs this review positive or negative? Answer:".
-        pooling: "mean" (average over the formatted text's tokens, BOS excluded) or "last" (last token).
+        pooling: "mean" (average over the formatted text's tokens, BOS excluded), "last" (last token) or
+            "mean+last" (both, side by side, from the same forward pass).
         layers: hidden-state indices to concatenate (-1 = last layer; a float in (0, 1] is a depth fraction,
             0.5 = middle layer).
         batch_size: texts per forward pass.
@@ -81,7 +85,8 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         lm_: the loaded LanguageModel.
         layers_: the absolute layer indices used.
         model_info_: the model's name, backend and checksum (recorded in saved artifacts).
-        n_features_out_: hidden size x number of layers.
+        poolings_: the poolings used, in feature order.
+        n_features_out_: hidden size x number of layers x number of poolings.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, template: str = "{text}", pooling: str = "mean",
@@ -95,8 +100,8 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         self.cache = cache
 
     def _validate_params(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"LMEmbedder: pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.pooling not in (*POOLINGS, BOTH):
+            raise ConfigError(f"LMEmbedder: pooling must be one of {(*POOLINGS, BOTH)}, got {self.pooling!r}")
         if not isinstance(self.template, str) or self.template.count("{text}") != 1:
             raise ConfigError(f"LMEmbedder: template must contain '{{text}}' exactly once, got {self.template!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -111,7 +116,8 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         info = self.lm_.info
         self.model_info_ = {k: info.get(k) for k in ("name", "backend", "checksum", "dtype")}
         self.hidden_size_ = int(self.lm_.hidden_size)
-        self.n_features_out_ = self.hidden_size_ * len(self.layers_)
+        self.poolings_ = tuple(self.pooling.split("+"))
+        self.n_features_out_ = self.hidden_size_ * len(self.layers_) * len(self.poolings_)
         self.embed_seconds_ = 0.0
         self.n_embedded_ = 0
         return self
@@ -152,9 +158,10 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "lm_")
         texts = check_texts(X)
-        cached = {layer: self.cache_.get(self._namespace(layer), texts) for layer in self.layers_}
-        missing = list(dict.fromkeys(t for i, t in enumerate(texts)
-                                     if any(cached[layer][i] is None for layer in self.layers_)))
+        # Blocks in the order the LM returns them: pooling-major, then layer; each cached on its own.
+        blocks = [(how, layer) for how in self.poolings_ for layer in self.layers_]
+        cached = {block: self.cache_.get(self._namespace(block[1], block[0]), texts) for block in blocks}
+        missing = list(dict.fromkeys(t for i, t in enumerate(texts) if any(cached[b][i] is None for b in blocks)))
         self.cache_.hits += len(texts) - len(missing)
         self.cache_.misses += len(missing)
         fresh: dict[str, np.ndarray] = {}
@@ -162,31 +169,36 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         for chunk in _chunks(missing):
             start = time.perf_counter()
             # One forward pass gives every layer; each is stored on its own so other layer sets reuse it.
-            vectors = self.lm_.embed(chunk, pooling=self.pooling, layers=self.layers_, template=self.template,
+            vectors = self.lm_.embed(chunk, pooling=self._lm_pooling(), layers=self.layers_, template=self.template,
                                      batch_size=self.batch_size)
             self.embed_seconds_ += time.perf_counter() - start
             self.n_embedded_ += len(chunk)
-            for j, layer in enumerate(self.layers_):
+            for j, (how, layer) in enumerate(blocks):
                 block = vectors[:, j * self.hidden_size_ : (j + 1) * self.hidden_size_]
-                self.cache_.put(self._namespace(layer), chunk, block)
+                self.cache_.put(self._namespace(layer, how), chunk, block)
             fresh.update(zip(chunk, vectors))
         out = np.empty((len(texts), self.n_features_out_), np.float32)
         for i, text in enumerate(texts):
             if text in fresh:
                 out[i] = fresh[text]
             else:
-                out[i] = np.concatenate([cached[layer][i] for layer in self.layers_])
+                out[i] = np.concatenate([cached[block][i] for block in blocks])
         return out
 
     def embed_uncached(self, texts: Sequence[str]) -> np.ndarray:
         """Features straight from the LM, not through the cache (for throw-away texts such as occlusion variants)."""
         check_is_fitted(self, "lm_")
-        return self.lm_.embed(list(texts), pooling=self.pooling, layers=self.layers_, template=self.template,
+        return self.lm_.embed(list(texts), pooling=self._lm_pooling(), layers=self.layers_, template=self.template,
                               batch_size=self.batch_size)
+
+    def _lm_pooling(self) -> str | tuple[str, ...]:
+        return self.pooling if len(self.poolings_) == 1 else self.poolings_
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "lm_")
-        return np.array([f"layer{layer}_{k}" for layer in self.layers_ for k in range(self.hidden_size_)], dtype=object)
+        prefix = [f"{how}_" if len(self.poolings_) > 1 else "" for how in self.poolings_]
+        return np.array([f"{pre}layer{layer}_{k}" for pre in prefix for layer in self.layers_
+                         for k in range(self.hidden_size_)], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
