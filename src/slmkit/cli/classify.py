@@ -64,7 +64,8 @@ def fit_cmd(
     model: str = typer.Option("gemma3-270m", "--model", help="Registry name or local model directory."),
     template: str = typer.Option(None, "--template", help="auto (default: chosen by CV on the training table) or "
                                  "an instruction around the text, with {text} once."),
-    pooling: str = typer.Option("auto", "--pooling", help="auto (chosen by CV), mean (exact explanations), last or mean+last."),
+    pooling: str = typer.Option("auto", "--pooling",
+                                help="auto (chosen by CV), mean (exact explanations), last or mean+last."),
     layers: str = typer.Option("auto", "--layers", help="auto (chosen by CV) or layers to concatenate, e.g. -1 "
                                "or 0.5,-1."),
     penalty: str = typer.Option("l2", "--penalty", help="l2, l1 or elasticnet."),
@@ -158,7 +159,8 @@ def curve_cmd(
     model: str = typer.Option("gemma3-270m", "--model", help="Registry name or local model directory."),
     template: str = typer.Option(None, "--template", help="auto (default: chosen by CV on the training table) or "
                                  "an instruction around the text, with {text} once."),
-    pooling: str = typer.Option("auto", "--pooling", help="auto (chosen by CV), mean (exact explanations), last or mean+last."),
+    pooling: str = typer.Option("auto", "--pooling",
+                                help="auto (chosen by CV), mean (exact explanations), last or mean+last."),
     layers: str = typer.Option("auto", "--layers", help="auto (chosen by CV) or layers to concatenate, e.g. -1 "
                                "or 0.5,-1."),
     penalty: str = typer.Option("l2", "--penalty", help="l2, l1 or elasticnet."),
