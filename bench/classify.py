@@ -445,7 +445,8 @@ def chosen(tuning: dict, model: str, cache, seed: int) -> LMClassifier:
 
 def plot_task(name: str, out: dict, directory: Path) -> None:
     curves = {}
-    labels = {"plr_auto": "slmkit default (auto)", "plr_auto_adapt": "default + encoder adaptation",
+    labels = {"plr_auto": "slmkit default (auto)", "plr_auto_v1": "auto before 29c47c2 (12 candidates)",
+              "plr_auto_adapt": "default + encoder adaptation",
               "setfit": "SetFit MiniLM", "plr_gemma": "PLR gemma3-270m",
               "plr_smollm2": "PLR smollm2-135m", "minilm_plr": "MiniLM + PLR",
               "tfidf_lr": "TF-IDF + LR", "reference_recipe": "plain recipe (64/class)"}
@@ -467,7 +468,7 @@ def plot_task(name: str, out: dict, directory: Path) -> None:
     plot_learning_curves(curves, directory / f"classify_{name}.png", baselines=baselines, title=name)
 
 
-COLUMNS = [("plr_auto", "slmkit default (auto)"), ("setfit", "SetFit"),
+COLUMNS = [("plr_auto", "slmkit default (auto)"), ("plr_auto_v1", "auto before 29c47c2"), ("setfit", "SetFit"),
            ("plr_gemma", "PLR gemma3-270m (per-task)"), ("plr_smollm2", "PLR smollm2-135m"),
            ("minilm_plr", "MiniLM + PLR"),
            ("tfidf_lr", "TF-IDF + LR"), ("reference_recipe", "plain recipe")]
@@ -578,17 +579,21 @@ def write_table_md(payload: dict, path: Path, k: int = 64) -> None:
         lines += [f"| {name} | " + " | ".join(_curve_cell(task, key, s, draws) for s in shots) + " |"
                   for name, task in tasks.items()]
     lines += _target_lines(tasks)
-    audits = {name: task["auto_audit"] for name, task in tasks.items() if "auto_audit" in task}
+    audits = {(name, key): task[key] for key in ("auto_audit", "auto_audit_v1") for name, task in tasks.items()
+              if key in task}
     if audits:
         lines += ["", "**How good is auto's pick?** Every candidate refit on the same training rows and scored on the "
-                  "test rows (only here, after the choice)", "",
-                  "| task | fits | pick within 1 point of the best candidate | mean gap to the best | "
-                  "pick − fixed default |", "|---|---|---|---|---|"]
-        for name, audit in audits.items():
+                  "test rows (only here, after the choice); v1 = the rule before 29c47c2, 12 single-pooling "
+                  "candidates", "",
+                  "| task | rule | fits | pick within 1 point of the best candidate | mean gap to the best | "
+                  "pick − first candidate |", "|---|---|---|---|---|---|"]
+        for (name, key), audit in audits.items():
             rows = audit["rows"]
             gap = np.mean([r["best_accuracy"] - r["picked_accuracy"] for r in rows])
             gain = np.mean([r["picked_accuracy"] - r["default_accuracy"] for r in rows])
-            lines.append(f"| {name} | {len(rows)} | {audit['within_1_point_rate']:.0%} | {gap:.3f} | {gain:+.3f} |")
+            rule = "v1" if key.endswith("_v1") else "current"
+            lines.append(f"| {name} | {rule} | {len(rows)} | {audit['within_1_point_rate']:.0%} | {gap:.3f} | "
+                         f"{gain:+.3f} |")
     timings = {name: task["timing"] for name, task in tasks.items() if "timing" in task}
     if timings:
         lines += ["", "**Time per fit (64/class) and per 1,000 predictions on uncached texts** (seconds)", "",
