@@ -138,19 +138,10 @@ def test_both_poolings_side_by_side_are_the_two_embeddings_from_one_pass(tiny_ca
         LMEmbedder(str(tiny_causal_dir), pooling="last+mean").fit()
 
 
-def test_explain_table_works_for_a_two_pooling_pick(tiny_causal_dir, tmp_path):
+@pytest.mark.parametrize("pooling", ["last", "mean+last"])
+def test_explain_table_works_for_a_pick_without_exact_contributions(tiny_causal_dir, tmp_path, pooling):
     train = EXAMPLES / "sentences_en.csv"
-    config = ClassifyConfig(model=str(tiny_causal_dir), pooling="mean+last", template="{text}", layers=(-1,), cv=3,
-                            cache_dir=None)
-    fit_table(train, tmp_path / "m", config)
-    result = explain_table(tmp_path / "m", train, tmp_path / "r.html", limit=2, train_path=train, n_boot=2,
-                           cache_dir=None)
-    assert result["explanations"][0]["method"] == "occlusion" and "mean pooling" in result["global_skipped"]
-
-
-def test_explain_table_works_for_a_last_pooled_pick(tiny_causal_dir, tmp_path):
-    train = EXAMPLES / "sentences_en.csv"
-    config = ClassifyConfig(model=str(tiny_causal_dir), pooling="last", template="{text}", layers=(-1,), cv=3,
+    config = ClassifyConfig(model=str(tiny_causal_dir), pooling=pooling, template="{text}", layers=(-1,), cv=3,
                             cache_dir=None)
     fit_table(train, tmp_path / "m", config)
     result = explain_table(tmp_path / "m", train, tmp_path / "r.html", limit=2, train_path=train, n_boot=2,
