@@ -98,8 +98,8 @@ PLAIN = "{text}"
 LAYER_SETS = [(-1,), (0.5,), (0.75,), (0.5, -1)]
 
 
-def load_task(task: Task, test_size: int, pool_per_class: int, seed: int):
-    path = DATA / task.name / "data.csv"
+def load_task(task: Task, test_size: int, pool_per_class: int, seed: int, path: Path | None = None):
+    path = path or DATA / task.name / "data.csv"
     frame = read_table(path, required=["label"], text_columns=["text"])
     labels = frame["label"].tolist()
     frame["label"] = [int(v) if str(v).lstrip("-").isdigit() else v for v in labels]

@@ -261,6 +261,7 @@ def test_lm_budget_too_small_skips_the_lm_with_a_reason(tiny_causal_dir, tiny_en
 def test_lm_candidate_needs_a_causal_transformers_lm(tiny_encoder, tiny_lm):
     assert _adapt.lm_unsupported(tiny_lm) is None
     assert "encoder" in _adapt.lm_unsupported(tiny_encoder)
+    assert "one pooling" in _adapt.lm_unsupported(tiny_lm, "mean+last")  # the fine-tune trains a single pooling
 
 
 def test_config_rejects_a_bad_budget():
