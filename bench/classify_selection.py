@@ -170,6 +170,11 @@ def main() -> None:
             continue
         task, path = HELD_OUT.get(name, (TASKS.get(name), None))
         texts, y, test_texts, y_test, _ = load_task(task, 500, 256, args.seed, path=path)
+        # One forward pass per template fills every pooling and layer the candidates read (as LMClassifier's own
+        # search does); without it each candidate would embed the texts again (the audit fills it otherwise).
+        for template in dict.fromkeys(c.template for c in single_candidates(np.unique(y))):
+            LMEmbedder("gemma3-270m", template=template, layers=(0.5, -1), cache=cache).fit().fill_cache(
+                list(dict.fromkeys(texts + test_texts)), POOLINGS)
         rows = [study_draw(name, cache, texts, y, test_texts, y_test, int(k), args.seed + d)
                 for k in args.shots.split(",") for d in range(args.draws)]
         result["tasks"][name] = {"rows": rows, "mean": {r: round(float(np.mean([row["accuracy"][r] for row in rows])),
