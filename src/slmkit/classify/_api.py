@@ -14,6 +14,7 @@ from slmkit._constants import DEFAULT_MODEL, DEFAULT_SEED
 from slmkit.classify._artifact import load_classifier, save_classifier
 from slmkit.classify._auto import AUTO
 from slmkit.classify._cache import EmbeddingCache
+from slmkit.classify._embedder import POOLING_CHOICES
 from slmkit.classify._classifier import LMClassifier
 from slmkit.classify._curves import DEFAULT_SHOTS, learning_curve, plot_learning_curves
 from slmkit.classify._explain import explain
@@ -46,8 +47,8 @@ class ClassifyConfig:
                                                                       "(0 = off; auto: 900 on a GPU, off on a CPU)"})
 
     def __post_init__(self) -> None:
-        if self.pooling not in (AUTO, "mean", "last", "mean+last"):
-            raise ConfigError(f"pooling must be 'auto', 'mean', 'last' or 'mean+last', got {self.pooling!r}")
+        if self.pooling not in (AUTO, *POOLING_CHOICES):
+            raise ConfigError(f"pooling must be 'auto' or one of {POOLING_CHOICES}, got {self.pooling!r}")
         if self.penalty not in ("l2", "l1", "elasticnet"):
             raise ConfigError(f"penalty must be 'l2', 'l1' or 'elasticnet', got {self.penalty!r}")
         if self.template != AUTO and self.template.count("{text}") != 1:

@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
-from slmkit.classify._embedder import BOTH  # both poolings side by side, from one forward pass
+from slmkit.classify._embedder import BOTH, POOLING_CHOICES
 from slmkit.errors import ConfigError
 
 AUTO = "auto"
@@ -90,8 +90,8 @@ def candidates(template, pooling, layers, classes, *, deep: bool = True) -> list
     else:
         templates = [("given", template)]
     poolings = list(POOLINGS) if pooling == AUTO else [pooling]
-    if pooling != AUTO and pooling not in (*POOLINGS, BOTH):
-        raise ConfigError(f"pooling must be 'auto' or one of {(*POOLINGS, BOTH)}, got {pooling!r}")
+    if pooling != AUTO and pooling not in POOLING_CHOICES:
+        raise ConfigError(f"pooling must be 'auto' or one of {POOLING_CHOICES}, got {pooling!r}")
     if layers == AUTO:
         layer_sets = list(LAYER_SETS.items()) if deep else [("last", (-1,))]
     else:

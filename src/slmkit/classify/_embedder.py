@@ -18,6 +18,7 @@ POOLINGS = ("mean", "last")
 # Both poolings side by side: one forward pass gives both, and a head over both beat any single choice on the
 # configuration study (bench/classify_selection.py).
 BOTH = "mean+last"
+POOLING_CHOICES = (*POOLINGS, BOTH)  # what LMEmbedder, LMClassifier and ClassifyConfig accept
 _STORE_EVERY = 64  # texts embedded between cache writes (and progress-bar updates)
 
 
@@ -100,8 +101,8 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         self.cache = cache
 
     def _validate_params(self) -> None:
-        if self.pooling not in (*POOLINGS, BOTH):
-            raise ConfigError(f"LMEmbedder: pooling must be one of {(*POOLINGS, BOTH)}, got {self.pooling!r}")
+        if self.pooling not in POOLING_CHOICES:
+            raise ConfigError(f"LMEmbedder: pooling must be one of {POOLING_CHOICES}, got {self.pooling!r}")
         if not isinstance(self.template, str) or self.template.count("{text}") != 1:
             raise ConfigError(f"LMEmbedder: template must contain '{{text}}' exactly once, got {self.template!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -122,21 +123,21 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         self.n_embedded_ = 0
         return self
 
-    def _namespace(self, layer: int, pooling: str | None = None) -> str:
-        return embedding_namespace(self.model_info_["checksum"], self.template, pooling or self.pooling, layer)
+    def _namespace(self, layer: int, pooling: str) -> str:
+        return embedding_namespace(self.model_info_["checksum"], self.template, pooling, layer)
 
-    def fill_cache(self, X, poolings: Sequence[str] = POOLINGS) -> int:
-        """Embed the texts not yet cached under every pooling in `poolings`, one forward pass for all of them.
+    def _embed_missing(self, texts: list[str], poolings: tuple[str, ...], keep: bool = False):
+        """Read every (pooling, layer) block of `texts` from the cache and embed the texts missing any of them.
 
-        Afterwards an LMEmbedder with the same model and template and any of these poolings and a subset of
-        `layers_` reads every text back from the cache. Returns the number of texts embedded.
+        One forward pass per chunk gives every pooling and layer (blocks pooling-major, then layer, as the LM
+        returns them); each block is stored on its own, so other layer sets and poolings reuse it, and chunks are
+        stored as they finish, so an interrupted run over thousands of texts keeps its work. Returns (cached
+        blocks per space, the texts embedded now, their vectors when `keep`).
         """
-        check_is_fitted(self, "lm_")
-        texts = check_texts(X)
-        poolings = tuple(poolings)
         spaces = [self._namespace(layer, how) for how in poolings for layer in self.layers_]
         cached = [self.cache_.get(space, texts) for space in spaces]
         missing = list(dict.fromkeys(t for i, t in enumerate(texts) if any(c[i] is None for c in cached)))
+        fresh: dict[str, np.ndarray] = {}
         for chunk in _chunks(missing):
             start = time.perf_counter()
             vectors = self.lm_.embed(chunk, pooling=poolings, layers=self.layers_, template=self.template,
@@ -145,6 +146,18 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
             self.n_embedded_ += len(chunk)
             for j, space in enumerate(spaces):
                 self.cache_.put(space, chunk, vectors[:, j * self.hidden_size_ : (j + 1) * self.hidden_size_])
+            if keep:
+                fresh.update(zip(chunk, vectors))
+        return cached, missing, fresh
+
+    def fill_cache(self, X, poolings: Sequence[str] = POOLINGS) -> int:
+        """Embed the texts not yet cached under every pooling in `poolings`, one forward pass for all of them.
+
+        Afterwards an LMEmbedder with the same model and template and any of these poolings and a subset of
+        `layers_` reads every text back from the cache. Returns the number of texts embedded.
+        """
+        check_is_fitted(self, "lm_")
+        _, missing, _ = self._embed_missing(check_texts(X), tuple(poolings))
         return len(missing)
 
     def transform(self, X) -> np.ndarray:
@@ -158,41 +171,19 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "lm_")
         texts = check_texts(X)
-        # Blocks in the order the LM returns them: pooling-major, then layer; each cached on its own.
-        blocks = [(how, layer) for how in self.poolings_ for layer in self.layers_]
-        cached = {block: self.cache_.get(self._namespace(block[1], block[0]), texts) for block in blocks}
-        missing = list(dict.fromkeys(t for i, t in enumerate(texts) if any(cached[b][i] is None for b in blocks)))
+        cached, missing, fresh = self._embed_missing(texts, self.poolings_, keep=True)
         self.cache_.hits += len(texts) - len(missing)
         self.cache_.misses += len(missing)
-        fresh: dict[str, np.ndarray] = {}
-        # Chunks are stored as they finish, so an interrupted run over thousands of texts keeps its work.
-        for chunk in _chunks(missing):
-            start = time.perf_counter()
-            # One forward pass gives every layer; each is stored on its own so other layer sets reuse it.
-            vectors = self.lm_.embed(chunk, pooling=self._lm_pooling(), layers=self.layers_, template=self.template,
-                                     batch_size=self.batch_size)
-            self.embed_seconds_ += time.perf_counter() - start
-            self.n_embedded_ += len(chunk)
-            for j, (how, layer) in enumerate(blocks):
-                block = vectors[:, j * self.hidden_size_ : (j + 1) * self.hidden_size_]
-                self.cache_.put(self._namespace(layer, how), chunk, block)
-            fresh.update(zip(chunk, vectors))
         out = np.empty((len(texts), self.n_features_out_), np.float32)
         for i, text in enumerate(texts):
-            if text in fresh:
-                out[i] = fresh[text]
-            else:
-                out[i] = np.concatenate([cached[block][i] for block in blocks])
+            out[i] = fresh[text] if text in fresh else np.concatenate([blocks[i] for blocks in cached])
         return out
 
     def embed_uncached(self, texts: Sequence[str]) -> np.ndarray:
         """Features straight from the LM, not through the cache (for throw-away texts such as occlusion variants)."""
         check_is_fitted(self, "lm_")
-        return self.lm_.embed(list(texts), pooling=self._lm_pooling(), layers=self.layers_, template=self.template,
+        return self.lm_.embed(list(texts), pooling=self.poolings_, layers=self.layers_, template=self.template,
                               batch_size=self.batch_size)
-
-    def _lm_pooling(self) -> str | tuple[str, ...]:
-        return self.pooling if len(self.poolings_) == 1 else self.poolings_
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "lm_")
