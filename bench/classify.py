@@ -616,10 +616,9 @@ def cpu_name() -> str:
 def inference_dtype() -> str:
     """The precision slmkit's transformers models run in here ($SLMKIT_DTYPE, else auto's choice on this CPU:
     bfloat16 where the CPU has AVX-512 BF16 or AMX)."""
-    from slmkit.models._precision import auto_dtype, requested_dtype
+    from slmkit.models._precision import resolve_precision
 
-    choice = requested_dtype()
-    return auto_dtype("cpu") if choice == "auto" else choice
+    return resolve_precision(None, None, "cpu")[0]
 
 
 def meta(args) -> dict:

@@ -43,7 +43,8 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import LabelEncoder
 
 from slmkit.classify import EmbeddingCache, LMClassifier, LMEmbedder, PLRClassifier, sample_per_class
-from slmkit.classify._auto import LAYER_SETS, POOLINGS, Candidate, candidates, fold_scores, one_se_choice
+from slmkit.classify._auto import (LAYER_SETS, POOLINGS, Candidate, _summary, candidates, fold_scores,
+                                  one_se_choice)
 from slmkit.data import write_json
 
 from classify import DATA, TASKS, Task, load_task
@@ -74,13 +75,8 @@ def cv_table(cands, features, y, seed: int) -> tuple[np.ndarray, np.ndarray]:
     n_splits = int(min(5, np.bincount(codes).min()))
     folds = list(RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=2, random_state=seed)
                  .split(np.zeros(len(codes)), codes))
-    means, ses = [], []
-    for cand in cands:
-        scores = fold_scores(features(cand), codes, folds, class_weight="balanced", seed=seed)
-        column = scores[:, int(scores.mean(axis=0).argmax())]
-        means.append(column.mean())
-        ses.append(column.std(ddof=1) / np.sqrt(len(column)))
-    return np.array(means), np.array(ses)
+    summaries = [_summary(fold_scores(features(c), codes, folds, class_weight="balanced", seed=seed)) for c in cands]
+    return np.array([m for m, _, _ in summaries]), np.array([se for _, se, _ in summaries])
 
 
 def study_draw(task_name: str, cache, texts, y, test_texts, y_test, k: int, seed: int) -> dict:
