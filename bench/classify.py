@@ -215,8 +215,12 @@ def time_fit_predict(make, texts, y, test_texts, k: int, seed: int) -> dict:
     start = time.perf_counter()
     model.predict(test_texts)
     per_1000 = (time.perf_counter() - start) * 1000 / len(test_texts)
+    import torch
+
+    # Times depend on the CPU, the precision and the threads: record them beside each number.
     return {"fit_seconds": round(fit_seconds, 2), "predict_seconds_per_1000": round(per_1000, 2), "n_train": len(idx),
-            "n_predicted": len(test_texts)}
+            "n_predicted": len(test_texts), "threads": torch.get_num_threads(), "cpu": cpu_name(),
+            "dtype": inference_dtype()}
 
 
 def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=None) -> None:
