@@ -45,7 +45,7 @@ from slmkit.data import atomic_open
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # reuse the other benchmarks' helpers (bench/ is not a package)
 
-from classify import TASKS, load_task  # bench/classify.py: task templates and the data split
+from classify import TASKS, cpu_name, load_task  # bench/classify.py: task templates, data split, CPU name
 from runtime import _texts_of_n_tokens  # bench/runtime.py: texts cut to exactly n tokens
 
 RESULTS = HERE / "results"
@@ -66,14 +66,8 @@ def machine() -> dict:
     from slmkit.models._precision import auto_dtype, cpu_flags, cpu_native_bf16
 
     flags = cpu_flags()
-    model_name = ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model_name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
-    except OSError:
-        pass
     return {
-        "cpu": model_name or platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch.get_num_threads(),
