@@ -9,8 +9,9 @@ Writes bench/results/runtime.json and runtime.png. Quote medians from one run; t
 backend x precision in ENGINES, on the built-in model and on a fine-tuned run (`--finetuned`, a LoRA run is
 merged by the engine's conversion): conversion and load time, token-loss tokens/s, generation tokens/s one
 prompt at a time and batched by 8, teacher-forced top-1 agreement with transformers float32, peak memory; and
-ratios to transformers float32. Embeddings are not compared: the ctranslate2 backend serves them from its
-transformers twin (bench/precision.py compares dtypes for embeddings).
+ratios to transformers float32. Embedding tokens/s (batch 1/8/32) are measured on the transformers rows only:
+the ctranslate2 backend serves embeddings from its float32 transformers twin (bench/precision.py compares the
+precisions' embedding accuracy).
 
     SLMKIT_NUM_THREADS=1 taskset -c 0 python bench/runtime.py --engines --finetuned out/bench_train/ko_lora
 """
@@ -127,7 +128,10 @@ def phase_llamacpp(model: str, n_texts: int, seed: int) -> dict:
     return {"token_losses_tokens_per_s": round(n_scored / loss_s, 1), "generate_tokens_per_s": round(n_new / gen_s, 2)}
 
 
-ENGINES = [("transformers", None), ("ctranslate2", "float32"), ("ctranslate2", "int8"), ("ctranslate2", "int8-trimmed")]
+# transformers:None is float32 (the reference every ratio is taken against); bfloat16 is what dtype="auto" picks on
+# a CPU with native bf16 (AVX-512 BF16 or AMX), so on such a CPU it is the default path's speed.
+ENGINES = [("transformers", None), ("transformers", "bfloat16"), ("ctranslate2", "float32"), ("ctranslate2", "int8"),
+           ("ctranslate2", "int8-trimmed")]
 # "-trimmed": the output layer keeps the tokens of TRIM_CORPUS source paragraphs (English WikiText paragraphs
 # after the ones measured, so the measured texts never choose them); see load_model(..., keep_tokens=).
 TRIM_CORPUS = 300
@@ -140,7 +144,10 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
 
     from slmkit.models import GenerationParams, load_model
 
-    options = {"quantize": quantize.removesuffix("-trimmed")} if backend != "transformers" else {}
+    if backend == "transformers":  # explicit, so the reference stays float32 whatever "auto" means on this CPU
+        options = {"dtype": quantize or "float32"}
+    else:
+        options = {"quantize": quantize.removesuffix("-trimmed")}
     if quantize and quantize.endswith("-trimmed"):
         options["keep_tokens"] = _source_paragraphs()[n_texts : n_texts + TRIM_CORPUS]
     start = time.perf_counter()
@@ -148,8 +155,13 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
     out = {"backend": backend, "quantize": quantize or "float32", "load_s": round(time.perf_counter() - start, 2),
            "converted_s": lm.info.get("converted_seconds"), "checksum": lm.info["checksum"],
            "kept_tokens": lm.info.get("kept_tokens")}
-    ref = lm if backend == "transformers" else lm._twin()  # transformers float32 of the same weights
+    ref = lm if backend == "transformers" else lm._twin()  # a transformers copy of the same weights (float32)
     texts = _texts_of_n_tokens(ref, n_texts, 100)
+    if backend == "transformers":  # the ctranslate2 backend serves embeddings from its float32 twin: not measured
+        lm.embed(texts[:4])  # warm-up
+        for batch in (1, 8, 32):
+            seconds = _median_time(lambda: lm.embed(texts, batch_size=batch), repeats)
+            out[f"embed_batch_{batch}_tokens_per_s"] = round(n_texts * 100 / seconds, 1)
     if not lm.info.get("kept_tokens"):  # a trimmed engine generates only
         lm.token_losses(texts[:4])  # warm-up
         n_scored = sum(len(x) for x in lm.token_losses(texts))
@@ -163,13 +175,18 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
         seconds = time.perf_counter() - start
         n_new = sum(ref.count_tokens(generated))
         out[f"generate_{name}_tokens_per_s"] = round(n_new / seconds, 2)
-    if backend != "transformers" and not lm.info.get("kept_tokens"):  # top-1 agreement with transformers float32
+    reduced = backend != "transformers" or quantize not in (None, "float32")
+    if reduced and not lm.info.get("kept_tokens"):  # teacher-forced top-1 agreement with transformers float32
+        twin = ref if backend != "transformers" else load_model(model, dtype="float32")
         agree = total = 0
         for text in texts[:8]:
-            ids = ref._encode([text])[0]
-            fast = np.asarray(lm._generator.forward_batch([lm._tokens(ids)]))[0].argmax(-1)
+            ids = twin._encode([text])[0]
             with torch.no_grad():
-                slow = ref.model(torch.tensor([ids])).logits[0].argmax(-1).numpy()
+                if backend == "transformers":
+                    fast = lm.model(torch.tensor([ids])).logits[0].float().argmax(-1).numpy()
+                else:
+                    fast = np.asarray(lm._generator.forward_batch([lm._tokens(ids)]))[0].argmax(-1)
+                slow = twin.model(torch.tensor([ids])).logits[0].argmax(-1).numpy()
             agree, total = agree + int((fast == slow).sum()), total + len(ids)
         out["top1_agreement"] = round(agree / total, 4)
         out["top1_positions"] = total
@@ -195,11 +212,15 @@ def _engines(args, env: dict) -> dict:
             rows.append(row)
             print(json.dumps(row), flush=True)
     for row in rows:
-        base = next(r for r in rows if r["model"] == row["model"] and r["backend"] == "transformers")
+        base = next((r for r in rows if r["model"] == row["model"] and r["backend"] == "transformers"
+                     and r["quantize"] == "float32"), None)
+        if base is None:  # --engine-set left the reference out
+            continue
         row["ratios_to_transformers_float32"] = {
             k: round(row[k] / base[k], 2)
-            for k in ("token_losses_tokens_per_s", "generate_single_tokens_per_s", "generate_batched_8_tokens_per_s")
-            if k in row
+            for k in ("token_losses_tokens_per_s", "generate_single_tokens_per_s", "generate_batched_8_tokens_per_s",
+                      "embed_batch_1_tokens_per_s", "embed_batch_8_tokens_per_s", "embed_batch_32_tokens_per_s")
+            if k in row and k in base
         }
     return {"rows": rows}
 
@@ -293,6 +314,9 @@ def main() -> None:
     ]
     if args.engines:
         import ctranslate2
+        from classify import cpu_name  # bench/classify.py
+
+        from slmkit.models._precision import cpu_native_bf16
 
         out = args.out if args.out != RESULTS / "runtime.json" else RESULTS / "runtime_engines.json"
         result = {
@@ -303,7 +327,7 @@ def main() -> None:
                          "transformers": transformers.__version__, "ctranslate2": ctranslate2.__version__,
                          "python": platform.python_version()},
             "machine": {"cpus": os.cpu_count(), "threads": os.environ.get("SLMKIT_NUM_THREADS", "default"),
-                        "processor": platform.processor()},
+                        "processor": platform.processor(), "cpu": cpu_name(), "native_bf16": cpu_native_bf16()},
             **_engines(args, env),
         }
         from slmkit.data import write_json
