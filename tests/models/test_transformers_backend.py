@@ -116,3 +116,20 @@ def test_device_choice_is_validated(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_output_layer_gets_a_contiguous_input_for_a_frozen_model(tiny_causal_dir):
+    """generate projects `hidden[:, -1:, :]`, a non-contiguous view; with frozen weights (a merged LoRA) torch's
+    CPU linear then copies the whole output layer once per sequence (3x slower decoding of fine-tuned
+    summarizers in bf16). The loader hands the layer a contiguous input."""
+    from slmkit.models import load_model
+
+    lm = load_model(str(tiny_causal_dir), dtype="float32")
+    for parameter in lm.model.parameters():
+        parameter.requires_grad_(False)  # as merge_and_unload leaves a merged LoRA
+    seen = []
+    lm.model.get_output_embeddings().register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    lm.generate(["a longer prompt of several tokens", "another prompt"], GenerationParams(max_new_tokens=3),
+                batch_size=2)
+    assert seen and seen[0].shape[1] == 1  # the prompt pass projected only the last position
+    assert all(x.is_contiguous() for x in seen)

@@ -458,6 +458,7 @@ def load_transformers(
         model = model.to(getattr(torch, run_dtype))
     if quantize == "int8":
         model = quantize_int8(model)
+    _contiguous_head_input(model)
     info["weights_checksum"] = info["checksum"]
     precision = quantize or run_dtype
     if precision != "float32":
@@ -467,6 +468,25 @@ def load_transformers(
     lm = TransformersLM(spec, model, tokenizer, info)
     lm.prompt_tuned = prompt_tuned
     return lm
+
+
+def _contiguous_head_input(model) -> None:
+    """Hand the output layer a contiguous input.
+
+    transformers' generate projects only the last position, `lm_head(hidden[:, -1:, :])`: a non-contiguous 3-D
+    view. On torch 2.13's CPU kernels, `F.linear` of such a view with a weight that does not require grad (a
+    merged LoRA; `merge_and_unload` freezes every weight) does not fold it into one matrix product: it expands
+    the weight to (batch, hidden, vocab) and copies it. For Gemma's 262k x 640 head in bfloat16 at batch 8 that
+    is 8.4 s per prompt pass instead of 0.035 s (one call, measured alone), which made a fine-tuned summarizer
+    decode 3x slower than the base model. A copy of one hidden row per sequence avoids it.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None:
+        head.register_forward_pre_hook(_contiguous_args)
+
+
+def _contiguous_args(module, args):  # a module-level function, so a model with the hook still pickles
+    return (args[0].contiguous(), *args[1:]) if args else None
 
 
 def resolve_device(device: str | None = None) -> str:
