@@ -478,7 +478,8 @@ def _contiguous_head_input(model) -> None:
     merged LoRA; `merge_and_unload` freezes every weight) does not fold it into one matrix product: it expands
     the weight to (batch, hidden, vocab) and copies it. For Gemma's 262k x 640 head in bfloat16 at batch 8 that
     is 8.4 s per prompt pass instead of 0.035 s (one call, measured alone), which made a fine-tuned summarizer
-    decode 3x slower than the base model. A copy of one hidden row per sequence avoids it.
+    decode 3x slower than the base model. A copy of one hidden row per sequence avoids it. Upstream:
+    pytorch/pytorch#186148 (the missed fold) and #151934 (bf16 bmm copying a broadcast weight on CPU).
     """
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is not None:
