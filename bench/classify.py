@@ -208,6 +208,8 @@ def setfit_available() -> bool:
 
 def time_fit_predict(make, texts, y, test_texts, k: int, seed: int) -> dict:
     """Seconds for one fit at `k` per class and per 1,000 predictions on texts no cache has seen."""
+    import torch
+
     idx = sample_per_class(y, k, seed)
     start = time.perf_counter()
     model = make().fit([texts[i] for i in idx], y[idx])
@@ -215,8 +217,6 @@ def time_fit_predict(make, texts, y, test_texts, k: int, seed: int) -> dict:
     start = time.perf_counter()
     model.predict(test_texts)
     per_1000 = (time.perf_counter() - start) * 1000 / len(test_texts)
-    import torch
-
     # Times depend on the CPU, the precision and the threads: record them beside each number.
     return {"fit_seconds": round(fit_seconds, 2), "predict_seconds_per_1000": round(per_1000, 2), "n_train": len(idx),
             "n_predicted": len(test_texts), "threads": torch.get_num_threads(), "cpu": cpu_name(),
