@@ -13,6 +13,7 @@ ENV_CACHE_DIR = "SLMKIT_CACHE"
 ENV_THREADS = "SLMKIT_NUM_THREADS"
 ENV_DEVICE = "SLMKIT_DEVICE"  # "auto" (default: a CUDA GPU when torch sees one), "cpu", "cuda", "cuda:1", ...
 ENV_DTYPE = "SLMKIT_DTYPE"  # inference precision: "auto" (default), "float32", "bfloat16", "float16"
+ENV_PACK = "SLMKIT_PACK_BF16"  # "0" turns off the oneDNN-prepacked bf16 Linear layers (the transformers backend)
 
 DEFAULT_MODEL = "gemma3-270m"
 DEFAULT_SEED = 0

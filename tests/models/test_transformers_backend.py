@@ -136,3 +136,112 @@ def test_output_layer_gets_a_contiguous_input_for_a_frozen_model(tiny_causal_dir
     assert len(seen) == 6 and all(x.shape[1] == 1 for x in seen)  # each pass projected only the last position
     # row-major strides, the size-1 dimension's included: matmul's fold check reads them all
     assert all(x.stride() == (x.shape[1] * x.shape[2], x.shape[2], 1) for x in seen)
+
+
+TRIM_CORPUS = ["the cat sat on the mat", "stock prices rose again", "오늘 날씨가 좋다"]
+
+
+def _masked_generate(lm, prompt, keep, **knobs):
+    """The full model's own generate with every token outside `keep` banned: what a trimmed head must equal."""
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class OnlyKept(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            mask = torch.full_like(scores, float("-inf"))
+            mask[:, keep] = 0
+            return scores + mask
+
+    ids = lm.tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = lm.model.generate(**ids, logits_processor=LogitsProcessorList([OnlyKept()]), do_sample=False,
+                                pad_token_id=lm.tokenizer.pad_token_id, **knobs)
+    return lm.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def test_trimmed_output_layer_is_the_full_model_masked_to_the_kept_tokens(tiny_lm, tiny_causal_dir):
+    from slmkit.models import load_model
+    from slmkit.models._base import kept_token_ids
+    from slmkit.models._transformers import TrimmedHead
+
+    trimmed = load_model(str(tiny_causal_dir), dtype="float32", keep_tokens=TRIM_CORPUS)
+    keep = kept_token_ids(tiny_lm.tokenizer, TRIM_CORPUS)
+    head = trimmed.model.get_output_embeddings()
+    assert isinstance(head, TrimmedHead) and head.proj.weight.shape[0] == len(keep) < len(tiny_lm.tokenizer)
+    assert trimmed.info["kept_tokens"] == len(keep)
+    assert trimmed.info["checksum"].startswith(tiny_lm.info["checksum"] + "+trimmed:")
+    prompts = ["hello world and more", "x", "오늘은"]  # prompts hold tokens outside the kept set
+    expected = [_masked_generate(tiny_lm, p, keep, max_new_tokens=8) for p in prompts]
+    assert trimmed.generate(prompts, max_new_tokens=8, batch_size=3) == expected  # batched, left-padded
+    assert trimmed.generate(prompts, max_new_tokens=8, batch_size=1) == expected
+    beams = trimmed.generate(prompts[:1], max_new_tokens=6, num_beams=3)
+    assert beams == [_masked_generate(tiny_lm, prompts[0], keep, max_new_tokens=6, num_beams=3)]
+    # the untrimmed model is untouched and the input side keeps every embedding
+    np.testing.assert_allclose(trimmed.embed(TEXTS), tiny_lm.embed(TEXTS), atol=1e-6)
+    for scoring in (lambda: trimmed.token_losses(TEXTS), lambda: trimmed.score_choices(["a"], [" b", " c"]),
+                    lambda: trimmed.next_token_logprobs(["a"], [" b"])):
+        with pytest.raises(ConfigError, match="needs the whole vocabulary"):
+            scoring()
+    with pytest.raises(ConfigError, match="list of texts"):
+        load_model(str(tiny_causal_dir), dtype="float32", keep_tokens="one string")
+
+
+def test_trimmed_soft_capped_model_never_samples_a_dropped_token(tiny_causal_dir, tmp_path):
+    """Soft-capping (tanh(logits / cap) * cap) maps the trimmed head's -inf to -cap, a real probability."""
+    import json
+    import shutil
+
+    from slmkit.models import load_model
+
+    capped = tmp_path / "capped"
+    shutil.copytree(tiny_causal_dir, capped)
+    config = json.loads((capped / "config.json").read_text())
+    config["final_logit_softcapping"] = 2.0
+    (capped / "config.json").write_text(json.dumps(config))
+    lm = load_model(str(capped), dtype="float32", keep_tokens=TRIM_CORPUS[:1])
+    keep = set(lm.model.get_output_embeddings().kept.tolist())
+    params = GenerationParams(max_new_tokens=40, min_new_tokens=40, do_sample=True, temperature=3.0, top_k=0)
+    seen, decode = [], lm.tokenizer.decode
+    lm.tokenizer.decode = lambda ids, **kw: (seen.append([int(i) for i in ids]), decode(ids, **kw))[1]
+    lm.generate(["hello", "x y z"], params, batch_size=2)
+    assert len(seen) == 2 and all(len(ids) == 40 and set(ids) <= keep for ids in seen)
+
+
+def test_packed_bf16_linears_match_plain_bf16_and_survive_copies_and_edits(tiny_causal_dir, monkeypatch):
+    import copy
+    import pickle
+
+    import torch
+
+    from slmkit.models import load_model
+    from slmkit.models._precision import mkldnn_bf16_linear_available
+    from slmkit.models._transformers import PackedLinear
+
+    if not mkldnn_bf16_linear_available():
+        pytest.skip("no native bf16 / oneDNN linear on this CPU: bf16 layers stay plain (not packed)")
+    packed = load_model(str(tiny_causal_dir), dtype="bfloat16")
+    monkeypatch.setenv("SLMKIT_PACK_BF16", "0")
+    plain = load_model(str(tiny_causal_dir), dtype="bfloat16")
+    assert packed.info["packed_linears"] > 0 and plain.info["packed_linears"] == 0
+    assert all(isinstance(m, torch.nn.Linear) for m in packed.model.modules() if isinstance(m, PackedLinear))
+    np.testing.assert_array_equal(packed.embed(TEXTS), plain.embed(TEXTS))  # the same numbers, bit for bit
+    np.testing.assert_array_equal(np.concatenate(packed.token_losses(TEXTS)), np.concatenate(plain.token_losses(TEXTS)))
+    assert packed.generate(TEXTS, max_new_tokens=6) == plain.generate(TEXTS, max_new_tokens=6)
+    # a copy drops the packed weights and packs again on use (classification's LoRA adaptation deep-copies)
+    clone, ids = copy.deepcopy(packed.model), torch.tensor([[2, 10, 11, 12]])
+    layer = next(m for m in clone.modules() if isinstance(m, PackedLinear))
+    assert "_packed" not in vars(layer)
+    with torch.no_grad():
+        assert torch.equal(clone(ids).logits, packed.model(ids).logits)
+    assert pickle.loads(pickle.dumps(layer)).__getstate__().get("_packed") is None
+    # an in-place edit of a weight (a LoRA merge, an optimizer step) is seen at the next call
+    layer = next(m for m in packed.model.modules() if isinstance(m, PackedLinear))
+    x = torch.randn(3, layer.in_features, dtype=torch.bfloat16)
+    with torch.no_grad():
+        layer(x)
+        layer.weight.mul_(2)
+        assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    # autograd runs the plain product (the packed copy carries no gradient)
+    out = layer(x.requires_grad_())
+    out.float().sum().backward()
+    assert layer.weight.grad is not None

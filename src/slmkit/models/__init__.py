@@ -54,7 +54,9 @@ def load_model(name: str | ModelSpec = "gemma3-270m", *, backend: str | None = N
             "cpu", "cuda", "cuda:N", `dtype`: "auto", "float32", "bfloat16", "float16" (default
             `$SLMKIT_DTYPE`, else "auto": bfloat16 where the hardware computes it natively, else float32) and
             `quantize`: None or "int8" (CPU); ctranslate2 takes `quantize`: "int8" (default) or "float32";
-            llama.cpp takes `n_ctx`).
+            llama.cpp takes `n_ctx`). transformers and ctranslate2 take `keep_tokens`: texts in the language(s)
+            the model will write; the output layer keeps only their tokens (plus special and byte tokens), so
+            decoding is faster and the model generates (and, with transformers, embeds) but cannot score.
     """
     from slmkit._status import status
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -108,6 +109,20 @@ def log_softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     shifted = scores - scores.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+BYTE_TOKEN = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")  # SentencePiece byte fallback: any text stays writable
+
+
+def kept_token_ids(tokenizer, texts: Sequence[str]) -> list[int]:
+    """The tokens `texts` use, every special token and every byte-fallback token (so any text stays writable)."""
+    ids = set(tokenizer.all_special_ids)
+    ids |= {i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+    ids |= {i for token, i in tokenizer.get_vocab().items() if BYTE_TOKEN.match(token)}
+    for start in range(0, len(texts), 256):
+        for seq in tokenizer(list(texts[start : start + 256]), add_special_tokens=False)["input_ids"]:
+            ids.update(seq)
+    return sorted(ids)
 
 
 def is_newline_token(text: str) -> bool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import shutil
 import tempfile
 import time
@@ -40,6 +39,7 @@ from slmkit.models._base import (
     LanguageModel,
     cut_at_stop,
     default_num_threads,
+    kept_token_ids,
     length_sorted_batches,
     log_softmax,
     newline_ids_of,
@@ -54,7 +54,6 @@ QUANTIZATIONS = ("int8", "float32")  # what CTranslate2 computes in on a CPU (no
 DEFAULT_QUANTIZATION = "int8"
 MARKER = "slmkit_ct2.json"
 VOCAB_ORDER = "kept_token_ids.npy"  # a trimmed engine's output id i is the tokenizer's id VOCAB_ORDER[i]
-_BYTE_TOKEN = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
 
 def _import_ctranslate2():
@@ -311,17 +310,6 @@ def converted_path(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | 
         key.update("\x00".join(keep_tokens).encode())
     trimmed = "-trimmed" if keep_tokens is not None else ""
     return cache_dir() / "ctranslate2" / f"{spec.name}-{key.hexdigest()[:16]}{trimmed}-{quantize}"
-
-
-def kept_token_ids(tokenizer, texts: Sequence[str]) -> list[int]:
-    """The tokens `texts` use, every special token and every byte-fallback token (so any text stays writable)."""
-    ids = set(tokenizer.all_special_ids)
-    ids |= {i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
-    ids |= {i for token, i in tokenizer.get_vocab().items() if _BYTE_TOKEN.match(token)}
-    for start in range(0, len(texts), 256):
-        for seq in tokenizer(list(texts[start : start + 256]), add_special_tokens=False)["input_ids"]:
-            ids.update(seq)
-    return sorted(ids)
 
 
 def _source_dir(spec: ModelSpec, scratch: Path) -> Path | str:
