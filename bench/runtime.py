@@ -130,10 +130,13 @@ def phase_llamacpp(model: str, n_texts: int, seed: int) -> dict:
 
 # transformers:None is float32 (the reference every ratio is taken against); bfloat16 is what dtype="auto" picks on
 # a CPU with native bf16 (AVX-512 BF16 or AMX), so on such a CPU it is the default path's speed.
-ENGINES = [("transformers", None), ("transformers", "bfloat16"), ("ctranslate2", "float32"), ("ctranslate2", "int8"),
+ENGINES = [("transformers", None), ("transformers", "bfloat16-unpacked"), ("transformers", "bfloat16"),
+           ("transformers", "bfloat16-trimmed"), ("ctranslate2", "float32"), ("ctranslate2", "int8"),
            ("ctranslate2", "int8-trimmed")]
 # "-trimmed": the output layer keeps the tokens of TRIM_CORPUS source paragraphs (English WikiText paragraphs
 # after the ones measured, so the measured texts never choose them); see load_model(..., keep_tokens=).
+# "-unpacked": bf16 with plain F.linear layers (SLMKIT_PACK_BF16=0), what bf16 ran before the oneDNN-prepacked
+# layers (`PackedLinear`), to show their gain in the same run.
 TRIM_CORPUS = 300
 
 
@@ -144,17 +147,18 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
 
     from slmkit.models import GenerationParams, load_model
 
+    precision = (quantize or "float32").removesuffix("-trimmed").removesuffix("-unpacked")
     if backend == "transformers":  # explicit, so the reference stays float32 whatever "auto" means on this CPU
-        options = {"dtype": quantize or "float32"}
+        options = {"dtype": precision}
     else:
-        options = {"quantize": quantize.removesuffix("-trimmed")}
+        options = {"quantize": precision}
     if quantize and quantize.endswith("-trimmed"):
         options["keep_tokens"] = _source_paragraphs()[n_texts : n_texts + TRIM_CORPUS]
     start = time.perf_counter()
     lm = load_model(model, backend=backend, **options)
     out = {"backend": backend, "quantize": quantize or "float32", "load_s": round(time.perf_counter() - start, 2),
            "converted_s": lm.info.get("converted_seconds"), "checksum": lm.info["checksum"],
-           "kept_tokens": lm.info.get("kept_tokens")}
+           "kept_tokens": lm.info.get("kept_tokens"), "packed_linears": lm.info.get("packed_linears")}
     ref = lm if backend == "transformers" else lm._twin()  # a transformers copy of the same weights (float32)
     texts = _texts_of_n_tokens(ref, n_texts, 100)
     if backend == "transformers":  # the ctranslate2 backend serves embeddings from its float32 twin: not measured
@@ -176,7 +180,7 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
         n_new = sum(ref.count_tokens(generated))
         out[f"generate_{name}_tokens_per_s"] = round(n_new / seconds, 2)
     reduced = backend != "transformers" or quantize not in (None, "float32")
-    if reduced and not lm.info.get("kept_tokens"):  # teacher-forced top-1 agreement with transformers float32
+    if reduced:  # teacher-forced top-1 agreement with transformers float32 (a trimmed head: over its kept tokens)
         twin = ref if backend != "transformers" else load_model(model, dtype="float32")
         agree = total = 0
         for text in texts[:8]:
@@ -186,6 +190,7 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
                     fast = lm.model(torch.tensor([ids])).logits[0].float().argmax(-1).numpy()
                 else:
                     fast = np.asarray(lm._generator.forward_batch([lm._tokens(ids)]))[0].argmax(-1)
+                    fast = np.asarray(lm._own_ids(fast.tolist()))  # a trimmed engine's ids -> the tokenizer's
                 slow = twin.model(torch.tensor([ids])).logits[0].argmax(-1).numpy()
             agree, total = agree + int((fast == slow).sum()), total + len(ids)
         out["top1_agreement"] = round(agree / total, 4)
@@ -205,9 +210,11 @@ def _engines(args, env: dict) -> dict:
                 for entry in ("gguf", "converted", "checksums.json"):
                     if (user / entry).exists():
                         (Path(fresh) / entry).symlink_to((user / entry).resolve())
+                unpacked = {"SLMKIT_PACK_BF16": "0"} if quantize and quantize.endswith("-unpacked") else {}
                 row = _run_phase(["--model", model, "--n-texts", str(args.n_texts), "--repeats", str(args.repeats),
                                   "--seed", str(args.seed), "--phase", "engine", "--backend", backend,
-                                  *(["--quantize", quantize] if quantize else [])], {**env, "SLMKIT_CACHE": fresh})
+                                  *(["--quantize", quantize] if quantize else [])],
+                                 {**env, "SLMKIT_CACHE": fresh, **unpacked})
             row["model"] = model
             rows.append(row)
             print(json.dumps(row), flush=True)
