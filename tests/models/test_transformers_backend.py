@@ -245,3 +245,30 @@ def test_packed_bf16_linears_match_plain_bf16_and_survive_copies_and_edits(tiny_
     out = layer(x.requires_grad_())
     out.float().sum().backward()
     assert layer.weight.grad is not None
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_min_new_tokens_equals_transformers_own_when_eos_comes_first(kind, tiny_causal_dir, tmp_path):
+    """slmkit bans EOS with its own cheap processor (greedy and beam search); the text must be what transformers'
+    `min_new_tokens` gives. EOS is made the model's first greedy choice, so the minimum really bites."""
+    import torch
+
+    from slmkit.models import load_model
+    from slmkit.testing import make_tiny_model_dir
+
+    lm = load_model(str(tiny_causal_dir if kind == "causal" else make_tiny_model_dir(tmp_path, kind=kind)),
+                    dtype="float32")
+    prompt = "hello world and more"
+    ids = lm.tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        first = lm.model.generate(**ids, max_new_tokens=1, do_sample=False)[0, -1].item()
+    lm.model.generation_config.eos_token_id = first
+    skip = 1 if kind == "seq2seq" else ids["input_ids"].shape[1]  # the decoder start token / the prompt
+    with torch.no_grad():
+        assert lm.model.generate(**ids, max_new_tokens=6, do_sample=False).shape[1] == skip + 1  # EOS right away
+    for beams in (1, 3):
+        with torch.no_grad():
+            out = lm.model.generate(**ids, max_new_tokens=6, min_new_tokens=4, num_beams=beams, do_sample=False)
+        assert out.shape[1] - skip >= 4
+        expected = lm.tokenizer.decode(out[0, skip:], skip_special_tokens=True)
+        assert lm.generate([prompt], max_new_tokens=6, min_new_tokens=4, num_beams=beams) == [expected]

@@ -309,10 +309,10 @@ class TransformersLM(LanguageModel):
             pad_token_id=self.tokenizer.pad_token_id,
             **params.extra,
         )
-        if params.min_new_tokens:
-            knobs["min_new_tokens"] = params.min_new_tokens
         if params.suppress_leading_newline:
             knobs["begin_suppress_tokens"] = self.newline_token_ids()
+        if params.min_new_tokens and params.do_sample:
+            knobs["min_new_tokens"] = params.min_new_tokens
         if params.num_beams > 1:
             knobs["length_penalty"] = params.length_penalty
         if params.do_sample:  # passing these with greedy decoding only earns transformers warnings
@@ -325,6 +325,11 @@ class TransformersLM(LanguageModel):
                 input_ids, mask = self._pad([ids[i] for i in batch], side="right" if seq2seq else "left")
                 start = 0 if seq2seq else input_ids.shape[1]  # where the new tokens begin in generate's ids
                 criteria = [_StopStrings(self.tokenizer, params.stop, start)] if params.stop else []
+                processors = self._trimmed_processors()
+                if params.min_new_tokens and not params.do_sample:
+                    # `start`: generate's decoder ids before the new ones (seq2seq: 1, the start token). Sampling
+                    # keeps transformers' own processor, which runs before top-k/top-p (custom ones run after).
+                    processors.append(_MinNewTokens(1 if seq2seq else start, params.min_new_tokens, self._eos_ids()))
                 # generate() samples from torch's global generator and takes no generator of its own, so the
                 # seed has to go there; fork_rng restores the global state afterwards, so a call leaves no
                 # trace in the caller's random stream.
@@ -334,7 +339,7 @@ class TransformersLM(LanguageModel):
                         input_ids=input_ids,
                         attention_mask=mask,
                         stopping_criteria=StoppingCriteriaList(criteria),
-                        logits_processor=self._trimmed_processors(),
+                        logits_processor=processors,
                         **knobs,
                     )
                 new = new[:, start:]  # a decoder-only model returns the prompt before the new tokens
@@ -352,6 +357,12 @@ class TransformersLM(LanguageModel):
         if not isinstance(head, TrimmedHead) or not getattr(self.model.config, "final_logit_softcapping", None):
             return LogitsProcessorList()
         return LogitsProcessorList([_OnlyKept(head.kept, head.vocab_size)])
+
+    def _eos_ids(self) -> list[int]:
+        """The ids generate stops on (its generation config's, else the tokenizer's EOS)."""
+        eos = self.model.generation_config.eos_token_id
+        eos = self.tokenizer.eos_token_id if eos is None else eos
+        return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None]
 
     def _require_causal(self, what: str) -> None:
         if not self._is_causal:
@@ -472,6 +483,25 @@ def _trim_output_layer(model, kept: Sequence[int]) -> None:
     # Re-tying would point the trimmed layer back at the full embedding matrix; nothing re-ties a serving model,
     # but save it untrimmed (load without keep_tokens) all the same.
     model.config.tie_word_embeddings = False
+
+
+class _MinNewTokens:
+    """A logits processor: EOS banned until `min_new` tokens follow the first `start` ids.
+
+    What transformers' `min_new_tokens` does, without its cost: its processor builds a vocabulary-sized
+    `isin(arange(vocab), eos)` mask and clones the scores at every step, even after the minimum is reached;
+    for Gemma's 262k vocabulary that is 4.4 ms per step on one core, 10-25% of a single-stream decoding step.
+    """
+
+    def __init__(self, start: int, min_new: int, eos_ids: Sequence[int]) -> None:
+        self.start, self.min_new, self.eos = start, min_new, list(eos_ids)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[-1] - self.start >= self.min_new or not self.eos:
+            return scores
+        scores = scores.clone()
+        scores[:, self.eos] = float("-inf")
+        return scores
 
 
 class _OnlyKept:
