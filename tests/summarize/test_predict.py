@@ -107,3 +107,27 @@ def test_a_missing_example_table_fails_before_any_model_loads(table, tmp_path, m
     with pytest.raises(DataError, match="nope.csv"):
         predict(table, tmp_path / "pred.csv", PredictConfig(method="few-shot", examples=str(tmp_path / "nope.csv")))
     assert loads == [] and not (tmp_path / "pred.csv").exists()
+
+
+def test_keep_tokens_trims_the_output_layer_to_the_table_and_the_input(table, tmp_path, tiny_causal_dir):
+    from typer.testing import CliRunner
+
+    from slmkit.cli.main import app
+    from slmkit.models._base import kept_token_ids
+    from slmkit.summarize import build_summarizer
+
+    vocab = tmp_path / "train.csv"
+    pd.DataFrame({"fname": ["t0"], "dialogue": ["#Person1#: 안녕"], "summary": ["인사를 한다."]}).to_csv(vocab, index=False)
+    inputs = ["#Person1#: 내일 비가 온대."]
+    config = PredictConfig(method="zero-shot", model=str(tiny_causal_dir), max_new_tokens=4, keep_tokens=str(vocab))
+    lm = build_summarizer(config, "ko", dialogues=inputs).lm
+    expected = kept_token_ids(lm.tokenizer, ["인사를 한다.", "#Person1#: 안녕", *inputs])
+    assert lm.model.get_output_embeddings().kept.tolist() == expected and lm.info["kept_tokens"] == len(expected)
+    out = tmp_path / "pred.csv"
+    result = CliRunner().invoke(app, ["summarize", "predict", str(table), "--output", str(out), "--method",
+                                      "zero-shot", "--model", str(tiny_causal_dir), "--max-new-tokens", "4",
+                                      "--keep-tokens", str(vocab)])
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(out)["fname"]) == ["d0", "d1", "d2"]
+    with pytest.raises(ConfigError, match="keep_tokens needs the transformers or ctranslate2 backend"):
+        PredictConfig(backend="llamacpp", keep_tokens=str(vocab))

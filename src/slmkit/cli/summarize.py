@@ -118,6 +118,12 @@ def predict_cmd(
     dialogue_column: str = DIALOGUE_COLUMN,
     topic_column: str = TOPIC_COLUMN,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start afresh instead of resuming --output."),
+    keep_tokens: str = typer.Option(
+        None,
+        "--keep-tokens",
+        help="Dialogue table (e.g. the training table): the output layer keeps only the tokens of its summaries "
+        "and dialogues and of the input's dialogues; faster decoding, other tokens cannot be written.",
+    ),
     seed: int = SEED_OPTION,
 ) -> None:
     """Summarize every dialogue and write the competition's fname,summary CSV (resumes where it stopped)."""
@@ -139,12 +145,13 @@ def predict_cmd(
         max_dialogue_chars=max_dialogue_chars,
         limit=limit,
         seed=seed,
+        keep_tokens=keep_tokens,
     )
     from slmkit.data import resumable_output
     from slmkit.summarize._resume import predict_identity
 
     columns = _columns(id_column, dialogue_column, "", topic_column)
-    outputs = output_policy([input, examples], overwrite)
+    outputs = output_policy([input, examples, keep_tokens], overwrite)
     outputs.file(output, resumable=True)
     with resumable_output(output, predict_identity(input, config, columns), overwrite=overwrite):
         frame = predict(input, output, config, columns=columns, progress=True)

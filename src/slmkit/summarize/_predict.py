@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -54,6 +55,10 @@ class PredictConfig:
         chunk_size: rows between two saves of the output file.
         limit: summarize only the first `limit` rows still to do (None: all).
         seed: generation seed.
+        keep_tokens: a dialogue table (e.g. the training table) whose summaries and dialogues, with the dialogues
+            being summarized, choose the model's output vocabulary (`load_model(..., keep_tokens=)`): the output
+            layer keeps only their tokens, which makes decoding faster; a token in none of them cannot be written.
+            None (the default) keeps the whole vocabulary. transformers and ctranslate2 backends.
     """
 
     method: str = "few-shot"
@@ -76,6 +81,7 @@ class PredictConfig:
     chunk_size: int = 8
     limit: int | None = None
     seed: int = DEFAULT_SEED
+    keep_tokens: str | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -96,6 +102,8 @@ class PredictConfig:
             raise ConfigError(f"max_sentences must be >= 0 (0 keeps all), got {self.max_sentences}")
         if not self.repetition_penalty > 0:
             raise ConfigError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.keep_tokens and self.backend not in ("transformers", "ctranslate2"):
+            raise ConfigError(f"keep_tokens needs the transformers or ctranslate2 backend, not {self.backend!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,7 +129,19 @@ def retrieval_embedder(config: PredictConfig, language: str) -> str:
     return "minilm-l6" if language == "en" else config.model
 
 
-def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_ids=(), progress: bool = False):
+def _load_generator(config: PredictConfig, dialogues: Sequence[str]):
+    """load_model for the summarizing LM, its output layer trimmed when `config.keep_tokens` names a table."""
+    from slmkit.models import load_model
+
+    if not config.keep_tokens:
+        return load_model(config.model, backend=config.backend)
+    table = load_dialogues(config.keep_tokens, strict=False)
+    texts = [t for refs in table["references"] for t in refs] + list(table["dialogue"]) + list(dialogues)
+    return load_model(config.model, backend=config.backend, keep_tokens=[t for t in texts if t])
+
+
+def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_ids=(), progress: bool = False,
+                     dialogues: Sequence[str] = ()):
     """Make the summarizer `config.method` names.
 
     Inputs (the example table) are read before any model loads, so a bad path fails in a second.
@@ -139,7 +159,6 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
         return LeadSummarizer(config.lead_k)
     if config.method == "longest":
         return LongestTurnSummarizer()
-    from slmkit.models import load_model
     from slmkit.summarize._train import DecodeConfig, FineTunedSummarizer, task_info_of
 
     trained = task_info_of(config.model)
@@ -156,12 +175,13 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
             batch_size=config.batch_size,
             mbr_samples=config.mbr_samples,
         )
-        lm = lm or load_model(config.model, backend=config.backend)
+        lm = lm or _load_generator(config, dialogues)
         return FineTunedSummarizer(lm, trained.get("language", language), decode, seed=config.seed)
     if config.mbr_samples:
         raise ConfigError("mbr_samples applies to fine-tuned summarizers (--model RUN); prompting decodes once")
     pool = _load_pool(config, language, set(exclude_ids)) if config.method == "few-shot" else None
-    lm = lm or load_model(config.model, backend=config.backend)
+    # the few-shot examples' summaries are in every prompt: their tokens stay writable too
+    lm = lm or _load_generator(config, list(dialogues) + (list(pool["summary"]) if pool is not None else []))
     params = summary_params(
         lm,
         max_new_tokens=config.max_new_tokens,
@@ -250,7 +270,7 @@ def predict(
     if summarizer is None and not (_load_done(Path(output_path), set(frame["fname"])).keys() >= set(frame["fname"])):
         language = config.language if config.language != "auto" else detect_language(list(frame["dialogue"]))
         # No ids excluded from the example pool: the retriever already skips each input's own row by fname.
-        summarizer = build_summarizer(config, language, progress=progress)
+        summarizer = build_summarizer(config, language, progress=progress, dialogues=list(frame["dialogue"]))
     return predict_frame(
         frame, output_path, summarizer, chunk_size=config.chunk_size, limit=config.limit, progress=progress
     )

@@ -35,6 +35,9 @@ def predict_identity(input_path: str | Path, config, columns: DialogueColumns | 
     if config.examples:
         table_suffix(Path(config.examples))
         identity["examples_sha256"] = fingerprint_file(config.examples)
+    if getattr(config, "keep_tokens", None):  # the trimmed vocabulary comes from this table
+        table_suffix(Path(config.keep_tokens))
+        identity["keep_tokens_sha256"] = fingerprint_file(config.keep_tokens)
     if config.method in ("zero-shot", "few-shot"):
         from slmkit.models import model_checksum
 
