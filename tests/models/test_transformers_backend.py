@@ -170,6 +170,7 @@ def test_trimmed_output_layer_is_the_full_model_masked_to_the_kept_tokens(tiny_l
     assert isinstance(head, TrimmedHead) and head.proj.weight.shape[0] == len(keep) < len(tiny_lm.tokenizer)
     assert trimmed.info["kept_tokens"] == len(keep)
     assert trimmed.info["checksum"].startswith(tiny_lm.info["checksum"] + "+trimmed:")
+    assert trimmed.info["embedding_checksum"] == tiny_lm.info["checksum"]
     prompts = ["hello world and more", "x", "오늘은"]  # prompts hold tokens outside the kept set
     expected = [_masked_generate(tiny_lm, p, keep, max_new_tokens=8) for p in prompts]
     assert trimmed.generate(prompts, max_new_tokens=8, batch_size=3) == expected  # batched, left-padded

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -131,3 +133,13 @@ def test_keep_tokens_trims_the_output_layer_to_the_table_and_the_input(table, tm
     assert list(pd.read_csv(out)["fname"]) == ["d0", "d1", "d2"]
     with pytest.raises(ConfigError, match="keep_tokens needs the transformers or ctranslate2 backend"):
         PredictConfig(backend="llamacpp", keep_tokens=str(vocab))
+
+
+def test_a_trimmed_model_reuses_the_untrimmed_models_few_shot_vectors(table, tmp_path, tiny_causal_dir, caplog):
+    """Trimming the output layer leaves embeddings alone, so the pool is not embedded again for each input."""
+    config = PredictConfig(method="few-shot", model=str(tiny_causal_dir), examples=str(table), shots=1,
+                           max_new_tokens=2, language="ko")
+    predict(table, tmp_path / "a.csv", config)
+    with caplog.at_level("INFO", logger="slmkit.summarize._fewshot"):
+        predict(table, tmp_path / "b.csv", replace(config, keep_tokens=str(table)))
+    assert "few-shot pool: 3 of 3 vectors from the embedding cache" in caplog.text

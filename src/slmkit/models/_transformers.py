@@ -638,6 +638,7 @@ def load_transformers(
         kept = kept_token_ids(tokenizer, list(keep_tokens))
         _trim_output_layer(model, kept)
         digest = hashlib.sha256(np.asarray(kept, dtype=np.int64).tobytes()).hexdigest()[:16]
+        info["embedding_checksum"] = info["checksum"]  # the input side is untouched: the same embeddings
         info.update(kept_tokens=len(kept), checksum=f"{info['checksum']}+trimmed:{digest}")
     # oneDNN-prepacked bf16 layers: the same numbers (bit for bit), 1.5-2x faster per layer on small batches
     packed = run_dtype == "bfloat16" and target_device == "cpu" and not quantize and mkldnn_bf16_linear_available()

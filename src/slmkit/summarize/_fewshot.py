@@ -104,7 +104,9 @@ class FewShotRetriever:
                             show=self.progress)
             return np.concatenate([self._embed(piece) for piece in pieces])
 
-        checksum = (getattr(self.embedder, "info", None) or {}).get("checksum")
+        info = getattr(self.embedder, "info", None) or {}
+        # a trimmed output layer (keep_tokens) leaves embeddings as they were: share the untrimmed model's vectors
+        checksum = info.get("embedding_checksum") or info.get("checksum")
         if self.cache is None or checksum is None:
             return compute(texts)
         from slmkit.classify._cache import embedding_namespace
