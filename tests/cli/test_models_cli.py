@@ -33,6 +33,10 @@ def test_models_list_shows_engines_and_their_precisions():
     assert rows["ctranslate2"].available == (importlib.util.find_spec("ctranslate2") is not None)
     assert rows["llamacpp"].available == (importlib.util.find_spec("llama_cpp") is not None)
     assert "int8, float32" in result.output and "ctranslate2" in result.output
+    from slmkit.models._precision import cpu_native_bf16
+
+    auto = "bfloat16" if cpu_native_bf16() else "float32"
+    assert f"auto = {auto} on this CPU" in rows["transformers"].note and "keep_tokens" in rows["ctranslate2"].note
 
 
 def test_unknown_model_is_one_line_error():

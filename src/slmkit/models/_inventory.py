@@ -68,8 +68,21 @@ def engine_statuses() -> list[EngineStatus]:
             version = importlib.metadata.version(dist) if available else None
         except importlib.metadata.PackageNotFoundError:
             version = None
+        if backend == "transformers":
+            note = f"{note}; {_auto_precision_here()}"
+        if backend in ("transformers", "ctranslate2"):
+            note = f"{note}; keep_tokens= trims the output layer"
         out.append(EngineStatus(backend, available, version, precisions, note))
     return out
+
+
+def _auto_precision_here() -> str:
+    """What dtype="auto" runs on this machine's CPU (a GPU, when torch sees one, decides for itself)."""
+    from slmkit.models._precision import cpu_native_bf16
+
+    if cpu_native_bf16():
+        return "auto = bfloat16 on this CPU (native bf16; oneDNN-packed layers)"
+    return "auto = float32 on this CPU (no native bf16)"
 
 
 def model_statuses() -> list[ModelStatus]:
