@@ -211,6 +211,8 @@ def test_trimmed_vocabulary_is_the_full_model_masked_to_the_kept_tokens(tiny_lm,
         assert fast.generate([prompt], max_new_tokens=8)[0] == expected
     with pytest.raises(ConfigError, match="serves generation only"):
         fast.token_losses(PROMPTS)
+    with pytest.raises(ConfigError, match="list of texts"):  # one string would keep only its characters
+        load_model(str(tiny_causal_dir), backend="ctranslate2", quantize="float32", keep_tokens="the cat")
 
 
 @pytest.mark.slow

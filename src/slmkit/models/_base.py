@@ -114,6 +114,16 @@ def log_softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
 BYTE_TOKEN = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")  # SentencePiece byte fallback: any text stays writable
 
 
+def keep_token_texts(keep_tokens) -> list[str] | None:
+    """`keep_tokens=` as both trimming backends take it: None, or a list of texts (one string is a mistake that
+    would keep its characters' tokens only)."""
+    if keep_tokens is None:
+        return None
+    if isinstance(keep_tokens, str):
+        raise ConfigError("keep_tokens takes a list of texts, not one string")
+    return list(keep_tokens)
+
+
 def kept_token_ids(tokenizer, texts: Sequence[str]) -> list[int]:
     """The tokens `texts` use, every special token and every byte-fallback token (so any text stays writable)."""
     ids = set(tokenizer.all_special_ids)
@@ -149,6 +159,15 @@ class LanguageModel(abc.ABC):
 
     spec: ModelSpec
     info: dict
+
+    def _require_full_vocabulary(self, what: str) -> None:
+        """Refuse a scoring call on a model whose output layer was trimmed (`info["kept_tokens"]`)."""
+        if self.info.get("kept_tokens"):
+            raise ConfigError(
+                f"{what} needs the whole vocabulary; this model's output layer was trimmed to "
+                f"{self.info['kept_tokens']} tokens (keep_tokens=...), which serves generation only (embeddings "
+                "are unchanged): load it without keep_tokens to score"
+            )
 
     @abc.abstractmethod
     def embed(

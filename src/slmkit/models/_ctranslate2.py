@@ -39,6 +39,7 @@ from slmkit.models._base import (
     LanguageModel,
     cut_at_stop,
     default_num_threads,
+    keep_token_texts,
     kept_token_ids,
     length_sorted_batches,
     log_softmax,
@@ -103,13 +104,6 @@ class CTranslate2LM(LanguageModel):
 
     def _own_ids(self, engine_ids: Sequence[int]) -> list[int]:
         return list(engine_ids) if self._order is None else [int(self._order[i]) for i in engine_ids]
-
-    def _require_full_vocabulary(self, what: str) -> None:
-        if self._order is not None:
-            raise ConfigError(
-                f"{what} needs the whole vocabulary; this engine was trimmed to {self.info['kept_tokens']} tokens "
-                "(keep_tokens=...), which serves generation only: load it without keep_tokens to score"
-            )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(self._ids(t, bos=False)) for t in texts]
@@ -476,6 +470,7 @@ def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantiz
     from transformers import AutoTokenizer
 
     ct2 = _import_ctranslate2()
+    keep_tokens = keep_token_texts(keep_tokens)
     quantize = quantize or "float32"
     if (device or "auto").lower() not in ("auto", "cpu"):
         raise ConfigError(f"the ctranslate2 backend runs on the CPU here; got device={device!r} (use transformers)")

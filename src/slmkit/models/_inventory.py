@@ -50,9 +50,9 @@ class EngineStatus:
 # (backend, import name, distribution, precisions, what it is for)
 ENGINES = (
     ("transformers", "transformers", "transformers", ("float32", "bfloat16", "float16", "int8-dynamic"),
-     "the default: every job, training, GPU"),
+     "the default: every job, training, GPU; keep_tokens= trims the output layer"),
     ("ctranslate2", "ctranslate2", "ctranslate2", ("int8", "float32"),
-     "fast CPU generation and scoring; extra `fast`"),
+     "fast CPU generation and scoring; extra `fast`; keep_tokens= trims the output layer"),
     ("llamacpp", "llama_cpp", "llama-cpp-python", ("gguf",), "GGUF files as quantised; extra `llamacpp` (compiles)"),
 )
 
@@ -68,10 +68,8 @@ def engine_statuses() -> list[EngineStatus]:
             version = importlib.metadata.version(dist) if available else None
         except importlib.metadata.PackageNotFoundError:
             version = None
-        if backend == "transformers":
+        if backend == "transformers":  # the one fact that depends on the machine
             note = f"{note}; {_auto_precision_here()}"
-        if backend in ("transformers", "ctranslate2"):
-            note = f"{note}; keep_tokens= trims the output layer"
         out.append(EngineStatus(backend, available, version, precisions, note))
     return out
 

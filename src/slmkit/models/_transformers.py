@@ -27,6 +27,7 @@ from slmkit.models._base import (
     cut_at_stop,
     default_num_threads,
     format_template,
+    keep_token_texts,
     kept_token_ids,
     length_sorted_batches,
     newline_ids_of,
@@ -294,7 +295,7 @@ class TransformersLM(LanguageModel):
     def generate(self, prompts, params=None, *, batch_size=8, progress=False, **overrides) -> list[str]:
         if self.spec.kind == "encoder":
             self._require_causal("generate")
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         seq2seq = self.spec.kind == "seq2seq"
         params = resolve_params(params, overrides)
@@ -319,17 +320,20 @@ class TransformersLM(LanguageModel):
             knobs.update(temperature=params.temperature, top_k=params.top_k, top_p=params.top_p)
         else:
             knobs.update(temperature=None, top_k=None, top_p=None)
+        trimmed = self._trimmed_processors()
+        # Greedy and beam search ban EOS with slmkit's `_MinNewTokens`; sampling keeps transformers' own
+        # processor (knobs above), which runs before top-k/top-p, where custom processors run after them.
+        min_new_eos = self._eos_ids() if params.min_new_tokens and not params.do_sample else None
         cuda = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
         with self._progress(len(ids), "generate", progress) as bar:
             for batch in length_sorted_batches([len(x) for x in ids], batch_size):
                 input_ids, mask = self._pad([ids[i] for i in batch], side="right" if seq2seq else "left")
                 start = 0 if seq2seq else input_ids.shape[1]  # where the new tokens begin in generate's ids
                 criteria = [_StopStrings(self.tokenizer, params.stop, start)] if params.stop else []
-                processors = self._trimmed_processors()
-                if params.min_new_tokens and not params.do_sample:
-                    # `start`: generate's decoder ids before the new ones (seq2seq: 1, the start token). Sampling
-                    # keeps transformers' own processor, which runs before top-k/top-p (custom ones run after).
-                    processors.append(_MinNewTokens(1 if seq2seq else start, params.min_new_tokens, self._eos_ids()))
+                processors = LogitsProcessorList(trimmed)
+                if min_new_eos:
+                    # `start`: generate's decoder ids before the new ones (seq2seq: 1, the start token)
+                    processors.append(_MinNewTokens(1 if seq2seq else start, params.min_new_tokens, min_new_eos))
                 # generate() samples from torch's global generator and takes no generator of its own, so the
                 # seed has to go there; fork_rng restores the global state afterwards, so a call leaves no
                 # trace in the caller's random stream.
@@ -348,15 +352,13 @@ class TransformersLM(LanguageModel):
                 bar.update(len(batch))
         return out
 
-    def _trimmed_processors(self):
+    def _trimmed_processors(self) -> list:
         """A soft-capped model (Gemma 2 style, tanh(logits / cap) * cap in its forward) turns a trimmed head's
         -inf into -cap, a small but real probability: re-ban the dropped tokens after the cap."""
-        from transformers import LogitsProcessorList
-
         head = self.model.get_output_embeddings()
         if not isinstance(head, TrimmedHead) or not getattr(self.model.config, "final_logit_softcapping", None):
-            return LogitsProcessorList()
-        return LogitsProcessorList([_OnlyKept(head.kept, head.vocab_size)])
+            return []
+        return [_OnlyKept(head.kept, head.vocab_size)]
 
     def _eos_ids(self) -> list[int]:
         """The ids generate stops on (its generation config's, else the tokenizer's EOS)."""
@@ -367,14 +369,6 @@ class TransformersLM(LanguageModel):
     def _require_causal(self, what: str) -> None:
         if not self._is_causal:
             raise ConfigError(f"{what} needs a causal LM; {self.spec.name!r} is an encoder (embeddings only)")
-
-    def _require_full_vocabulary(self, what: str) -> None:
-        if isinstance(self.model.get_output_embeddings(), TrimmedHead):
-            raise ConfigError(
-                f"{what} needs the whole vocabulary; this model's output layer was trimmed to "
-                f"{self.info['kept_tokens']} tokens (keep_tokens=...), which serves generation and embeddings "
-                "only: load it without keep_tokens to score"
-            )
 
 
 class _StopStrings:
@@ -398,9 +392,10 @@ class PackedLinear(torch.nn.Linear):
 
     Why by hand: torch's eager `F.linear` on a bf16 CPU weight re-lays the weight out on every call, and for
     one row at a time (single-stream decoding) falls back to a slow matrix-vector path: a 2048 x 640 layer
-    took 121-137 us per row, more than float32's 106 us, while the same product on a weight packed once for
-    oneDNN took 58-65 us, bit-identical (batch 8: 185 -> 120 us; 800 rows: 11.6 -> 10.2 ms). torch.compile's
-    CPU "freezing" does this packing, but needs a C++ compiler at run time; this is the eager equivalent.
+    (one thread, measured alone) took 121-137 us per row, more than float32's 106 us, while the same product
+    on a weight packed once for oneDNN took 58-65 us, bit-identical (batch 8: 185 -> 120 us; 800 rows: 11.6 ->
+    10.2 ms). torch.compile's CPU "freezing" does this packing, but needs a C++ compiler at run time; this is the
+    eager equivalent.
 
     Still an nn.Linear (a class swap, `pack_bf16_linears`), so peft and every isinstance check see the
     layer they expect, and its weight stays the ordinary Parameter. The packed copy is made lazily on the
@@ -490,7 +485,8 @@ class _MinNewTokens:
 
     What transformers' `min_new_tokens` does, without its cost: its processor builds a vocabulary-sized
     `isin(arange(vocab), eos)` mask and clones the scores at every step, even after the minimum is reached;
-    for Gemma's 262k vocabulary that is 4.4 ms per step on one core, 10-25% of a single-stream decoding step.
+    for Gemma's 262k vocabulary that is 4.4 ms per step on one core (measured alone), about a tenth of a
+    single-stream decoding step there.
     """
 
     def __init__(self, start: int, min_new: int, eos_ids: Sequence[int]) -> None:
@@ -633,9 +629,7 @@ def load_transformers(
     if keep_tokens is not None:
         if prompt_tuned:
             raise ConfigError(f"{spec.name!r} is P-tuned (peft serves its output layer); load it without keep_tokens")
-        if isinstance(keep_tokens, str):
-            raise ConfigError("keep_tokens takes a list of texts, not one string")
-        kept = kept_token_ids(tokenizer, list(keep_tokens))
+        kept = kept_token_ids(tokenizer, keep_token_texts(keep_tokens))
         _trim_output_layer(model, kept)
         digest = hashlib.sha256(np.asarray(kept, dtype=np.int64).tobytes()).hexdigest()[:16]
         info["embedding_checksum"] = info["checksum"]  # the input side is untouched: the same embeddings
