@@ -73,8 +73,9 @@ STAGES = {
     "ko_tuned": dict(lang="ko", tuned_from="ko_tune"),
     # Minimum Bayes risk decoding of ONE model (the default run): its greedy summary plus 8 samples, the one with
     # the highest mean ROUGE to the others kept (DecodeConfig.mbr_samples, with its sampling defaults: temperature
-    # 0.7, top-p 0.95, fixed in advance), not picked on the eval rows. Decoded on the trimmed int8 engine, whose greedy
-    # output scored like float32 (ko_lora_ct2_int8_trimmed), because nine decodings cost ~6x one greedy pass (measured below).
+    # 0.7, top-p 0.95, fixed in advance), not picked on the eval rows. Decoded on the trimmed int8 engine, whose
+    # greedy output scored like float32 (ko_lora_ct2_int8_trimmed), because nine decodings cost ~6x one greedy pass
+    # (measured below).
     # Preference tuning (DPO, the stretch of issue 7): the default run's own greedy summaries of its 399 training
     # rows are the rejected side, the references the chosen; a LoRA on the merged default run, 1 epoch, beta 0.1,
     # lr 5e-5 (preference_config's defaults, fixed in advance), scored once on the eval rows like every run.
@@ -91,6 +92,14 @@ STAGES = {
     # What fewer samples buy: MBR over the greedy pass and the first n sample passes saved by ko_lora_mbr_sampled
     # (pass i has seed + i, so these are exactly `mbr_samples=n`'s candidates). No decoding: re-selection only.
     "ko_lora_mbr_curve": dict(lang="ko", mbr_curve_from="ko_lora_mbr_sampled", sizes=(2, 4, 6, 8)),
+    # Issue 9: does bf16 (what dtype="auto" runs on a CPU with AVX-512 BF16 or AMX) keep a TRAINED summarizer's
+    # ROUGE within 0.5 of float32? One model (the 100-row recipe, trained on such a CPU, where training autocasts
+    # to bf16), decoded greedily three ways: bf16, float32, and bf16 with the output layer trimmed to the tokens of
+    # the training rows. Only the decoding precision differs between the three rows.
+    "ko_lora_100_bf16": dict(lang="ko", train=DEFAULT, rows=100, load=dict(dtype="bfloat16")),
+    "ko_lora_100_bf16_f32": dict(lang="ko", reuse="ko_lora_100_bf16", load=dict(dtype="float32")),
+    "ko_lora_100_bf16_trimmed": dict(lang="ko", reuse="ko_lora_100_bf16", load=dict(dtype="bfloat16"),
+                                     keep_tokens_from="ko_train"),
 }
 TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
 
@@ -278,7 +287,8 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
             train_frame = train_frame.iloc[: spec["rows"]]
         run_dir = RUNS / name
         timer = _StepTimer()
-        knobs = {"seed": spec.get("seed", args.seed), "report_to": args.report_to, **({"max_steps": 2} if SMOKE else {})}
+        knobs = {"seed": spec.get("seed", args.seed), "report_to": args.report_to,
+                 **({"max_steps": 2} if SMOKE else {})}
         if spec.get("dpo_from"):
             from slmkit.summarize import preference_config, preference_tune
 
@@ -346,6 +356,7 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         "device": _device(),
         "gen_batch": decode.batch_size,
         "engine": {k: lm.info.get(k) for k in ("backend", "quantize", "dtype", "checksum", "kept_tokens")},
+        "train_precision": info.get("precision"),
     }
 
 
@@ -446,7 +457,8 @@ def _mbr_sampled(summarizer, frame: pd.DataFrame, name: str, out: Path, seed: in
         one = replace(summarizer, decode=decode.mbr_sampling(), seed=seed + i)
         candidates.append(_predict_resumable(one, frame, out / "summarize_preds" / f"train_{name}_s{i}.csv"))
     picked, index = mbr_select(list(zip(*candidates)), tokenizer=TOKENIZER[summarizer.language])
-    write_table(out / "summarize_preds" / f"train_{name}.csv", pd.DataFrame({"fname": frame["fname"], "summary": picked}))
+    write_table(out / "summarize_preds" / f"train_{name}.csv",
+                pd.DataFrame({"fname": frame["fname"], "summary": picked}))
     lang = summarizer.language
     return picked, {
         "n": decode.mbr_samples,
@@ -589,7 +601,8 @@ def _write_table(results: dict, path: Path) -> None:
         lines.append(
             f"| {run['lang']} | {name} | {method} | {t.get('n_train_rows', '')} | {config.get('epochs', '')} | "
             f"{decoding if 'decode' in run else ''} | {s['rouge1']:.2f} | {s['rouge2']:.2f} | {s['rougeL']:.2f} | "
-            f"**{s['final']:.2f}** ({s['final_ci95'][0]:.2f}–{s['final_ci95'][1]:.2f}) | {_machine(run)} | {train_time} | "
+            f"**{s['final']:.2f}** ({s['final_ci95'][0]:.2f}–{s['final_ci95'][1]:.2f}) | {_machine(run)} | "
+            f"{train_time} | "
             f"{t.get('seconds_per_step_median', '')} | {t.get('tokens_per_second', '')} | "
             f"{t.get('peak_rss_mb', '')} | {run.get('eval_seconds_per_dialogue', '')} |"
         )
@@ -639,6 +652,11 @@ def _machine(run: dict) -> str:
     engine = run.get("engine") or {}
     if engine.get("backend") == "ctranslate2":  # decoded on the fast engine (trained in float32 on this CPU)
         return f"CPU, ct2 {engine.get('quantize') or 'float32'}" + (", trimmed" if engine.get("kept_tokens") else "")
+    if engine.get("dtype") in ("bfloat16", "float16") or run.get("train_precision") == "bf16":
+        # trained and/or decoded in reduced precision on the CPU (runs before these fields were recorded: fp32)
+        trained = "bf16 autocast" if run.get("train_precision") == "bf16" else "fp32"
+        decoded = engine.get("dtype", "float32").replace("bfloat16", "bf16").replace("float32", "fp32")
+        return f"CPU, trained {trained}, decoded {decoded}" + (", trimmed" if engine.get("kept_tokens") else "")
     return "CPU, fp32" if device else ""
 
 
