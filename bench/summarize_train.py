@@ -102,6 +102,10 @@ STAGES = {
                                  keep_tokens_from="ko_train"),
 }
 TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
+# Runs of ONE trained model decoded in different precisions, compared row by row with the float32 decoding: the
+# 95% intervals of each run's mean (±2 points on 100 rows) are far wider than the gap between them, which only a
+# paired comparison (the same rows resampled for both) resolves.
+PAIRED = {"ko_lora_bf16_f32": ("ko_lora_bf16", "ko_lora_bf16_trimmed")}
 
 
 def main() -> None:
@@ -147,8 +151,39 @@ def main() -> None:
         saved = json.loads(results_path.read_text()) if results_path.is_file() else {}
         results["runs"] = {**saved.get("runs", {}), name: results["runs"][name]}
         write_json(results_path, results)
+    _paired(results, sets, Path(args.out))
+    write_json(results_path, results)
     _write_table(results, Path(args.out) / "summarize_train_table.md")
     _plot(results, Path(args.out) / "summarize_train.png")
+
+
+def _paired(results: dict, sets: dict, out: Path) -> None:
+    """results["paired"][run] = that run against its float32 twin (PAIRED), from the saved predictions."""
+    from slmkit.metrics import bootstrap_ci
+
+    for reference, others in PAIRED.items():
+        names = [reference, *others]
+        paths = [out / "summarize_preds" / f"train_{name}.csv" for name in names]
+        if not all(name in results["runs"] for name in names) or not all(path.is_file() for path in paths):
+            continue
+        frame = sets[f"{results['runs'][reference]['lang']}_eval"]
+        preds = {}
+        for name, path in zip(names, paths):
+            table = pd.read_csv(path, keep_default_na=False)
+            by = dict(zip(table["fname"], table["summary"]))
+            preds[name] = [by[f] for f in frame["fname"]]
+        lang = results["runs"][reference]["lang"]
+        finals = {n: rouge(p, list(frame["references"]), tokenizer=TOKENIZER[lang]).final for n, p in preds.items()}
+        for name in others:
+            gap = finals[name] - finals[reference]
+            low, high = bootstrap_ci({"gap": gap}, n_resamples=1000, seed=0)["gap"]
+            results.setdefault("paired", {})[name] = {
+                "against": reference,
+                "n": len(gap),
+                "mean_gap": round(float(gap.mean()), 2),
+                "gap_ci95": [round(low, 2), round(high, 2)],
+                "identical_summaries": sum(a == b for a, b in zip(preds[name], preds[reference])),
+            }
 
 
 def _parse() -> argparse.Namespace:
@@ -627,6 +662,10 @@ def _write_table(results: dict, path: Path) -> None:
                 for n, v in run["by_n"].items()
             )
             lines += ["", f"`{name}`, final by the number of samples beside the greedy pass (0 = greedy): {points}."]
+    for name, p in results.get("paired", {}).items():
+        lines += ["", f"`{name}` against `{p['against']}` (the same model in float32), paired over {p['n']} rows: "
+                  f"final {p['mean_gap']:+.2f} (95% CI {p['gap_ci95'][0]:+.2f} to {p['gap_ci95'][1]:+.2f}), "
+                  f"{p['identical_summaries']} summaries identical."]
     speed = results["runs"].get("speed")
     if speed:
         lines += [
