@@ -573,7 +573,8 @@ def write_table_md(payload: dict, path: Path, k: int = 64) -> None:
         lines.append(f"| {name} | " + " | ".join(_cell(task, "plr_gemma", s, "accuracy")[0] for s in shots)
                      + f" | {chosen} |")
     draws = config.get("draws")
-    for key, label in (("plr_auto", "slmkit default (auto)"), ("setfit", "SetFit")):
+    for key, label in (("plr_auto", "slmkit default (auto)"), ("setfit", "SetFit"),
+                       ("plr_auto_adapt", "default + encoder adaptation (`--adapt-budget`)")):
         shots = shots_of(key)
         if not shots:
             continue
