@@ -157,6 +157,12 @@ def main() -> None:
     _plot(results, Path(args.out) / "summarize_train.png")
 
 
+def _saved_predictions(out: Path, name: str) -> dict[str, str]:
+    """fname -> summary, from the predictions a stage saved (summarize_preds/train_<name>.csv)."""
+    table = pd.read_csv(out / "summarize_preds" / f"train_{name}.csv", keep_default_na=False)
+    return dict(zip(table["fname"], table["summary"]))
+
+
 def _paired(results: dict, sets: dict, out: Path) -> None:
     """results["paired"][run] = that run against its float32 twin (PAIRED), from the saved predictions."""
     from slmkit.metrics import bootstrap_ci
@@ -168,9 +174,8 @@ def _paired(results: dict, sets: dict, out: Path) -> None:
             continue
         frame = sets[f"{results['runs'][reference]['lang']}_eval"]
         preds = {}
-        for name, path in zip(names, paths):
-            table = pd.read_csv(path, keep_default_na=False)
-            by = dict(zip(table["fname"], table["summary"]))
+        for name in names:
+            by = _saved_predictions(out, name)
             preds[name] = [by[f] for f in frame["fname"]]
         lang = results["runs"][reference]["lang"]
         finals = {n: rouge(p, list(frame["references"]), tokenizer=TOKENIZER[lang]).final for n, p in preds.items()}
@@ -553,12 +558,9 @@ def _mbr(name: str, spec: dict, sets: dict, results: dict, out: Path) -> dict:
     lang = spec["lang"]
     frame = sets[f"{lang}_eval"]
     members = [m for m in spec["mbr"] if (out / "summarize_preds" / f"train_{m}.csv").is_file()]
-    tables = [pd.read_csv(out / "summarize_preds" / f"train_{m}.csv", keep_default_na=False) for m in members]
-    frame = frame[frame["fname"].isin(set.intersection(*(set(t["fname"]) for t in tables)))]
-    candidates = []
-    for table in tables:
-        by = dict(zip(table["fname"], table["summary"]))
-        candidates.append([by[f] for f in frame["fname"]])
+    saved = [_saved_predictions(out, m) for m in members]
+    frame = frame[frame["fname"].isin(set.intersection(*(set(by) for by in saved)))]
+    candidates = [[by[f] for f in frame["fname"]] for by in saved]
     picked, _ = mbr_select(list(zip(*candidates)), tokenizer=TOKENIZER[lang])
     write_table(
         out / "summarize_preds" / f"train_{name}.csv", pd.DataFrame({"fname": frame["fname"], "summary": picked})
@@ -578,8 +580,7 @@ def _mbr_curve(spec: dict, sets: dict, results: dict, out: Path) -> dict:
         raise SystemExit(f"stage {source} has not been measured: run --stages {source} first")
 
     def saved(suffix: str) -> list[str]:
-        table = pd.read_csv(out / "summarize_preds" / f"train_{source}_{suffix}.csv", keep_default_na=False)
-        by = dict(zip(table["fname"], table["summary"]))
+        by = _saved_predictions(out, f"{source}_{suffix}")
         return [by[f] for f in frame["fname"]]
 
     greedy = saved("greedy")
