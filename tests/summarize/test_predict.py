@@ -143,3 +143,26 @@ def test_a_trimmed_model_reuses_the_untrimmed_models_few_shot_vectors(table, tmp
     with caplog.at_level("INFO", logger="slmkit.summarize._fewshot"):
         predict(table, tmp_path / "b.csv", replace(config, keep_tokens=str(table)))
     assert "few-shot pool: 3 of 3 vectors from the embedding cache" in caplog.text
+
+
+def test_dtype_chooses_the_decoding_precision_and_is_part_of_the_resume_identity(table, tmp_path, tiny_causal_dir):
+    import torch
+    from typer.testing import CliRunner
+
+    from slmkit.cli.main import app
+    from slmkit.summarize import build_summarizer
+
+    config = PredictConfig(method="zero-shot", model=str(tiny_causal_dir), max_new_tokens=2, dtype="bf16")
+    assert config.dtype == "bfloat16"  # aliases are normalised, so a resume compares like with like
+    assert build_summarizer(config, "ko").lm.model.dtype == torch.bfloat16
+    assert build_summarizer(replace(config, dtype="fp32"), "ko").lm.model.dtype == torch.float32
+    out = tmp_path / "pred.csv"
+    args = ["summarize", "predict", str(table), "--output", str(out), "--method", "zero-shot", "--model",
+            str(tiny_causal_dir), "--max-new-tokens", "2", "--limit", "1"]
+    first = CliRunner().invoke(app, [*args, "--dtype", "float32"])
+    assert first.exit_code == 0, first.output
+    other = CliRunner().invoke(app, [*args, "--dtype", "bfloat16"])  # another precision, other summaries
+    assert other.exit_code != 0 and "cannot resume" in other.output and len(pd.read_csv(out)) == 1
+    again = CliRunner().invoke(app, [*args, "--dtype", "fp32"])
+    assert again.exit_code == 0, again.output
+    assert len(pd.read_csv(out)) == 2

@@ -25,6 +25,12 @@ SEED_OPTION = typer.Option(0, "--seed", help="Random seed; every stochastic step
 OVERWRITE_OPTION = typer.Option(
     False, "--overwrite", help="Replace existing output files this command did not write (or start a resume afresh)."
 )
+DTYPE_OPTION = typer.Option(
+    None,
+    "--dtype",
+    help="transformers precision: auto | float32 | bfloat16 | float16 (default $SLMKIT_DTYPE, else auto: "
+    "bfloat16 where the hardware computes it natively, else float32).",
+)
 DEBUG_ENV = "SLMKIT_DEBUG"
 _MAX_MESSAGE = 400
 

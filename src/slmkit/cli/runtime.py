@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import OVERWRITE_OPTION, handle_errors, output_policy
+from slmkit.cli._common import DTYPE_OPTION, OVERWRITE_OPTION, handle_errors, output_policy
 from slmkit.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Run the shared LM runtime: embeddings, token losses, generation.")
@@ -17,12 +17,7 @@ EXAMPLE_TEXTS = Path(__file__).resolve().parents[3] / "examples" / "data" / "tex
 MODEL = typer.Option("gemma3-270m", "--model", help="Registry name, directory, .gguf file or Hugging Face id.")
 BACKEND = typer.Option("transformers", "--backend", help="transformers | llamacpp")
 TEXT_COLUMN = typer.Option("text", "--text-column", help="Column holding the texts.")
-DTYPE = typer.Option(
-    None,
-    "--dtype",
-    help="transformers precision: auto | float32 | bfloat16 | float16 (default $SLMKIT_DTYPE, else auto: "
-    "bfloat16 where the hardware computes it natively, else float32).",
-)
+DTYPE = DTYPE_OPTION
 
 
 def _load(model: str, backend: str, dtype: str | None):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
+from slmkit.cli._common import DTYPE_OPTION, OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
 
 app = typer.Typer(
     no_args_is_help=True, help="Dialogue summarization: data checks, EDA, baselines, fine-tuning, tuning, ROUGE."
@@ -124,6 +124,7 @@ def predict_cmd(
         help="Dialogue table (e.g. the training table): the output layer keeps only the tokens of its summaries "
         "and dialogues and of the input's dialogues; faster decoding, other tokens cannot be written.",
     ),
+    dtype: str = DTYPE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
     """Summarize every dialogue and write the competition's fname,summary CSV (resumes where it stopped)."""
@@ -146,6 +147,7 @@ def predict_cmd(
         limit=limit,
         seed=seed,
         keep_tokens=keep_tokens,
+        dtype=dtype,
     )
     from slmkit.data import resumable_output
     from slmkit.summarize._resume import predict_identity

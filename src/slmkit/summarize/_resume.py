@@ -27,6 +27,8 @@ def predict_identity(input_path: str | Path, config, columns: DialogueColumns | 
     input_path = Path(input_path)
     table_suffix(input_path)
     settings = {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
+    if settings.get("dtype", "") is None:  # unset: outputs written before the option existed still resume
+        del settings["dtype"]
     identity = {
         "config": settings,
         "columns": asdict(columns or DialogueColumns()),
