@@ -223,6 +223,14 @@ def time_fit_predict(make, texts, y, test_texts, k: int, seed: int) -> dict:
             "dtype": inference_dtype()}
 
 
+def adaptation_record(k: int, model) -> dict:
+    """{str(k): the fitted LMClassifier's adaptation report, JSON-safe}, or {} for a fit that did not adapt."""
+    report = getattr(model, "adapt_", None)
+    if report is None:
+        return {}
+    return {str(k): json.loads(json.dumps(report, default=lambda v: v.item() if hasattr(v, "item") else str(v)))}
+
+
 def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=None) -> None:
     texts, y, test_texts, y_test = data
     if warm is not None:  # embed pool + test once, timed, so embeddings/s is a clean number
@@ -245,9 +253,13 @@ def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=No
     for d in range(args.draws):
         if str(d) in partial["draws"]:
             continue
-        one = learning_curve(estimator, texts, y, test_texts, y_test, shots=shots, draws=1, seed=args.seed + d)
+        adapted = {}  # shots -> the adaptation report of that fit (what was tried, chosen, or why it was skipped)
+        one = learning_curve(estimator, texts, y, test_texts, y_test, shots=shots, draws=1, seed=args.seed + d,
+                             on_fit=lambda k, _, model: adapted.update(adaptation_record(k, model)))
         partial["draws"][str(d)] = {key: getattr(one, key)[:, 0].tolist()
                                     for key in ("accuracy", "macro_f1", "n_train", "fit_seconds")}
+        if adapted:
+            partial["draws"][str(d)]["adapt"] = adapted
         save(result, args)
     draws = [partial["draws"][str(d)] for d in range(args.draws)]
     curve = LearningCurve(list(shots), *(np.array([draw[key] for draw in draws]).T
@@ -256,6 +268,9 @@ def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=No
     curve.params = {"threads": os.environ.get("SLMKIT_NUM_THREADS"), "note": args.note, "cpu": cpu_name(),
                     "dtype": inference_dtype()}
     task_out["methods"][name] = curve.to_dict()
+    reports = {str(d): draw["adapt"] for d, draw in enumerate(draws) if "adapt" in draw}
+    if reports:  # kept with the finished curve: the draws' partial entry goes below
+        task_out["methods"][name]["adapt_reports"] = reports
     del task_out["partial"][name]
     save(result, args)
 

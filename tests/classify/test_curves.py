@@ -28,8 +28,11 @@ def test_curve_refits_from_cache_and_plots(tiny_causal_dir, en_data, cache, tmp_
     assert curve.accuracy.shape == (3, 2) and curve.macro_f1.shape == (3, 2)
     assert ((curve.accuracy >= 0) & (curve.accuracy <= 1)).all()
     np.testing.assert_array_equal(curve.n_train[:, 0], [4, 8, 16])
-    again = learning_curve(clf, texts, y, texts, y, shots=(2, 4, 8), draws=2, seed=1)
+    fits = []
+    again = learning_curve(clf, texts, y, texts, y, shots=(2, 4, 8), draws=2, seed=1,
+                           on_fit=lambda k, d, model: fits.append((k, d, len(model.classes_))))
     np.testing.assert_array_equal(curve.accuracy, again.accuracy)
+    assert fits == [(k, d, 2) for d in range(2) for k in (2, 4, 8)]  # every fitted clone, in order
     summary = curve.to_dict()
     assert summary["shots"] == [2, 4, 8] and len(summary["points"]["4"]["accuracy"]) == 2
     png = plot_learning_curves({"tiny": curve}, tmp_path / "curve.png", baselines={"zero-shot": 0.5})

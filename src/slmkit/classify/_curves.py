@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +70,8 @@ class LearningCurve:
 
 
 def learning_curve(estimator, X_train: Sequence, y_train, X_test: Sequence, y_test, *,
-                   shots: Sequence[int] = DEFAULT_SHOTS, draws: int = 5, seed: int = 0) -> LearningCurve:
+                   shots: Sequence[int] = DEFAULT_SHOTS, draws: int = 5, seed: int = 0,
+                   on_fit: Callable | None = None) -> LearningCurve:
     """Fit a clone of `estimator` on `k` examples per class for each k and draw; score on the test set.
 
     Args:
@@ -81,6 +82,8 @@ def learning_curve(estimator, X_train: Sequence, y_train, X_test: Sequence, y_te
         shots: examples per class; draw `d` uses seed `seed + d` and is nested across shots.
         draws: random draws per budget.
         seed: base seed.
+        on_fit: called as on_fit(k, draw, fitted model) after each fit, e.g. to keep what an automatic
+            configuration chose (the fitted clones are not kept otherwise).
 
     Returns:
         A LearningCurve.
@@ -100,6 +103,8 @@ def learning_curve(estimator, X_train: Sequence, y_train, X_test: Sequence, y_te
             acc[i, d] = accuracy_score(y_test, pred)
             f1[i, d] = f1_score(y_test, pred, average="macro")
             n_train[i, d] = len(idx)
+            if on_fit is not None:
+                on_fit(k, d, model)
             logger.info("k=%d draw=%d: accuracy %.3f macro-F1 %.3f", k, d, acc[i, d], f1[i, d])
     return LearningCurve(list(shots), acc, f1, n_train, secs)
 
