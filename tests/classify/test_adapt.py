@@ -182,6 +182,33 @@ def test_tiny_budget_skips_fine_tuning_with_a_reason(tiny_causal_dir, tiny_encod
     assert report["chosen"] in ("frozen", "concat")
 
 
+def test_fixed_pairs_ignore_the_budget_and_give_the_same_fit_twice(tiny_causal_dir, tiny_encoder_dir, cache):
+    """adapt_pairs=N: every fine-tune gets N pairs per example whatever the budget (0.01 s skips them when paced)
+    and however fast the machine is, so two fits with one seed agree fold score for fold score."""
+    fits = [_clf(tiny_causal_dir, tiny_encoder_dir, cache, adapt_budget_s=0.01, adapt_pairs="4").fit(TEXTS, LABELS)
+            for _ in range(2)]
+    report = fits[0].adapt_
+    assert report["pairs_fixed"] and report["skipped"] is None and report["lm_skipped"] is None
+    assert report["pairs_per_example"] == report["lm_pairs_per_example"] == 4
+    infos = report["fold_finetunes"] + report["lm_fold_finetunes"]
+    assert len(infos) == 6 and all(i["pairs_per_example"] == 4 and not i["stopped_by_budget"] for i in infos)
+    assert [row["candidate"] for row in report["table"]] == list(_adapt.CANDIDATES)
+    assert report["table"] == fits[1].adapt_["table"] and report["chosen"] == fits[1].adapt_["chosen"]
+
+
+def test_adapt_pairs_must_be_auto_or_an_even_count_of_at_least_the_minimum(tiny_causal_dir, tiny_encoder_dir,
+                                                                           cache):
+    from slmkit.classify import ClassifyConfig
+
+    assert _adapt.resolve_pairs("auto") is None and _adapt.resolve_pairs(" 8 ") == 8 == _adapt.resolve_pairs(8)
+    assert ClassifyConfig(adapt_pairs="12").adapt_pairs == 12 and ClassifyConfig().adapt_pairs == "auto"
+    for bad in (2, 5, "8.0", 8.5, "many", None):
+        with pytest.raises(ConfigError, match="adapt_pairs must be 'auto' or an even number"):
+            _adapt.resolve_pairs(bad)
+    with pytest.raises(ConfigError, match="adapt_pairs"):  # refused before any forward pass, budget or not
+        _clf(tiny_causal_dir, tiny_encoder_dir, cache, adapt_budget_s=0, adapt_pairs=3).fit(TEXTS, LABELS)
+
+
 # -- the LM's own contrastive LoRA fine-tune ("lm-ft") ------------------------------------------------------------
 
 def test_lm_candidate_is_refit_per_fold_without_held_out_rows(tiny_causal_dir, tiny_encoder_dir, cache, monkeypatch):

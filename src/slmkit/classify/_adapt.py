@@ -19,7 +19,9 @@ The encoder's fine-tune uses sentence-transformers' trainer (the `adapt` extra: 
 LM's uses slmkit.train (transformers + peft). The time budget covers the whole adaptation (fold fine-tunes, the
 final one, embeddings); the encoder's fine-tunes come first and may use ENCODER_SHARE of it when the LM's are
 tried too, the LM's get the rest. In each, the first fold measures the pace and shrinks the pairs per example to
-fit, or gives that fine-tune up (and says why in the report) when even the minimum does not fit.
+fit, or gives that fine-tune up (and says why in the report) when even the minimum does not fit. That sizing
+depends on the machine's speed; a fixed `adapt_pairs` (pairs per example for every fine-tune) turns it off, so a
+fit gives the same result for a seed on any machine, however long it takes.
 """
 
 from __future__ import annotations
@@ -80,6 +82,21 @@ def resolve_budget(budget, device: str) -> float:
     if budget is None or not float(budget) >= 0:
         raise ConfigError(f"adapt_budget_s must be 'auto' or seconds >= 0 (0 = off), got {budget!r}")
     return float(budget)
+
+
+def resolve_pairs(pairs) -> int | None:
+    """Pairs per example for every contrastive fine-tune: None for "auto" (sized to the budget from the measured
+    pace), or the fixed even number given."""
+    if isinstance(pairs, str) and pairs.strip().lower() == AUTO:
+        return None
+    try:
+        value = int(str(pairs).strip())  # an int or its digits; "8.0", 8.5 and True are refused
+    except ValueError:
+        value = None
+    if value is None or value < MIN_PAIRS_PER_EXAMPLE or value % 2:
+        raise ConfigError(f"adapt_pairs must be 'auto' or an even number of pairs per example >= "
+                          f"{MIN_PAIRS_PER_EXAMPLE}, got {pairs!r}")
+    return value
 
 
 def finetune_available() -> bool:
@@ -375,14 +392,19 @@ def adapt_folds(y, n_splits: int, seed) -> list:
                 .split(np.zeros(len(codes)), codes))
 
 
-def _fold_finetunes(folds, fit, *, pairs: int, limit_s: float, start: float, what: str, budget: str = ""):
+def _fold_finetunes(folds, fit, *, pairs: int, limit_s: float, start: float, what: str, budget: str = "",
+                    fixed: bool = False):
     """Run `fit(train rows, pairs per example, pace) -> (features of every text, info)` once per fold.
 
     The first fold measures the pace and shrinks `pairs` so that every fold's fine-tune and the final one fit
     before `limit_s` (seconds since `start`; TRAIN_SHARE of it for fine-tuning); later folds are skipped once the
     limit is passed. Returns (per-fold features or None, pairs per example, per-fold infos, why skipped or None).
-    `what` names the fine-tune and `budget` the limit in those reasons.
+    `what` names the fine-tune and `budget` the limit in those reasons. `fixed`: `pairs` as given for every fold,
+    no pacing and no time limit, so the result does not depend on how fast the machine is.
     """
+    if fixed:
+        runs = [fit(train, pairs, None) for train, _ in folds]
+        return [features for features, _ in runs], pairs, [info for _, info in runs], None
     budget = budget or f"budget of {limit_s:.0f} s"
     # fine-tuned examples over every fold and the final fit, in units of one fold's training set
     n = sum(len(tr) + len(te) for tr, te in folds[:1])
@@ -416,7 +438,7 @@ def _fold_finetunes(folds, fit, *, pairs: int, limit_s: float, start: float, wha
 
 def search(texts: list[str], y, frozen: np.ndarray, encoder_features, *, budget_s: float, encoder: str,
            n_splits: int = 5, class_weight="balanced", seed=None, device: str = "cpu",
-           batch_size: int = 16, lm: dict | None = None) -> dict:
+           batch_size: int = 16, lm: dict | None = None, pairs: int | None = None) -> dict:
     """Score "frozen", "concat", "encoder-ft", "concat-ft" and "lm-ft" on the same folds; pick by `paired_choice`.
 
     Args:
@@ -425,6 +447,8 @@ def search(texts: list[str], y, frozen: np.ndarray, encoder_features, *, budget_
         budget_s: seconds for everything here (the fine-tunes included); the final fine-tune is planned in.
         lm: the LM candidate's recipe, {"lm": the loaded LanguageModel, "template", "pooling", "layers" (absolute
             hidden-state indices)}: the frozen configuration the LoRA fine-tune adapts; None leaves "lm-ft" out.
+        pairs: pairs per example for every fine-tune, fixed (no pacing, no time limit: the same result for a
+            seed on any machine); None sizes them to the budget (PAIRS_PER_EXAMPLE / LM_PAIRS_PER_EXAMPLE at most).
 
     Returns:
         a report dict: candidates (name, per-fold scores, mean, se, C), chosen, and per fine-tune family the
@@ -450,12 +474,13 @@ def search(texts: list[str], y, frozen: np.ndarray, encoder_features, *, budget_
     lm_reason = "not asked for" if lm is None else lm_unsupported(lm["lm"], lm["pooling"])
     report: dict = {"budget_s": budget_s, "encoder": encoder, "n_folds": len(folds), "skipped": None,
                     "pairs_per_example": None, "fold_finetunes": [], "lm": None if lm is None else lm["lm"].spec.name,
-                    "lm_skipped": lm_reason, "lm_pairs_per_example": None, "lm_fold_finetunes": []}
+                    "lm_skipped": lm_reason, "lm_pairs_per_example": None, "lm_fold_finetunes": [],
+                    "pairs_fixed": pairs is not None}
     if not finetune_available():
         report["skipped"] = "sentence-transformers and datasets are not installed (pip install slmkit[adapt])"
     else:
-        def encoder_fit(train, pairs, pace):
-            model, info = contrastive_finetune(encoder, [texts[j] for j in train], y[train], pairs_per_example=pairs,
+        def encoder_fit(train, n_pairs, pace):
+            model, info = contrastive_finetune(encoder, [texts[j] for j in train], y[train], pairs_per_example=n_pairs,
                                                seed=seed, device=device, pace=pace)
             features = embed_encoder(wrap_encoder(model, encoder), texts, batch_size)
             del model
@@ -463,35 +488,37 @@ def search(texts: list[str], y, frozen: np.ndarray, encoder_features, *, budget_
 
         shared = lm_reason is None  # the LM's fine-tunes follow: the encoder's may use ENCODER_SHARE of the budget
         limit = budget_s * (ENCODER_SHARE if shared else 1.0)
-        feats, pairs, infos, why = _fold_finetunes(
-            folds, encoder_fit, pairs=PAIRS_PER_EXAMPLE, limit_s=limit, start=start, what="",
-            budget=f"the encoder's share ({limit:.0f} s) of the {budget_s:.0f} s budget" if shared else "")
+        feats, encoder_pairs, infos, why = _fold_finetunes(
+            folds, encoder_fit, pairs=pairs or PAIRS_PER_EXAMPLE, limit_s=limit, start=start, what="",
+            budget=f"the encoder's share ({limit:.0f} s) of the {budget_s:.0f} s budget" if shared else "",
+            fixed=pairs is not None)
         report.update(fold_finetunes=infos, skipped=why)
         if feats is not None:
-            report["pairs_per_example"] = pairs
+            report["pairs_per_example"] = encoder_pairs
             grids["encoder-ft"] = per_fold(lambda i: feats[i])
             grids["concat-ft"] = per_fold(lambda i: np.hstack([frozen, feats[i]]))
     if lm_reason is None:
         recipe = {k: lm[k] for k in ("template", "pooling", "layers")}
 
-        def lm_fit(train, pairs, pace):
+        def lm_fit(train, n_pairs, pace):
             adapted, info = lm_contrastive_finetune(lm["lm"], [texts[j] for j in train], y[train], **recipe,
-                                                    pairs_per_example=pairs, seed=seed, pace=pace)
+                                                    pairs_per_example=n_pairs, seed=seed, pace=pace)
             features = adapted.embed(texts, batch_size=batch_size, **recipe)
             del adapted
             return features, info
 
-        if time.perf_counter() - start > budget_s:
+        if pairs is None and time.perf_counter() - start > budget_s:
             report["lm_skipped"] = f"budget of {budget_s:.0f} s spent before the LM's fine-tunes could start"
         else:
             try:
-                feats, pairs, infos, why = _fold_finetunes(folds, lm_fit, pairs=LM_PAIRS_PER_EXAMPLE,
-                                                           limit_s=budget_s, start=start, what="LM ")
+                feats, lm_pairs, infos, why = _fold_finetunes(folds, lm_fit, pairs=pairs or LM_PAIRS_PER_EXAMPLE,
+                                                              limit_s=budget_s, start=start, what="LM ",
+                                                              fixed=pairs is not None)
             except TrainingDivergedError as exc:
-                feats, pairs, infos, why = None, None, [], f"the LM's fine-tune diverged ({exc})"
+                feats, lm_pairs, infos, why = None, None, [], f"the LM's fine-tune diverged ({exc})"
             report.update(lm_fold_finetunes=infos, lm_skipped=why)
             if feats is not None:
-                report["lm_pairs_per_example"] = pairs
+                report["lm_pairs_per_example"] = lm_pairs
                 grids["lm-ft"] = per_fold(lambda i: feats[i])
     columns, table = {}, []
     for name, grid in grids.items():

@@ -45,6 +45,9 @@ class ClassifyConfig:
     cache_dir: str | None = field(default="default", metadata={"help": "embedding cache dir; None: memory only"})
     adapt_budget: float | str = field(default=AUTO, metadata={"help": "seconds for encoder adaptation candidates "
                                                                       "(0 = off; auto: 900 on a GPU, off on a CPU)"})
+    adapt_pairs: int | str = field(default=AUTO, metadata={"help": "pairs per example for adaptation's fine-tunes: "
+                                                                  "auto (sized to the budget) or a fixed even number "
+                                                                  "(machine-independent)"})
 
     def __post_init__(self) -> None:
         if self.pooling not in (AUTO, *POOLING_CHOICES):
@@ -69,12 +72,16 @@ class ClassifyConfig:
                 self.adapt_budget = -1.0
             if not self.adapt_budget >= 0:
                 raise ConfigError(f"adapt_budget must be 'auto' or seconds >= 0 (0 = off), got {given!r}")
+        from slmkit.classify._adapt import resolve_pairs
+
+        fixed = resolve_pairs(self.adapt_pairs)
+        self.adapt_pairs = AUTO if fixed is None else fixed
 
     def classifier(self, cache: EmbeddingCache | None = None) -> LMClassifier:
         return LMClassifier(self.model, template=self.template, pooling=self.pooling, layers=self.layers,
                             penalty=self.penalty, cv=self.cv, class_weight=self.class_weight,
                             batch_size=self.batch_size, random_state=self.seed, cache=cache or self.cache(),
-                            adapt_budget_s=self.adapt_budget)
+                            adapt_budget_s=self.adapt_budget, adapt_pairs=self.adapt_pairs)
 
     def cache(self) -> EmbeddingCache:
         return EmbeddingCache(self.cache_dir)

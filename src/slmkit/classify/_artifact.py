@@ -34,7 +34,7 @@ ENCODER_DIR = "encoder"  # a fine-tuned sentence encoder's weights, inside the a
 LM_ADAPTER_DIR = "lm_adapter"  # the LM's contrastive LoRA run (adapter + run record), inside the artifact
 ARTIFACT_KIND = "slmkit.classify.LMClassifier"
 _PARAMS = ("model", "template", "pooling", "layers", "penalty", "Cs", "l1_ratios", "cv", "class_weight",
-           "batch_size", "random_state", "adapt_budget_s", "adapt_encoder")
+           "batch_size", "random_state", "adapt_budget_s", "adapt_encoder", "adapt_pairs")
 
 
 def _versions() -> dict:

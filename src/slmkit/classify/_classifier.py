@@ -18,6 +18,7 @@ from slmkit.classify._adapt import (
     contrastive_finetune,
     lm_contrastive_finetune,
     resolve_budget,
+    resolve_pairs,
     save_encoder,
     search,
 )
@@ -52,6 +53,10 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
             the chosen template, pooling and layers), each refit inside every CV fold and kept only when CV says
             it pays. 0 = off; "auto" (default) = 900 s when the model runs on a GPU, off on a CPU.
         adapt_encoder: the sentence encoder adaptation uses (registry name or directory), default "minilm-l6".
+        adapt_pairs: pairs per example for every contrastive fine-tune. "auto" (default) sizes them to the budget
+            from the pace measured on the first fold (at most 40 for the encoder, 20 for the LM): the result then
+            depends on the machine's speed. An even number >= 4 fixes them: no pacing and no time limit, the
+            same fit for a seed on any machine (the budget then only switches adaptation on).
 
     Attributes:
         embedder_: the fitted LMEmbedder; head_: the fitted PLRClassifier; classes_: array of shape (n_classes,).
@@ -74,7 +79,7 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
                  layers: Sequence[int | float] | str = AUTO, penalty: str = "l2", Cs=13,
                  l1_ratios=(0.2, 0.5, 0.8), cv: int = 5, class_weight="balanced", batch_size: int = 16,
                  random_state=None, cache: EmbeddingCache | None = None, adapt_budget_s: float | str = AUTO,
-                 adapt_encoder: str = DEFAULT_ENCODER) -> None:
+                 adapt_encoder: str = DEFAULT_ENCODER, adapt_pairs: int | str = AUTO) -> None:
         self.model = model
         self.template = template
         self.pooling = pooling
@@ -89,6 +94,7 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         self.cache = cache
         self.adapt_budget_s = adapt_budget_s
         self.adapt_encoder = adapt_encoder
+        self.adapt_pairs = adapt_pairs
 
     def _make_embedder(self, cache: EmbeddingCache | None = None) -> LMEmbedder | ConcatEmbedder:
         """The embedder of the fitted (or fixed) configuration."""
@@ -138,6 +144,7 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
     def _adapt(self, texts: list[str], y: np.ndarray, cache: EmbeddingCache) -> dict | None:
         """Set parts_: None (keep the frozen choice) or the adapted embedders, when CV says they pay."""
         self.parts_ = None
+        pairs = resolve_pairs(self.adapt_pairs)
         budget = resolve_budget(self.adapt_budget_s, str(cache.model(self.model).info.get("device", "cpu")))
         if budget <= 0:
             return None
@@ -162,7 +169,7 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         with status(f"trying encoder adaptation by cross-validation (budget {budget:.0f} s)"):
             report = search(texts, y, features, encoder_features, budget_s=budget, encoder=self.adapt_encoder,
                             n_splits=self.cv, class_weight=self.class_weight, seed=self.random_state, device=device,
-                            batch_size=self.batch_size, lm={"lm": frozen.lm_, **recipe})
+                            batch_size=self.batch_size, lm={"lm": frozen.lm_, **recipe}, pairs=pairs)
             choice = report["chosen"]
             if choice in ("encoder-ft", "concat-ft"):  # the final fine-tune: all training rows, the CV'd recipe
                 model, info = contrastive_finetune(self.adapt_encoder, texts, y,
@@ -197,6 +204,7 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         if len(y) != len(texts):
             raise DataError(f"X has {len(texts)} texts but y has {len(y)} labels; they must match row for row")
         check_label_counts(y)
+        resolve_pairs(self.adapt_pairs)  # a bad value fails now, not after minutes of forward passes
         cache = self.cache if self.cache is not None else EmbeddingCache()
         self.embed_seconds_ = 0.0
         start = time.perf_counter()

@@ -36,11 +36,12 @@ def _layers(value: str) -> tuple | str:
 
 
 def _config(model, template, pooling, layers, penalty, cv, text_column, label_column, seed, cache_dir,
-            adapt_budget="auto"):
+            adapt_budget="auto", adapt_pairs="auto"):
     from slmkit.classify import ClassifyConfig
 
     kwargs = {} if template is None else {"template": template}
     kwargs["adapt_budget"] = adapt_budget
+    kwargs["adapt_pairs"] = adapt_pairs
     return ClassifyConfig(model=model, pooling=pooling, layers=_layers(layers), penalty=penalty, cv=cv,
                           text_column=text_column, label_column=label_column, seed=seed, cache_dir=cache_dir,
                           **kwargs)
@@ -74,6 +75,10 @@ def fit_cmd(
                                      "(MiniLM beside the LM's features; its contrastive fine-tune; the LM's own "
                                      "contrastive LoRA fine-tune), kept only when CV says they pay. 0 = off; auto = "
                                      "900 on a GPU, off on a CPU."),
+    adapt_pairs: str = typer.Option("auto", "--adapt-pairs", help="Pairs per example for adaptation's "
+                                    "contrastive fine-tunes: auto (sized to --adapt-budget from the measured pace, "
+                                    "so machine-dependent) or a fixed even number >= 4 (the same fit for a --seed on "
+                                    "any machine, however long it takes)."),
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     cache_dir: str = CACHE_DIR,
@@ -84,7 +89,7 @@ def fit_cmd(
     from slmkit.classify import fit_classifier
 
     config = _config(model, template, pooling, layers, penalty, cv, text_column, label_column, seed, cache_dir,
-                     adapt_budget)
+                     adapt_budget, adapt_pairs)
     outputs = output_policy([train], overwrite)
     outputs.folder(out, option="--out", files=ARTIFACT_FILES)
     clf, metrics = fit_classifier(train, out, config)
