@@ -22,7 +22,9 @@ SetFit needs the `bench` extra (`pip install -e .[bench]`).
 `plr_auto_adapt` (not in the default `--methods`: on one CPU core it costs tens of minutes per fit) is the
 default with encoder adaptation switched on (`adapt_budget_s=--adapt-budget`, 600 s per fit by default): MiniLM
 beside gemma's features and its contrastive fine-tune, refit inside every CV fold, kept only when CV says they
-pay. Note that `plr_auto` is the default as a user gets it, so on a GPU machine it adapts too (900 s budget).
+pay. `plr_auto_adapt_fixed` is the same with `adapt_pairs=--adapt-pairs`: every fine-tune gets that many pairs per
+example, unpaced, so the result does not depend on what else the machine is doing. Note that `plr_auto` is the
+default as a user gets it, so on a GPU machine it adapts too (900 s budget).
 """
 
 from __future__ import annotations
@@ -317,6 +319,9 @@ def main() -> None:
                         "reference_recipe,plr_smollm2,timing,auto_audit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--adapt-budget", type=float, default=600.0, help="plr_auto_adapt's budget per fit (s)")
+    parser.add_argument("--adapt-pairs", type=int, default=8,
+                        help="plr_auto_adapt_fixed's pairs per example for every fine-tune (8: about what the 600 s "
+                             "budget's pacing gave on one core here)")
     parser.add_argument("--note", default="", help="recorded with each curve, e.g. what else ran beside it")
     parser.add_argument("--table-only", action="store_true", help="only rewrite classify_table.md from the JSON")
     args = parser.parse_args()
@@ -365,6 +370,10 @@ def run_phase(phase: str, task: Task, cache, args, result) -> None:
     elif phase == "plr_auto_adapt":  # the default with encoder adaptation on (CV decides whether it is used)
         run_curve(phase, LMClassifier("gemma3-270m", cache=cache, random_state=args.seed,
                                       adapt_budget_s=args.adapt_budget), data, args, result, out)
+    elif phase == "plr_auto_adapt_fixed":  # the same with --adapt-pairs fixed: no pacing, load-independent
+        run_curve(phase, LMClassifier("gemma3-270m", cache=cache, random_state=args.seed,
+                                      adapt_budget_s=args.adapt_budget, adapt_pairs=args.adapt_pairs),
+                  data, args, result, out)
     elif phase == "setfit":
         if not setfit_available():
             raise SystemExit("the setfit method needs the bench extra: pip install -e .[bench]")
@@ -466,6 +475,7 @@ def plot_task(name: str, out: dict, directory: Path) -> None:
     curves = {}
     labels = {"plr_auto": "slmkit default (auto)", "plr_auto_v1": "auto before 29c47c2 (12 candidates)",
               "plr_auto_adapt": "default + encoder adaptation",
+              "plr_auto_adapt_fixed": "default + encoder adaptation (fixed pairs)",
               "setfit": "SetFit MiniLM", "plr_gemma": "PLR gemma3-270m",
               "plr_smollm2": "PLR smollm2-135m", "minilm_plr": "MiniLM + PLR",
               "tfidf_lr": "TF-IDF + LR", "reference_recipe": "plain recipe (64/class)"}
@@ -589,7 +599,8 @@ def write_table_md(payload: dict, path: Path, k: int = 64) -> None:
                      + f" | {chosen} |")
     draws = config.get("draws")
     for key, label in (("plr_auto", "slmkit default (auto)"), ("setfit", "SetFit"),
-                       ("plr_auto_adapt", "default + encoder adaptation (`--adapt-budget`)")):
+                       ("plr_auto_adapt", "default + encoder adaptation (`--adapt-budget`)"),
+                       ("plr_auto_adapt_fixed", "default + encoder adaptation, fixed pairs (`--adapt-pairs`)")):
         shots = shots_of(key)
         if not shots:
             continue
