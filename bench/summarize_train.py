@@ -112,8 +112,10 @@ TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the 
 # Runs of ONE trained model decoded in different precisions or ways, compared row by row with its greedy float32
 # decoding: the 95% intervals of each run's mean (±2 points on 100 rows) are far wider than the gap between them,
 # which only a paired comparison (the same rows resampled for both) resolves.
+# A reference ending in "_greedy" is an MBR stage's own greedy pass (saved beside its samples, same engine).
 PAIRED = {"ko_lora_bf16_f32": ("ko_lora_bf16", "ko_lora_bf16_trimmed"),
-          "ko_lora_seed2": ("ko_lora_seed2_mbr_sampled",)}
+          "ko_lora_seed2": ("ko_lora_seed2_mbr_sampled", "ko_lora_seed2_mbr_sampled_greedy"),
+          "ko_lora_seed2_mbr_sampled_greedy": ("ko_lora_seed2_mbr_sampled",)}
 
 
 def main() -> None:
@@ -172,25 +174,28 @@ def _saved_predictions(out: Path, name: str) -> dict[str, str]:
 
 
 def _paired(results: dict, sets: dict, out: Path) -> None:
-    """results["paired"][run] = that run against its greedy float32 twin (PAIRED), from the saved predictions."""
+    """results["paired"]["<run> vs <reference>"] = a run against its reference in PAIRED (its greedy float32 twin, or
+    an MBR stage's own greedy pass), from the saved predictions."""
     from slmkit.metrics import bootstrap_ci
 
     for reference, others in PAIRED.items():
         names = [reference, *others]
+        runs = [name.removesuffix("_greedy") for name in names]
         paths = [out / "summarize_preds" / f"train_{name}.csv" for name in names]
-        if not all(name in results["runs"] for name in names) or not all(path.is_file() for path in paths):
+        if not all(run in results["runs"] for run in runs) or not all(path.is_file() for path in paths):
             continue
         saved = {name: _saved_predictions(out, name) for name in names}
-        frame = sets[f"{results['runs'][reference]['lang']}_eval"]
+        lang = results["runs"][runs[0]]["lang"]
+        frame = sets[f"{lang}_eval"]
         # every eval row, or (BENCH_SMOKE's 4 rows) the rows every run decoded
         frame = frame[frame["fname"].isin(set.intersection(*(set(by) for by in saved.values())))]
         preds = {name: [by[f] for f in frame["fname"]] for name, by in saved.items()}
-        lang = results["runs"][reference]["lang"]
         finals = {n: rouge(p, list(frame["references"]), tokenizer=TOKENIZER[lang]).final for n, p in preds.items()}
         for name in others:
             gap = finals[name] - finals[reference]
             low, high = bootstrap_ci({"gap": gap}, n_resamples=1000, seed=0)["gap"]
-            results.setdefault("paired", {})[name] = {
+            results.setdefault("paired", {})[f"{name} vs {reference}"] = {
+                "run": name,
                 "against": reference,
                 "n": len(gap),
                 "mean_gap": round(float(gap.mean()), 2),
@@ -671,8 +676,10 @@ def _write_table(results: dict, path: Path) -> None:
                 for n, v in run["by_n"].items()
             )
             lines += ["", f"`{name}`, final by the number of samples beside the greedy pass (0 = greedy): {points}."]
-    for name, p in results.get("paired", {}).items():
-        lines += ["", f"`{name}` against `{p['against']}` (the same model, greedy in float32), paired over {p['n']} rows: "
+    for p in results.get("paired", {}).values():
+        what = ("its own greedy pass, same engine" if p["against"].endswith("_greedy")
+                else "the same model, greedy in float32")
+        lines += ["", f"`{p['run']}` against `{p['against']}` ({what}), paired over {p['n']} rows: "
                   f"final {p['mean_gap']:+.2f} (95% CI {p['gap_ci95'][0]:+.2f} to {p['gap_ci95'][1]:+.2f}), "
                   f"{p['identical_summaries']} summaries identical."]
     speed = results["runs"].get("speed")
