@@ -107,6 +107,8 @@ STAGES = {
     "ko_lora_seed2_mbr_sampled": dict(lang="ko", reuse="ko_lora_seed2",
                                       load=dict(backend="ctranslate2", quantize="int8"),
                                       keep_tokens_from="ko_train", decode=dict(mbr_samples=8)),
+    # Issue 9's bf16 question on a second trained model: the seed-2 run decoded greedily in bf16.
+    "ko_lora_seed2_bf16": dict(lang="ko", reuse="ko_lora_seed2", load=dict(dtype="bfloat16")),
 }
 TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
 # Runs of ONE trained model decoded in different precisions or ways, compared row by row with its greedy float32
@@ -114,7 +116,7 @@ TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the 
 # which only a paired comparison (the same rows resampled for both) resolves.
 # A reference ending in "_greedy" is an MBR stage's own greedy pass (saved beside its samples, same engine).
 PAIRED = {"ko_lora_bf16_f32": ("ko_lora_bf16", "ko_lora_bf16_trimmed"),
-          "ko_lora_seed2": ("ko_lora_seed2_mbr_sampled", "ko_lora_seed2_mbr_sampled_greedy"),
+          "ko_lora_seed2": ("ko_lora_seed2_mbr_sampled", "ko_lora_seed2_mbr_sampled_greedy", "ko_lora_seed2_bf16"),
           "ko_lora_seed2_mbr_sampled_greedy": ("ko_lora_seed2_mbr_sampled",)}
 
 

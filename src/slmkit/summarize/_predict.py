@@ -61,8 +61,9 @@ class PredictConfig:
             None (the default) keeps the whole vocabulary. transformers and ctranslate2 backends.
         dtype: transformers backend only: the precision the summarizing LM decodes in ("auto", "float32",
             "bfloat16", "float16"); None follows `$SLMKIT_DTYPE`, else "auto" (bf16 where the CPU computes it
-            natively). On a trained Korean summarizer bf16 decoded 2.1x faster than float32 but scored 0.87
-            ROUGE lower (README, `ko_lora_bf16`): "float32" is the choice for a final submission.
+            natively). On two trained Korean summarizers bf16 decoded 2-3x faster than float32 and scored
+            -0.87 and +0.73 ROUGE against it (README, `ko_lora_bf16*`, `ko_lora_seed2*`): no cost on average,
+            but a point either way per model; "float32" removes that variance for a final submission.
     """
 
     method: str = "few-shot"
