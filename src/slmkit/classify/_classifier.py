@@ -141,10 +141,10 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         self.template_, self.pooling_, self.layers_ = best.template, best.pooling, best.layer_values
         return report
 
-    def _adapt(self, texts: list[str], y: np.ndarray, cache: EmbeddingCache) -> dict | None:
-        """Set parts_: None (keep the frozen choice) or the adapted embedders, when CV says they pay."""
+    def _adapt(self, texts: list[str], y: np.ndarray, cache: EmbeddingCache, pairs: int | None) -> dict | None:
+        """Set parts_: None (keep the frozen choice) or the adapted embedders, when CV says they pay. `pairs`: the
+        resolved `adapt_pairs` (None = sized to the budget)."""
         self.parts_ = None
-        pairs = resolve_pairs(self.adapt_pairs)
         budget = resolve_budget(self.adapt_budget_s, str(cache.model(self.model).info.get("device", "cpu")))
         if budget <= 0:
             return None
@@ -204,12 +204,12 @@ class LMClassifier(ClassifierMixin, BaseEstimator):
         if len(y) != len(texts):
             raise DataError(f"X has {len(texts)} texts but y has {len(y)} labels; they must match row for row")
         check_label_counts(y)
-        resolve_pairs(self.adapt_pairs)  # a bad value fails now, not after minutes of forward passes
+        pairs = resolve_pairs(self.adapt_pairs)  # a bad value fails now, not after minutes of forward passes
         cache = self.cache if self.cache is not None else EmbeddingCache()
         self.embed_seconds_ = 0.0
         start = time.perf_counter()
         self.auto_ = self._choose(texts, y, cache)
-        self.adapt_ = self._adapt(texts, y, cache)
+        self.adapt_ = self._adapt(texts, y, cache, pairs)
         self.select_seconds_ = time.perf_counter() - start
         self.embedder_ = self._make_embedder(cache).fit()
         features = self.embedder_.transform(texts)

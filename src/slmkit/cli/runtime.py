@@ -17,7 +17,6 @@ EXAMPLE_TEXTS = Path(__file__).resolve().parents[3] / "examples" / "data" / "tex
 MODEL = typer.Option("gemma3-270m", "--model", help="Registry name, directory, .gguf file or Hugging Face id.")
 BACKEND = typer.Option("transformers", "--backend", help="transformers | llamacpp")
 TEXT_COLUMN = typer.Option("text", "--text-column", help="Column holding the texts.")
-DTYPE = DTYPE_OPTION
 
 
 def _load(model: str, backend: str, dtype: str | None):
@@ -51,7 +50,7 @@ def demo_cmd(
     text_column: str = TEXT_COLUMN,
     model: str = MODEL,
     backend: str = BACKEND,
-    dtype: str = DTYPE,
+    dtype: str = DTYPE_OPTION,
     output: Path = typer.Option(Path("out/runtime_demo.json"), "--output", help="Where the JSON report goes."),
     overwrite: bool = OVERWRITE_OPTION,
 ) -> None:
@@ -90,7 +89,7 @@ def embed_cmd(
     text_column: str = TEXT_COLUMN,
     model: str = MODEL,
     backend: str = BACKEND,
-    dtype: str = DTYPE,
+    dtype: str = DTYPE_OPTION,
     pooling: str = typer.Option("mean", "--pooling", help="mean | last"),
     layers: str = typer.Option("-1", "--layers", help="Comma-separated layer indices, e.g. -1 or 9,-1."),
     template: str = typer.Option("{text}", "--template", help="Wraps each text; must contain {text}."),
@@ -128,7 +127,7 @@ def losses_cmd(
     text_column: str = TEXT_COLUMN,
     model: str = MODEL,
     backend: str = BACKEND,
-    dtype: str = DTYPE,
+    dtype: str = DTYPE_OPTION,
     overwrite: bool = OVERWRITE_OPTION,
 ) -> None:
     """Per-text mean token loss and perplexity."""
@@ -155,7 +154,7 @@ def generate_cmd(
     prompt: list[str] = typer.Argument(..., help="One or more prompts."),
     model: str = MODEL,
     backend: str = BACKEND,
-    dtype: str = DTYPE,
+    dtype: str = DTYPE_OPTION,
     max_new_tokens: int = typer.Option(48, "--max-new-tokens"),
     num_beams: int = typer.Option(1, "--num-beams"),
     do_sample: bool = typer.Option(False, "--do-sample/--greedy"),
