@@ -50,6 +50,35 @@ def test_float32_greedy_text_equals_transformers(tiny_lm, fast_lm, params):
     assert fast_lm.generate(PROMPTS, params, batch_size=3) == expected  # batched rows decode independently
 
 
+@pytest.fixture(scope="module")
+def parallel_lm(tiny_causal_dir):
+    return load_model(str(tiny_causal_dir), backend="ctranslate2", quantize="float32", num_threads=2)
+
+
+@pytest.mark.parametrize("params", [
+    GenerationParams(max_new_tokens=12),
+    GenerationParams(max_new_tokens=8, min_new_tokens=5),
+    GenerationParams(max_new_tokens=6, num_beams=3),
+    GenerationParams(max_new_tokens=12, stop=("e", "never-produced")),
+    GenerationParams(max_new_tokens=4, suppress_leading_newline=True),
+])
+def test_parallel_decoding_replicas_give_the_same_text(tiny_lm, parallel_lm, params):
+    # two threads: greedy and beam batches are split over two single-thread replicas and decoded concurrently
+    expected = [tiny_lm.generate([p], params, batch_size=1)[0] for p in PROMPTS]
+    for batch_size in (1, 2, 8):
+        assert parallel_lm.generate(PROMPTS, params, batch_size=batch_size) == expected
+    assert parallel_lm._decoder is not parallel_lm._generator
+    assert parallel_lm._decoder.num_generators == 2 and parallel_lm._generator.num_generators == 1
+
+
+def test_sampling_with_several_threads_is_reproducible(parallel_lm, fast_lm):
+    params = GenerationParams(max_new_tokens=8, do_sample=True, temperature=1.5, seed=3)
+    first = parallel_lm.generate(PROMPTS * 2, params, batch_size=1)
+    assert parallel_lm.generate(PROMPTS * 2, params, batch_size=1) == first
+    assert fast_lm.generate(PROMPTS * 2, params, batch_size=1) == first  # the thread count does not change draws
+    assert len(set(first)) > 1
+
+
 def test_stop_strings_and_max_tokens_as_transformers(tiny_lm, fast_lm):
     full = [tiny_lm.generate([p], max_new_tokens=12, batch_size=1)[0] for p in PROMPTS]
     stop = full[0][3:5]

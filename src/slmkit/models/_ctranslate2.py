@@ -7,7 +7,10 @@ its int4 changed greedy outputs within the first few tokens; OpenVINO's exporter
 transformers < 5.6 and torchvision, which this project cannot take; llama.cpp needs a compiler here.
 
 What runs where:
-- generation, token losses, next-token / choice scores: CTranslate2, at the converted precision;
+- generation, token losses, next-token / choice scores: CTranslate2, at the converted precision. Scoring runs on
+  one engine spread over every thread; greedy and beam decoding on one single-thread replica per thread, each
+  decoding its own batch (faster on a small CPU: `_decoder`, bench/ct2_decoding.py); sampling on a fresh
+  engine per call, so that a seed gives the same draws on every call;
 - embeddings and token states (hidden states of chosen layers): CTranslate2 does not expose them, so a
   transformers copy of the same weights is loaded on first use and answers them exactly as the default backend.
 
@@ -72,19 +75,43 @@ class CTranslate2LM(LanguageModel):
 
     def __init__(self, spec: ModelSpec, model_dir: Path, source_dir: Path | str, tokenizer, info: dict,
                  *, quantize: str, num_threads: int) -> None:
-        ct2 = _import_ctranslate2()
         self.spec, self.tokenizer, self.info = spec, tokenizer, info
         self.model_dir, self.source_dir, self.quantize = Path(model_dir), source_dir, quantize
         self.num_threads = num_threads
-        self._generator = ct2.Generator(
-            str(model_dir), device="cpu", compute_type=quantize, intra_threads=num_threads, inter_threads=1
-        )
+        # Scoring (token losses, next-token scores, prompts' first tokens) runs whole sequences through large
+        # matrix products, which one engine spreads over every thread.
+        self._generator = self._engine(intra_threads=num_threads, replicas=1)
+        self._replicas = None  # the greedy / beam decoding engine, built on first use (see `_decoder`)
         self._facts = json.loads((self.model_dir / MARKER).read_text())["source_config"]
         # A vocabulary-trimmed model outputs ids over the kept tokens only: engine id -> the tokenizer's id.
         order = self.model_dir / VOCAB_ORDER
         self._order = np.load(order) if order.is_file() else None
         self._hf = None  # the transformers twin for embeddings / token states, loaded on first use
         self._newline_ids: list[int] | None = None
+
+    def _engine(self, *, intra_threads: int, replicas: int):
+        return _import_ctranslate2().Generator(
+            str(self.model_dir), device="cpu", compute_type=self.quantize, intra_threads=intra_threads,
+            inter_threads=replicas,
+        )
+
+    @property
+    def _decoder(self):
+        """The engine for greedy and beam decoding: `num_threads` single-thread replicas sharing one copy of the
+        weights, each decoding its own batch.
+
+        Why: a decoding step multiplies a few rows by each weight matrix, too little work to split over threads.
+        Measured on the 2-core AVX-512 EPYC (int8, output layer trimmed, 48 new tokens): one engine on two
+        threads decoded 46 tokens/s one prompt at a time and 113-127 batched by 8; one thread alone 50-52 and
+        152-163; two single-thread replicas, a batch of 4 each, 218-222 (`bench/runtime.py`). Scoring keeps the
+        multi-threaded engine, which is ~1.6x faster there. The replicas cost one more copy of the converted
+        weights in memory (~300 MB for gemma3-270m at int8), only in a process that generates.
+        """
+        if self.num_threads == 1:
+            return self._generator
+        if self._replicas is None:
+            self._replicas = self._engine(intra_threads=1, replicas=self.num_threads)
+        return self._replicas
 
     # tokens -------------------------------------------------------------------------------------------------
     def _ids(self, text: str, bos: bool = True) -> list[int]:
@@ -228,42 +255,55 @@ class CTranslate2LM(LanguageModel):
         )
         if params.do_sample:
             knobs.update(sampling_topp=params.top_p, sampling_temperature=params.temperature)
+        # Greedy and beam batches run in parallel on the decoding replicas, split so that each replica has work.
+        parallel = not params.do_sample and self.num_threads > 1
         if params.do_sample:
-            # CTranslate2 samples from one process-wide generator and takes no generator of its own.
+            # CTranslate2 takes no seed per call: each engine thread draws from its own generator, seeded from
+            # `set_random_seed` when that thread first samples and never again. So a sampling call gets a fresh
+            # engine (0.4-2 s to load) that decodes batch after batch on one thread: the same seed then draws
+            # the same numbers on every call, whatever ran before, as on the transformers backend.
             ct2.set_random_seed(params.seed)
+            engine = self._engine(intra_threads=self.num_threads, replicas=1)
+        else:
+            engine = self._decoder if parallel else self._generator
         ids = [self._ids(p) for p in prompts]
         first: list[list[int]] = [[] for _ in ids]
         budget = params.max_new_tokens
         if params.suppress_leading_newline:
             # CTranslate2 can ban tokens only for a whole generation, so the first token is decoded on its own
             # with the newline tokens banned, then generation goes on from prompt + that token.
-            first = self._first_tokens(ids, knobs, params)
+            first = self._first_tokens(engine if params.do_sample else self._generator, ids, knobs, params)
             budget -= 1
-        out: list[str] = [""] * len(ids)
-        for batch in length_sorted_batches([len(x) for x in ids], batch_size):
-            done_first = [i for i in batch if first[i] and first[i][0] == self.tokenizer.eos_token_id]
-            todo = [i for i in batch if i not in done_first]
-            new: dict[int, list[int]] = {i: [] for i in done_first}
-            if todo and budget > 0:
-                starts = [self._tokens(ids[i] + first[i]) for i in todo]
-                min_left = max(0, params.min_new_tokens - (1 if params.suppress_leading_newline else 0))
-                results = self._generator.generate_batch(
-                    starts, max_length=budget, min_length=min_left, max_batch_size=len(todo),
+        eos_id = self.tokenizer.eos_token_id
+        todo = [i for i in range(len(ids)) if not (first[i] and first[i][0] == eos_id)]
+        size = min(batch_size, -(-len(todo) // self.num_threads)) if parallel and todo else batch_size
+        pending = []
+        if budget > 0:
+            min_left = max(0, params.min_new_tokens - (1 if params.suppress_leading_newline else 0))
+            for batch in length_sorted_batches([len(ids[i]) for i in todo], size):
+                rows = [todo[k] for k in batch]
+                results = engine.generate_batch(
+                    [self._tokens(ids[i] + first[i]) for i in rows], max_length=budget, min_length=min_left,
+                    max_batch_size=len(rows), asynchronous=parallel,
                     # the step callback exists for greedy / sampling only; beams are cut at the stop string after
-                    callback=self._stop_callback(params.stop, [first[i] for i in todo])
+                    callback=self._stop_callback(params.stop, [first[i] for i in rows])
                     if params.stop and params.num_beams == 1 else None,
                     **knobs,
                 )
-                for i, result in zip(todo, results):
-                    new[i] = self._own_ids(result.sequences_ids[0])
-            for i in batch:
-                tokens = [t for t in first[i] + new.get(i, []) if t != self.tokenizer.eos_token_id]
-                out[i] = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), params.stop)
+                pending.append((rows, results))
+        new: dict[int, list[int]] = {}
+        for rows, results in pending:
+            for i, result in zip(rows, results):
+                new[i] = self._own_ids((result.result() if parallel else result).sequences_ids[0])
+        out: list[str] = []
+        for i in range(len(ids)):
+            tokens = [t for t in first[i] + new.get(i, []) if t != eos_id]
+            out.append(cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), params.stop))
         return out
 
-    def _first_tokens(self, ids, knobs, params) -> list[list[int]]:
+    def _first_tokens(self, engine, ids, knobs, params) -> list[list[int]]:
         banned = [[t] for t in self._tokens(self.newline_token_ids())]
-        results = self._generator.generate_batch(
+        results = engine.generate_batch(
             [self._tokens(x) for x in ids], max_length=1, min_length=1 if params.min_new_tokens else 0,
             suppress_sequences=banned or None, **knobs,
         )
