@@ -60,7 +60,7 @@ def make_tiny_model_dir(
             head_dim=hidden_size // 2,
             max_position_embeddings=512,
             sliding_window=64,
-            layer_types=["sliding_attention", "full_attention"][:num_layers],
+            layer_types=(["sliding_attention", "full_attention"] * num_layers)[:num_layers],
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,

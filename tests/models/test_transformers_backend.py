@@ -79,6 +79,36 @@ def test_generation_params_are_validated():
         GenerationParams(top_p=0)
 
 
+def test_inner_layers_stop_the_forward_pass_early_with_the_same_vectors(tmp_path):
+    import torch
+
+    from slmkit.models import load_model
+    from slmkit.testing import make_tiny_model_dir
+
+    lm = load_model(str(make_tiny_model_dir(tmp_path / "deep", num_layers=5)))
+    blocks = lm.model.base_model.layers
+    ran = []
+    for i, block in enumerate(blocks):
+        block.register_forward_hook(lambda module, args, output, i=i: ran.append(i))
+    ids, mask = lm._pad(lm._encode(TEXTS), side="right")
+    with torch.no_grad():
+        full = lm.model.base_model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    assert len(full) == 6
+    hooks = [len(block._forward_hooks) for block in blocks]
+    pool = lm._pool_mask(ids, mask).unsqueeze(-1).float()
+    for layers, expected_blocks in [((2,), [0, 1]), ((1, 3), [0, 1, 2]), ((-3,), [0, 1, 2]),
+                                    ((2, -1), [0, 1, 2, 3, 4]), ((0, 2), [0, 1, 2, 3, 4])]:
+        ran.clear()
+        got = lm.embed(TEXTS, layers=layers, batch_size=len(TEXTS))
+        assert ran == expected_blocks, layers  # blocks after the deepest requested layer never ran
+        want = torch.cat([(full[layer].float() * pool).sum(1) / pool.sum(1) for layer in layers], dim=-1)
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+    states = lm.token_states(["great film"], layers=(2,))[0]  # explanations stop early too
+    np.testing.assert_allclose(states.states[states.pooled_mask].mean(0), lm.embed(["great film"], layers=(2,))[0],
+                               atol=1e-5)
+    assert [len(block._forward_hooks) for block in blocks] == hooks  # the early exit removed its hooks
+
+
 def test_token_states_reproduce_mean_pooling(tiny_lm):
     template = "Review: {text}\nSentiment:"
     states = tiny_lm.token_states(["great film"], template=template)[0]

@@ -117,6 +117,40 @@ class TransformersLM(LanguageModel):
             )
         return self.model.base_model(input_ids=input_ids, attention_mask=mask, output_hidden_states=hidden_states)
 
+    def _layer_states(self, input_ids, mask, layers):
+        """The hidden states `states[layer]` for each of `layers` (transformers' `hidden_states` indices:
+        0 = embeddings, n = the last layer, after the final norm; negative from the end).
+
+        When every requested layer lies strictly between the embeddings and the last layer, the forward pass
+        stops after the deepest of them: a middle-layer embedding (what automatic configuration often picks)
+        then costs half the model. transformers has no early exit, so forward hooks on the decoder blocks catch
+        their outputs (block i-1's output is `hidden_states[i]`) and end the pass with an exception.
+        """
+        n = self.n_layers
+        blocks = getattr(self.model.base_model, "layers", None)
+        wanted = {layer: layer % (n + 1) for layer in layers} if n else {}
+        if (not wanted or not isinstance(blocks, torch.nn.ModuleList) or len(blocks) != n
+                or min(wanted.values()) < 1 or max(wanted.values()) >= n):
+            return self._backbone(input_ids, mask, hidden_states=True).hidden_states
+        deepest, caught = max(wanted.values()), {}
+
+        def catch(index):
+            def hook(module, args, output):
+                caught[index] = output[0] if isinstance(output, tuple) else output
+                if index == deepest:
+                    raise _EarlyExit
+            return hook
+
+        handles = [blocks[index - 1].register_forward_hook(catch(index)) for index in set(wanted.values())]
+        try:
+            self._backbone(input_ids, mask, hidden_states=False)
+        except _EarlyExit:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {layer: caught[index] for layer, index in wanted.items()}
+
     def _head_logits(self, hidden: torch.Tensor):
         """Output-layer logits (float32, soft-capped as the model's own forward does) of `hidden` (n, d), in
         chunks of `_LOGIT_CHUNK` rows: yields (start, logits)."""
@@ -163,7 +197,7 @@ class TransformersLM(LanguageModel):
         with self._progress(len(ids), "embed", progress) as bar:
             for batch in length_sorted_batches([len(x) for x in ids], batch_size):
                 input_ids, mask = self._pad([ids[i] for i in batch])
-                states = self._backbone(input_ids, mask, hidden_states=True).hidden_states
+                states = self._layer_states(input_ids, mask, layers)
                 pool = self._pool_mask(input_ids, mask).unsqueeze(-1).float()
                 last = mask.sum(1) - 1
                 vec = torch.cat([f for how in poolings for f in pool_layers(states, pool, last, layers, how)], dim=-1)
@@ -185,7 +219,7 @@ class TransformersLM(LanguageModel):
             enc = self.tokenizer(formatted, return_offsets_mapping=True)
             ids = enc["input_ids"][: self.max_length]
             input_ids, mask = self._pad([ids])
-            states = self._backbone(input_ids, mask, hidden_states=True).hidden_states
+            states = self._layer_states(input_ids, mask, layers)
             stacked = torch.cat([states[layer][0].float() for layer in layers], dim=-1).cpu().numpy()
             result.append(
                 TokenStates(
@@ -509,6 +543,10 @@ class _OnlyKept:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         return scores.masked_fill(self.banned, float("-inf"))
+
+
+class _EarlyExit(Exception):
+    """Raised by a forward hook to end a forward pass once the hidden states asked for are caught."""
 
 
 def pool_layers(states, pool: torch.Tensor, last: torch.Tensor, layers, how: str) -> list[torch.Tensor]:
