@@ -166,6 +166,9 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
         for batch in (1, 8, 32):
             seconds = _median_time(lambda: lm.embed(texts, batch_size=batch), repeats)
             out[f"embed_batch_{batch}_tokens_per_s"] = round(n_texts * 100 / seconds, 1)
+        # the middle layer alone: the forward pass stops after it (`_layer_states`)
+        seconds = _median_time(lambda: lm.embed(texts, batch_size=8, layers=(lm.n_layers // 2,)), repeats)
+        out["embed_middle_batch_8_tokens_per_s"] = round(n_texts * 100 / seconds, 1)
     if not lm.info.get("kept_tokens"):  # a trimmed engine generates only
         lm.token_losses(texts[:4])  # warm-up
         n_scored = sum(len(x) for x in lm.token_losses(texts))
@@ -226,7 +229,8 @@ def _engines(args, env: dict) -> dict:
         row["ratios_to_transformers_float32"] = {
             k: round(row[k] / base[k], 2)
             for k in ("token_losses_tokens_per_s", "generate_single_tokens_per_s", "generate_batched_8_tokens_per_s",
-                      "embed_batch_1_tokens_per_s", "embed_batch_8_tokens_per_s", "embed_batch_32_tokens_per_s")
+                      "embed_batch_1_tokens_per_s", "embed_batch_8_tokens_per_s", "embed_batch_32_tokens_per_s",
+                      "embed_middle_batch_8_tokens_per_s")
             if k in row and k in base
         }
     return {"rows": rows}
