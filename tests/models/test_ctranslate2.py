@@ -68,6 +68,7 @@ def test_parallel_decoding_replicas_give_the_same_text(tiny_lm, parallel_lm, par
     for batch_size in (1, 2, 8):
         assert parallel_lm.generate(PROMPTS, params, batch_size=batch_size) == expected
     assert parallel_lm._decoder is not parallel_lm._generator
+    assert parallel_lm._single_stream_engine() is parallel_lm._generator  # one prompt, whole vocabulary: 2 threads
     assert parallel_lm._decoder.num_generators == 2 and parallel_lm._generator.num_generators == 1
 
 
@@ -238,6 +239,11 @@ def test_trimmed_vocabulary_is_the_full_model_masked_to_the_kept_tokens(tiny_lm,
                                          logits_processor=LogitsProcessorList([OnlyKept()]))
         expected = tiny_lm.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
         assert fast.generate([prompt], max_new_tokens=8)[0] == expected
+    # two threads: a trimmed model decodes one prompt on a single-thread replica, the same text
+    parallel = load_model(str(tiny_causal_dir), backend="ctranslate2", quantize="float32", keep_tokens=corpus,
+                          num_threads=2)
+    assert parallel._single_stream_engine() is parallel._decoder is not parallel._generator
+    assert [parallel.generate([p], max_new_tokens=8)[0] for p in PROMPTS] == fast.generate(PROMPTS, max_new_tokens=8)
     with pytest.raises(ConfigError, match="serves generation only"):
         fast.token_losses(PROMPTS)
     with pytest.raises(ConfigError, match="list of texts"):  # one string would keep only its characters

@@ -81,7 +81,8 @@ class CTranslate2LM(LanguageModel):
         # Scoring (token losses, next-token scores, prompts' first tokens) runs whole sequences through large
         # matrix products, which one engine spreads over every thread.
         self._generator = self._engine(intra_threads=num_threads, replicas=1)
-        self._replicas = None  # the greedy / beam decoding engine, built on first use (see `_decoder`)
+        # greedy / beam decoding of several prompts: one single-thread replica per thread (see `_decoder`)
+        self._replicas = self._engine(intra_threads=1, replicas=num_threads) if num_threads > 1 else None
         self._facts = json.loads((self.model_dir / MARKER).read_text())["source_config"]
         # A vocabulary-trimmed model outputs ids over the kept tokens only: engine id -> the tokenizer's id.
         order = self.model_dir / VOCAB_ORDER
@@ -97,21 +98,24 @@ class CTranslate2LM(LanguageModel):
 
     @property
     def _decoder(self):
-        """The engine for greedy and beam decoding: `num_threads` single-thread replicas sharing one copy of the
-        weights, each decoding its own batch.
+        """The engine for greedy and beam decoding of several prompts: `num_threads` single-thread replicas
+        sharing one copy of the weights, each decoding its own batch.
 
         Why: a decoding step multiplies a few rows by each weight matrix, too little work to split over threads.
-        Measured on the 2-core AVX-512 EPYC (int8, output layer trimmed, 48 new tokens): one engine on two
-        threads decoded 46 tokens/s one prompt at a time and 113-127 batched by 8; one thread alone 50-52 and
-        152-163; two single-thread replicas, a batch of 4 each, 218-222 (`bench/runtime.py`). Scoring keeps the
-        multi-threaded engine, which is ~1.6x faster there. The replicas cost one more copy of the converted
-        weights in memory (~300 MB for gemma3-270m at int8), only in a process that generates.
+        Measured on the 2-core AVX-512 EPYC (bench/ct2_decoding.py: gemma3-270m int8, output layer trimmed, 48
+        new tokens, medians): one engine on two threads decoded 41 tokens/s single-stream, 115 for 8 prompts and
+        115 for 16 in batches of 8; one thread alone 51 / 146 / 153; two single-thread replicas 53 / 229 / 271.
+        Scoring keeps the multi-threaded engine: on whole sequences it was as fast as the replicas or faster
+        (next-token forward passes 1.6-1.9x, a side check). The replicas cost one more copy of the converted
+        weights in memory (~300 MB for gemma3-270m at int8).
         """
-        if self.num_threads == 1:
-            return self._generator
-        if self._replicas is None:
-            self._replicas = self._engine(intra_threads=1, replicas=self.num_threads)
-        return self._replicas
+        return self._generator if self._replicas is None else self._replicas
+
+    def _single_stream_engine(self):
+        """The engine for one prompt alone. The whole output layer (262k x 640 for Gemma 3) is a matrix-vector
+        product large enough to share between threads: 26 tokens/s on two threads against 22 on one (int8);
+        trimmed to a language's tokens it is not, and one thread is faster: 51-53 against 41-50."""
+        return self._decoder if self._order is not None else self._generator
 
     # tokens -------------------------------------------------------------------------------------------------
     def _ids(self, text: str, bos: bool = True) -> list[int]:
@@ -255,8 +259,7 @@ class CTranslate2LM(LanguageModel):
         )
         if params.do_sample:
             knobs.update(sampling_topp=params.top_p, sampling_temperature=params.temperature)
-        # Greedy and beam batches run in parallel on the decoding replicas, split so that each replica has work.
-        parallel = not params.do_sample and self.num_threads > 1
+        engine = self._generator
         if params.do_sample:
             # CTranslate2 takes no seed per call: each engine thread draws from its own generator, seeded from
             # `set_random_seed` when that thread first samples and never again. So a sampling call gets a fresh
@@ -264,18 +267,20 @@ class CTranslate2LM(LanguageModel):
             # the same numbers on every call, whatever ran before, as on the transformers backend.
             ct2.set_random_seed(params.seed)
             engine = self._engine(intra_threads=self.num_threads, replicas=1)
-        else:
-            engine = self._decoder if parallel else self._generator
         ids = [self._ids(p) for p in prompts]
         first: list[list[int]] = [[] for _ in ids]
         budget = params.max_new_tokens
         if params.suppress_leading_newline:
             # CTranslate2 can ban tokens only for a whole generation, so the first token is decoded on its own
             # with the newline tokens banned, then generation goes on from prompt + that token.
-            first = self._first_tokens(engine if params.do_sample else self._generator, ids, knobs, params)
+            first = self._first_tokens(engine, ids, knobs, params)
             budget -= 1
         eos_id = self.tokenizer.eos_token_id
         todo = [i for i in range(len(ids)) if not (first[i] and first[i][0] == eos_id)]
+        if not params.do_sample:
+            engine = self._single_stream_engine() if len(todo) == 1 else self._decoder
+        # Greedy and beam batches run in parallel on the decoding replicas, split so that each replica has work.
+        parallel = engine is self._replicas
         size = min(batch_size, -(-len(todo) // self.num_threads)) if parallel and todo else batch_size
         pending = []
         if budget > 0:
