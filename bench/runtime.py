@@ -178,7 +178,10 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
     prompts = [t[:300] for t in texts[:8]]
     for name, batch, chosen in (("single", 1, prompts[:4]), ("batched_8", 8, prompts)):
         start = time.perf_counter()
-        generated = lm.generate(chosen, params, batch_size=batch)
+        if name == "single":  # single-stream: one call per prompt (an engine could otherwise decode 2 at once)
+            generated = [text for p in chosen for text in lm.generate([p], params, batch_size=1)]
+        else:
+            generated = lm.generate(chosen, params, batch_size=batch)
         seconds = time.perf_counter() - start
         n_new = sum(ref.count_tokens(generated))
         out[f"generate_{name}_tokens_per_s"] = round(n_new / seconds, 2)
