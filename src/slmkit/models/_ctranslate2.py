@@ -273,7 +273,7 @@ class CTranslate2LM(LanguageModel):
         if params.suppress_leading_newline:
             # CTranslate2 can ban tokens only for a whole generation, so the first token is decoded on its own
             # with the newline tokens banned, then generation goes on from prompt + that token.
-            first = self._first_tokens(engine, ids, knobs, params)
+            first = self._first_tokens(engine, ids, knobs, params, batch_size)
             budget -= 1
         eos_id = self.tokenizer.eos_token_id
         todo = [i for i in range(len(ids)) if not (first[i] and first[i][0] == eos_id)]
@@ -306,13 +306,18 @@ class CTranslate2LM(LanguageModel):
             out.append(cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), params.stop))
         return out
 
-    def _first_tokens(self, engine, ids, knobs, params) -> list[list[int]]:
+    def _first_tokens(self, engine, ids, knobs, params, batch_size: int) -> list[list[int]]:
+        """Each prompt's first new token, newline tokens banned, `batch_size` prompts at a time."""
         banned = [[t] for t in self._tokens(self.newline_token_ids())]
-        results = engine.generate_batch(
-            [self._tokens(x) for x in ids], max_length=1, min_length=1 if params.min_new_tokens else 0,
-            suppress_sequences=banned or None, **knobs,
-        )
-        return [self._own_ids(r.sequences_ids[0][:1]) for r in results]
+        first: list[list[int]] = [[] for _ in ids]
+        for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+            results = engine.generate_batch(
+                [self._tokens(ids[i]) for i in batch], max_length=1, min_length=1 if params.min_new_tokens else 0,
+                max_batch_size=len(batch), suppress_sequences=banned or None, **knobs,
+            )
+            for i, result in zip(batch, results):
+                first[i] = self._own_ids(result.sequences_ids[0][:1])
+        return first
 
     def _stop_callback(self, stop, prefixes):
         """A CTranslate2 step callback that ends a row once its new text contains a stop string."""
