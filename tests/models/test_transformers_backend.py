@@ -107,6 +107,8 @@ def test_inner_layers_stop_the_forward_pass_early_with_the_same_vectors(tmp_path
     np.testing.assert_allclose(states.states[states.pooled_mask].mean(0), lm.embed(["great film"], layers=(2,))[0],
                                atol=1e-5)
     assert [len(block._forward_hooks) for block in blocks] == hooks  # the early exit removed its hooks
+    with pytest.raises(ConfigError, match=r"out of range for a 5-layer model \(use -6\.\.5\)"):
+        lm.embed(TEXTS, layers=(8,))  # never wrapped around to another layer
 
 
 def test_token_states_reproduce_mean_pooling(tiny_lm):

@@ -122,13 +122,16 @@ class TransformersLM(LanguageModel):
         0 = embeddings, n = the last layer, after the final norm; negative from the end).
 
         When every requested layer lies strictly between the embeddings and the last layer, the forward pass
-        stops after the deepest of them: a middle-layer embedding (what automatic configuration often picks)
-        then costs half the model. transformers has no early exit, so forward hooks on the decoder blocks catch
-        their outputs (block i-1's output is `hidden_states[i]`) and end the pass with an exception.
+        stops after the deepest of them: a middle-layer embedding (`layers=(0.5,)` in classification) then costs
+        half the model. transformers has no early exit, so forward hooks on the decoder blocks catch their
+        outputs (block i-1's output is `hidden_states[i]`) and end the pass with an exception.
         """
         n = self.n_layers
+        whole = all(isinstance(layer, (int, np.integer)) for layer in layers)
+        if n is not None and whole and not all(-(n + 1) <= layer <= n for layer in layers):
+            raise ConfigError(f"layers {list(layers)} are out of range for a {n}-layer model (use {-(n + 1)}..{n})")
         blocks = getattr(self.model.base_model, "layers", None)
-        wanted = {layer: layer % (n + 1) for layer in layers} if n else {}
+        wanted = {layer: int(layer) % (n + 1) for layer in layers} if n and whole else {}
         if (not wanted or not isinstance(blocks, torch.nn.ModuleList) or len(blocks) != n
                 or min(wanted.values()) < 1 or max(wanted.values()) >= n):
             return self._backbone(input_ids, mask, hidden_states=True).hidden_states
