@@ -16,6 +16,7 @@ from slmkit.models import GenerationParams, load_model, resolve_model
 ct2 = pytest.importorskip("ctranslate2")
 
 from slmkit.models import _ctranslate2
+from slmkit.models._base import progress_bar
 
 PROMPTS = ["The cat sat on", "Stock prices rose", "오늘 날씨가"]
 
@@ -78,6 +79,26 @@ def test_sampling_with_several_threads_is_reproducible(parallel_lm, fast_lm):
     assert parallel_lm.generate(PROMPTS * 2, params, batch_size=1) == first
     assert fast_lm.generate(PROMPTS * 2, params, batch_size=1) == first  # the thread count does not change draws
     assert len(set(first)) > 1
+
+
+@pytest.mark.parametrize("which", ["fast_lm", "parallel_lm"])
+def test_progress_counts_every_text_and_leaves_results_unchanged(which, request, monkeypatch):
+    lm = request.getfixturevalue(which)  # one engine decoding batch after batch, or replicas decoding concurrently
+    bars = []
+
+    def recording_bar(total, desc, enabled, items=None):
+        bar = progress_bar(total, desc, enabled, items)
+        bars.append((desc, enabled, bar))
+        return bar
+
+    monkeypatch.setattr(_ctranslate2, "progress_bar", recording_bar)
+    params = GenerationParams(max_new_tokens=6, suppress_leading_newline=True)
+    quiet = lm.generate(PROMPTS * 2, params, batch_size=2)
+    assert lm.generate(PROMPTS * 2, params, batch_size=2, progress=True) == quiet
+    assert len(lm.token_losses(PROMPTS, progress=True)) == 3
+    # a disabled bar (no progress asked) counts nothing; an enabled one reaches its total
+    assert [(desc, enabled, bar.n if enabled else None, bar.total) for desc, enabled, bar in bars] == [
+        ("generate", False, None, 6), ("generate", True, 6, 6), ("token losses", True, 3, 3)]
 
 
 def test_stop_strings_and_max_tokens_as_transformers(tiny_lm, fast_lm):

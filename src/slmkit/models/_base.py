@@ -104,6 +104,14 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[: min(hits)] if hits else text
 
 
+def progress_bar(total: int, desc: str, enabled: bool, items: Sequence | None = None):
+    """The bar every backend shows for `progress=True`: texts done out of `total`, hidden when not `enabled`;
+    with `items`, it iterates over them and counts each."""
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=total, desc=desc, unit="text", disable=not enabled, leave=False)
+
+
 def log_softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable log-softmax of a numpy array along `axis` (slmkit's one copy)."""
     scores = np.asarray(scores, dtype=np.float64)

@@ -47,6 +47,7 @@ from slmkit.models._base import (
     length_sorted_batches,
     log_softmax,
     newline_ids_of,
+    progress_bar,
     resolve_params,
 )
 from slmkit.models._spec import ModelSpec
@@ -176,10 +177,12 @@ class CTranslate2LM(LanguageModel):
         else:
             seqs = [self._ids(t) for t in texts]
         out: list[np.ndarray | None] = [None] * len(seqs)
-        for batch in equal_length_batches([len(s) for s in seqs], batch_size):
-            results = self._generator.score_batch([self._tokens(seqs[i]) for i in batch])
-            for i, result in zip(batch, results):
-                out[i] = -np.asarray(result.log_probs, dtype=np.float32)  # log p(token t | < t), t >= 1
+        with progress_bar(len(seqs), "token losses", progress) as bar:
+            for batch in equal_length_batches([len(s) for s in seqs], batch_size):
+                results = self._generator.score_batch([self._tokens(seqs[i]) for i in batch])
+                for i, result in zip(batch, results):
+                    out[i] = -np.asarray(result.log_probs, dtype=np.float32)  # log p(token t | < t), t >= 1
+                bar.update(len(batch))
         return out
 
     def _last_logits(self, prompts_ids: list[list[int]]) -> np.ndarray:
@@ -283,23 +286,33 @@ class CTranslate2LM(LanguageModel):
         parallel = engine is self._replicas
         size = min(batch_size, -(-len(todo) // self.num_threads)) if parallel and todo else batch_size
         pending = []
-        if budget > 0:
-            min_left = max(0, params.min_new_tokens - (1 if params.suppress_leading_newline else 0))
-            for batch in length_sorted_batches([len(ids[i]) for i in todo], size):
-                rows = [todo[k] for k in batch]
-                results = engine.generate_batch(
-                    [self._tokens(ids[i] + first[i]) for i in rows], max_length=budget, min_length=min_left,
-                    max_batch_size=len(rows), asynchronous=parallel,
-                    # the step callback exists for greedy / sampling only; beams are cut at the stop string after
-                    callback=self._stop_callback(params.stop, [first[i] for i in rows])
-                    if params.stop and params.num_beams == 1 else None,
-                    **knobs,
-                )
-                pending.append((rows, results))
         new: dict[int, list[int]] = {}
-        for rows, results in pending:
+
+        def collect(rows, results) -> None:
             for i, result in zip(rows, results):
                 new[i] = self._own_ids((result.result() if parallel else result).sequences_ids[0])
+            bar.update(len(rows))
+
+        with progress_bar(len(ids), "generate", progress) as bar:
+            bar.update(len(ids) - len(todo) if budget > 0 else len(ids))  # ended at their first token, or no budget
+            if budget > 0:
+                min_left = max(0, params.min_new_tokens - (1 if params.suppress_leading_newline else 0))
+                for batch in length_sorted_batches([len(ids[i]) for i in todo], size):
+                    rows = [todo[k] for k in batch]
+                    results = engine.generate_batch(
+                        [self._tokens(ids[i] + first[i]) for i in rows], max_length=budget, min_length=min_left,
+                        max_batch_size=len(rows), asynchronous=parallel,
+                        # the step callback exists for greedy / sampling only; beams are cut at the stop string
+                        callback=self._stop_callback(params.stop, [first[i] for i in rows])
+                        if params.stop and params.num_beams == 1 else None,
+                        **knobs,
+                    )
+                    if parallel:  # the replicas decode while later batches are submitted; collected below
+                        pending.append((rows, results))
+                    else:
+                        collect(rows, results)
+            for rows, results in pending:  # in submission order: the bar moves as each batch is done
+                collect(rows, results)
         out: list[str] = []
         for i in range(len(ids)):
             tokens = [t for t in first[i] + new.get(i, []) if t != eos_id]

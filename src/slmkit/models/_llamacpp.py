@@ -21,6 +21,7 @@ from slmkit.models._base import (
     format_template,
     is_newline_token,
     log_softmax,
+    progress_bar,
     resolve_params,
 )
 from slmkit.models._spec import ModelSpec
@@ -136,7 +137,7 @@ class LlamaCppLM(LanguageModel):
         if self._emb is None:
             self._emb = self._open(embedding=True, pooling_type=_import_llama_cpp().LLAMA_POOLING_TYPE_NONE)
         out = []
-        for text in texts:
+        for text in progress_bar(len(texts), "embed", progress, items=texts):
             states = np.asarray(self._emb.embed(format_template(template, text)), dtype=np.float32)
             # Skip BOS in mean pooling, as the transformers backend does (it is an attention sink).
             vec = np.concatenate([states[1:].mean(0) if how == "mean" and len(states) > 1 else states[-1]
@@ -146,7 +147,7 @@ class LlamaCppLM(LanguageModel):
 
     def token_losses(self, texts, *, batch_size=8, progress=False) -> list[np.ndarray]:
         out = []
-        for text in texts:
+        for text in progress_bar(len(texts), "token losses", progress, items=texts):
             ids = self._tokens(text)
             logp = log_softmax(self._logits(ids)[:-1])
             out.append(-logp[np.arange(len(ids) - 1), ids[1:]].astype(np.float32))
@@ -182,7 +183,7 @@ class LlamaCppLM(LanguageModel):
                 "llama.cpp backend supports neither num_beams > 1 nor no_repeat_ngram_size; use transformers"
             )
         out = []
-        for prompt in prompts:
+        for prompt in progress_bar(len(prompts), "generate", progress, items=prompts):
             result = self._llm.create_completion(
                 prompt,
                 max_tokens=params.max_new_tokens,

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from slmkit._constants import ENV_DEVICE, ENV_PACK
 from slmkit.errors import ConfigError, ModelUnavailableError
@@ -31,6 +30,7 @@ from slmkit.models._base import (
     kept_token_ids,
     length_sorted_batches,
     newline_ids_of,
+    progress_bar,
     resolve_params,
 )
 from slmkit.models._precision import (
@@ -174,7 +174,7 @@ class TransformersLM(LanguageModel):
         return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
 
     def _progress(self, total: int, desc: str, enabled: bool):
-        return tqdm(total=total, desc=desc, unit="text", disable=not enabled, leave=False)
+        return progress_bar(total, desc, enabled)
 
     def _pool_mask(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # A causal LM's first position (BOS) is an attention sink with a norm ~100x the others; averaging it
