@@ -301,6 +301,12 @@ def save(result: Path, args) -> None:
             for sub in list(ours.get("partial", {})):  # a finished curve supersedes its draws
                 if sub in ours.get("methods", {}):
                     del ours["partial"][sub]
+        # The top-level meta is this run's; every run's own meta (config, versions, machine, models) is kept
+        # in meta["runs"], so a run writing beside another no longer erases the other's record.
+        ours, theirs = args.payload["meta"], disk.get("meta", {})
+        runs = {run["started"]: run for run in theirs.get("runs", []) + ours.get("runs", [])}
+        ours["runs"] = [runs[key] for key in sorted(runs)]
+        ours["models"] = {**theirs.get("models", {}), **ours.get("models", {})}
         write_json(result, args.payload)
 
 
@@ -335,7 +341,9 @@ def main() -> None:
     if args.table_only:
         write_table_md(payload, args.out / "classify_table.md")
         return
-    payload["meta"] = meta(args)
+    previous = payload.get("meta", {})
+    run = meta(args)  # this run's record; the models it loads are merged into the top-level meta's
+    payload["meta"] = {**run, "models": previous.get("models", {}), "runs": previous.get("runs", []) + [run]}
     payload.setdefault("tasks", {})
     args.payload = payload
     cache = EmbeddingCache(args.cache_dir)
@@ -472,6 +480,7 @@ def chosen(tuning: dict, model: str, cache, seed: int) -> LMClassifier:
 def plot_task(name: str, out: dict, directory: Path) -> None:
     curves = {}
     labels = {"plr_auto": "slmkit default (auto)", "plr_auto_v1": "auto before 29c47c2 (12 candidates)",
+              "plr_auto_v2": "auto, one-SE rule (before the best CV mean)",
               "plr_auto_adapt": "default + encoder adaptation",
               "plr_auto_adapt_fixed": "default + encoder adaptation (fixed pairs)",
               "setfit": "SetFit MiniLM", "plr_gemma": "PLR gemma3-270m",
@@ -495,7 +504,7 @@ def plot_task(name: str, out: dict, directory: Path) -> None:
     plot_learning_curves(curves, directory / f"classify_{name}.png", baselines=baselines, title=name)
 
 
-COLUMNS = [("plr_auto", "slmkit default (auto)"), ("plr_auto_v1", "auto before 29c47c2"), ("setfit", "SetFit"),
+COLUMNS = [("plr_auto", "slmkit default (auto)"), ("plr_auto_v2", "auto, one-SE rule"), ("setfit", "SetFit"),
            ("plr_gemma", "PLR gemma3-270m (per-task)"), ("plr_smollm2", "PLR smollm2-135m"),
            ("minilm_plr", "MiniLM + PLR"),
            ("tfidf_lr", "TF-IDF + LR"), ("reference_recipe", "plain recipe")]
@@ -608,19 +617,20 @@ def write_table_md(payload: dict, path: Path, k: int = 64) -> None:
         lines += [f"| {name} | " + " | ".join(_curve_cell(task, key, s, draws) for s in shots) + " |"
                   for name, task in tasks.items()]
     lines += _target_lines(tasks)
-    audits = {(name, key): task[key] for key in ("auto_audit", "auto_audit_v1") for name, task in tasks.items()
-              if key in task}
+    audits = {(name, key): task[key] for key in ("auto_audit", "auto_audit_v2", "auto_audit_v1")
+              for name, task in tasks.items() if key in task}
     if audits:
         lines += ["", "**How good is auto's pick?** Every candidate refit on the same training rows and scored on the "
-                  "test rows (only here, after the choice); v1 = the rule before 29c47c2, 12 single-pooling "
-                  "candidates", "",
+                  "test rows (only here, after the choice); current = the best mean CV score of the two wide "
+                  "candidates, one-SE = the first of them within one standard error of the best (the rule before "
+                  "it), v1 = the rule before 29c47c2, 12 single-pooling candidates", "",
                   "| task | rule | fits | pick within 1 point of the best candidate | mean gap to the best | "
                   "pick − first candidate |", "|---|---|---|---|---|---|"]
         for (name, key), audit in audits.items():
             rows = audit["rows"]
             gap = np.mean([r["best_accuracy"] - r["picked_accuracy"] for r in rows])
             gain = np.mean([r["picked_accuracy"] - r["default_accuracy"] for r in rows])
-            rule = "v1" if key.endswith("_v1") else "current"
+            rule = {"auto_audit_v1": "v1", "auto_audit_v2": "one-SE"}.get(key, "current")
             lines.append(f"| {name} | {rule} | {len(rows)} | {audit['within_1_point_rate']:.0%} | {gap:.3f} | "
                          f"{gain:+.3f} |")
     timings = {name: task["timing"] for name, task in tasks.items() if "timing" in task}
@@ -657,7 +667,8 @@ def meta(args) -> dict:
 
     import slmkit
 
-    return {"versions": {"slmkit": slmkit.__version__, "torch": torch.__version__, "sklearn": sklearn.__version__,
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "versions": {"slmkit": slmkit.__version__, "torch": torch.__version__, "sklearn": sklearn.__version__,
                          "transformers": transformers.__version__, "python": platform.python_version()},
             "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": os.environ.get("SLMKIT_NUM_THREADS"),
                         "dtype": inference_dtype()},
