@@ -1,4 +1,4 @@
-"""Automatic configuration: candidates, one-SE choice, shared forward passes, training rows only, artifact record."""
+"""Automatic configuration: candidates, the best-CV choice, shared passes, training rows only, artifact record."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from slmkit.classify import DEFAULT_TEMPLATE, ClassifyConfig, EmbeddingCache, LMClassifier, LMEmbedder, explain_table
 from slmkit.classify import fit_classifier as fit_table
+from slmkit.classify import _auto
 from slmkit.classify._auto import PLAIN_TEMPLATE, candidates, label_template, one_se_choice
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
@@ -51,9 +52,29 @@ def test_fixed_choices_restrict_the_candidates():
                                                                                     label_template(["a", "b"])}
 
 
-def test_one_standard_error_rule_prefers_the_earlier_candidate():
+def test_one_standard_error_rule_prefers_the_earlier_candidate():  # the previous rule, kept for the studies
     assert one_se_choice(np.array([-0.50, -0.45, -0.60]), np.array([0.03, 0.06, 0.01])) == 0  # within 1 SE
     assert one_se_choice(np.array([-0.50, -0.40, -0.60]), np.array([0.03, 0.05, 0.01])) == 1  # clearly better
+
+
+def test_select_picks_the_best_mean_cv_score_even_within_one_standard_error(monkeypatch):
+    # Folds of very different difficulty: the bare text wins every fold by 0.02, far inside one (unpaired) SE.
+    hard = np.array([-0.9, -0.3, -0.6, -0.2, -0.8, -0.4, -0.7, -0.5, -0.35, -0.65])
+    cands = candidates("auto", "auto", "auto", ["a", "b"])
+    gain = {cands[0].template: 0.0, cands[1].template: 0.02}
+
+    def fake_scores(X, codes, folds, **kwargs):  # one fold-score column per candidate; X[0, 0] names it
+        rows = [hard[i] for i in range(len(folds))] if len(folds) == 5 else [hard[5 + i] for i in range(len(folds))]
+        return np.repeat(np.array(rows)[:, None] + X[0, 0], len(_auto.SELECTION_C_GRID), axis=1)
+
+    monkeypatch.setattr(_auto, "fold_scores", fake_scores)
+    y = np.array(["a", "b"] * 10)
+    report = _auto.select(lambda c: np.full((len(y), 2), gain[c.template]), cands, y, seed=0)
+    means = [row["cv_mean"] for row in report.table]
+    assert means[1] - means[0] < report.table[0]["cv_se"]  # the old one-SE rule would have kept the instruction
+    assert report.chosen == 1 and len(report.table[1]["fold_scores"]) == 10
+    tie = _auto.select(lambda c: np.zeros((len(y), 2)), cands, y, seed=0)
+    assert tie.chosen == 0  # a tie goes to the earlier candidate
 
 
 def test_one_pass_fills_every_pooling(tiny_causal_dir, cache, en_data):

@@ -12,9 +12,16 @@ only its last layer, llama.cpp) searches the single-pooling candidates it allows
 
 Candidates share forward passes: one pass per template gives every pooling and every layer (stored in the
 embedding cache one (template, pooling, layer) at a time), so the search costs at most two passes over the
-training texts plus cheap head fits. The choice follows the one-standard-error rule with a prior toward the
-plain default: the first candidate in `candidates` order whose CV score is within one standard error of the
-best wins, so a configuration replaces the default only when cross-validation says it clearly pays.
+training texts plus cheap head fits. The candidate with the best mean CV score over the repeated folds wins (ties
+go to the earlier one). Until this rule, the first candidate within one standard error of the best won, a prior
+toward the instruction template; bench/classify_selection_rule.py measured both with the library's own `select`
+on the same draws (32 and 64 per class x 5 draws, the five tasks, two seeds, plus Enron e-mails held out): the
+best CV mean scored 0.865 / 0.857 mean test accuracy (seed 0 / seed 1) against 0.861 / 0.851 for the one-SE
+prior and 0.864 / 0.854 for a prior on the paired per-fold difference; on the Enron e-mails, a task outside that
+choice, 0.957 against 0.958 for both priors (two seeds). With two candidates scored on the same ten folds, the
+unpaired standard error mostly measures how hard each fold is, so the one-SE prior kept the instruction where
+every fold preferred the bare text (trec at 32 per class: 0.851 against 0.876 for the best CV mean).
+`one_se_choice` stays for those studies.
 """
 
 from __future__ import annotations
@@ -154,14 +161,15 @@ def _summary(scores: np.ndarray) -> tuple[float, float, float]:
 
 
 def one_se_choice(means: np.ndarray, ses: np.ndarray) -> int:
-    """The first candidate (prior order) whose mean is within one standard error of the best mean."""
+    """The first candidate (prior order) whose mean is within one standard error of the best mean (the rule
+    before the best CV mean; kept for bench/classify_selection*.py)."""
     best = int(means.argmax())
     return int(np.flatnonzero(means >= means[best] - ses[best])[0])
 
 
 def select(features, cands: Sequence[Candidate], y, *, n_splits: int = 5, n_repeats: int = 2, class_weight="balanced",
            seed=None) -> AutoReport:
-    """Score every candidate by repeated stratified CV on (features(c), y) and pick one by the one-SE rule.
+    """Score every candidate by repeated stratified CV on (features(c), y) and pick the best mean CV score.
 
     Every candidate is scored on the first repetition of the folds; only those within two standard errors of
     the best go on to the remaining repetitions (the others cannot win), which roughly halves the cost.
@@ -188,12 +196,12 @@ def select(features, cands: Sequence[Candidate], y, *, n_splits: int = 5, n_repe
             summaries[i] = _summary(scores[i])
     table = [{"template": c.template_kind, "pooling": c.pooling, "layers": c.layers, "cv_mean": round(m, 5),
               "cv_se": round(se, 5), "C": C, "n_folds": len(s), "template_text": c.template,
-              "layer_values": list(c.layer_values)}
+              "layer_values": list(c.layer_values),
+              "fold_scores": [round(float(v), 5) for v in s[:, int(s.mean(axis=0).argmax())]]}
              for c, (m, se, C), s in zip(cands, summaries, scores)]
     # Only candidates scored on every repetition compete (the others were clearly worse on the first one).
     full = np.array([row["n_folds"] == len(folds) for row in table])
     means = np.where(full, [row["cv_mean"] for row in table], -np.inf)
-    ses = np.array([row["cv_se"] for row in table])
-    return AutoReport(chosen=one_se_choice(means, ses), table=table, metric="neg_log_loss", n_splits=n_splits,
-                      n_repeats=n_repeats, rule="first candidate (default first) within one SE of the best",
-                      seconds=round(time.perf_counter() - start, 3))
+    return AutoReport(chosen=int(np.argmax(means)), table=table, metric="neg_log_loss", n_splits=n_splits,
+                      n_repeats=n_repeats, rule="best mean CV score over the repeated folds (ties: the earlier "
+                      "candidate)", seconds=round(time.perf_counter() - start, 3))
