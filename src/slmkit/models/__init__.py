@@ -15,7 +15,14 @@ from slmkit.models import _builtin  # noqa: F401  (registers the built-in models
 from slmkit.models._base import GenerationParams, LanguageModel, TokenStates
 from slmkit.models._demo import runtime_report
 from slmkit.models._inventory import ModelStatus, model_statuses
-from slmkit.models._registry import get_backend, list_models, register_backend, register_model, resolve_model
+from slmkit.models._registry import (
+    check_options,
+    get_backend,
+    list_models,
+    register_backend,
+    register_model,
+    resolve_model,
+)
 from slmkit.models._spec import ModelSpec
 from slmkit.models._weights import cache_dir, converted_dir, locate_weights, package_installed, weights_checksum
 
@@ -23,18 +30,21 @@ from slmkit.models._weights import cache_dir, converted_dir, locate_weights, pac
 def _load_transformers(spec, **options):
     from slmkit.models._transformers import load_transformers
 
+    check_options("transformers", load_transformers, options)
     return load_transformers(spec, **options)
 
 
 def _load_llamacpp(spec, **options):
     from slmkit.models._llamacpp import load_llamacpp
 
+    check_options("llamacpp", load_llamacpp, options)
     return load_llamacpp(spec, **options)
 
 
 def _load_ctranslate2(spec, **options):
     from slmkit.models._ctranslate2 import load_ctranslate2
 
+    check_options("ctranslate2", load_ctranslate2, options)
     return load_ctranslate2(spec, **options)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable
@@ -38,6 +39,19 @@ def register_backend(name: str, factory: Callable[..., LanguageModel]) -> None:
     if name in _BACKENDS:
         raise ConfigError(f"backend {name!r} is already registered")
     _BACKENDS[name] = factory
+
+
+def check_options(backend: str, loader: Callable, options: dict) -> None:
+    """A one-line ConfigError for an option `loader` (a backend's keyword-only loader) does not take, naming those
+    it does; without it the user meets a TypeError traceback (e.g. `dtype` given to the ctranslate2 backend)."""
+    params = inspect.signature(loader).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [name for name, p in params.items() if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"the {backend} backend does not take {', '.join(unknown)}; it takes "
+                          f"{', '.join(accepted) or 'no options'}")
 
 
 def list_models() -> list[ModelSpec]:
