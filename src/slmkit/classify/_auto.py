@@ -5,8 +5,8 @@ text): both poolings of the middle and the last layer side by side ("mean+last" 
 pass, 4 x hidden size features). The study behind that (bench/classify_selection.py, bench/results/
 classify_selection.json; 32 and 64 examples per class x 5 draws on five tasks) compared ways of choosing among
 the 12 single-pooling candidates (2 templates x mean/last x last/middle/middle+last) with one head over all four
-blocks: the wide candidates picked by the rule below scored 0.862 mean test accuracy against 0.847 for the
-one-standard-error pick among the 12, ahead on every task (sst2 +1.6, nsmc_ko +2.3, trec +2.0, sms_spam +1.0,
+blocks: the wide candidates, picked by the one-SE rule of the time, scored 0.862 mean test accuracy against 0.847
+for the one-standard-error pick among the 12, ahead on every task (sst2 +1.6, nsmc_ko +2.3, trec +2.0, sms_spam +1.0,
 ag_news +0.2 points), and cost 2 candidates' CV instead of 12. A fixed pooling or layer set (or a model with
 only its last layer, llama.cpp) searches the single-pooling candidates it allows, as before.
 
