@@ -69,7 +69,7 @@ def study_draw(cache, texts, y, test_texts, y_test, k: int, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default="sst2,nsmc_ko,ag_news,sms_spam,trec,enron_spam")
+    parser.add_argument("--tasks", default="sst2,nsmc_ko,ag_news,sms_spam,trec,enron_spam,gutenberg_books")
     parser.add_argument("--seeds", default="0,1", help="each seed draws other test rows and training examples")
     parser.add_argument("--shots", default="32,64")
     parser.add_argument("--draws", type=int, default=5)
@@ -90,7 +90,7 @@ def main() -> None:
             if key in result["runs"]:  # resume: finished (task, seed) pairs are kept
                 continue
             task, path, max_chars = HELD_OUT.get(name, (TASKS.get(name), None, None))
-            texts, y, test_texts, y_test, _ = load_task(task, 500, 256, seed, path=path)
+            texts, y, test_texts, y_test, _ = load_task(task, 500, 256, seed, path=path() if callable(path) else path)
             if max_chars:
                 texts, test_texts = [t[:max_chars] for t in texts], [t[:max_chars] for t in test_texts]
             rows = []
