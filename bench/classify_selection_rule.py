@@ -37,7 +37,7 @@ from slmkit.classify._auto import candidates, select
 from slmkit.classify._embedder import BOTH
 from slmkit.data import write_json
 
-from classify import TASKS, load_task
+from classify import TASKS, cpu_name, inference_dtype, load_task
 from classify_selection import HELD_OUT
 
 logger = logging.getLogger("bench.classify_selection_rule")
@@ -101,7 +101,11 @@ def main() -> None:
                                 " ".join(f"{r} {v:.3f}" for r, v in rows[-1]["accuracy"].items()))
             result["runs"][key] = {"rows": rows, "mean": {
                 str(k): {r: round(float(np.mean([row["accuracy"][r] for row in rows if row["shots"] == k])), 4)
-                         for r in RULES} for k in sorted({row["shots"] for row in rows})}}
+                         for r in RULES} for k in sorted({row["shots"] for row in rows})},
+                # per run: a resumed study spans sessions, and their machines differ (bf16 embeddings where the
+                # CPU has native bf16, float32 elsewhere)
+                "machine": {"cpu": cpu_name(), "dtype": inference_dtype(),
+                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}}
             write_json(args.out, result)
     runs = result["runs"].values()
     result["summary"] = {r: round(float(np.mean([m[r] for run in runs for m in run["mean"].values()])), 4)
