@@ -16,6 +16,11 @@ tasks, seeds 0 and 1, plus the held-out Enron e-mails) and scores three rules on
 
 Embeddings come back from the cache bench/classify_selection.py filled (any missing are embedded).
 
+A second held-out task, which of six Gutenberg novels a paragraph comes from (`--tasks gutenberg_books`), was
+added later and run for seed 0 only, on another machine (AVX2-only EPYC, gemma in float32; recorded in the run's
+`machine`). The file's top-level `summary` and `meta` are the full run's (five tasks and Enron, both seeds); a
+resumed run that stops early leaves them as they were.
+
     SLMKIT_NUM_THREADS=1 python bench/classify_selection_rule.py   # -> bench/results/classify_selection_rule.json
 """
 
