@@ -82,6 +82,18 @@ HELD_OUT = {
     "gutenberg_books": (Task("gutenberg_books", "", "", {}, None, None), gutenberg_books_table, None),
 }
 
+
+
+def load_study_task(name: str, seed: int):
+    """A task's pool and test rows as both selection studies read them: a shared task from bench/classify.py, or
+    a held-out one (its table made on demand, its texts capped)."""
+    task, path, max_chars = HELD_OUT.get(name, (TASKS.get(name), None, None))
+    texts, y, test_texts, y_test, _ = load_task(task, 500, 256, seed, path=path() if callable(path) else path)
+    if max_chars:
+        texts, test_texts = [t[:max_chars] for t in texts], [t[:max_chars] for t in test_texts]
+    return texts, y, test_texts, y_test
+
+
 logger = logging.getLogger("bench.classify_selection")
 RULES = ("default", "one_se", "argmax", "top3_mean", "all_mean", "concat_template", "concat_all", "concat_cv",
          "concat_after_one_se", "concat_before_one_se")
@@ -190,10 +202,7 @@ def main() -> None:
     for name in args.tasks.split(","):
         if name in result["tasks"]:
             continue
-        task, path, max_chars = HELD_OUT.get(name, (TASKS.get(name), None, None))
-        texts, y, test_texts, y_test, _ = load_task(task, 500, 256, args.seed, path=path() if callable(path) else path)
-        if max_chars:
-            texts, test_texts = [t[:max_chars] for t in texts], [t[:max_chars] for t in test_texts]
+        texts, y, test_texts, y_test = load_study_task(name, args.seed)
         # One forward pass per template fills every pooling and layer the candidates read (as LMClassifier's own
         # search does); without it each candidate would embed the texts again (the audit fills it otherwise).
         for template in dict.fromkeys(c.template for c in single_candidates(np.unique(y))):

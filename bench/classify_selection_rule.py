@@ -42,8 +42,8 @@ from slmkit.classify._auto import candidates, select
 from slmkit.classify._embedder import BOTH
 from slmkit.data import write_json
 
-from classify import TASKS, cpu_name, inference_dtype, load_task
-from classify_selection import HELD_OUT
+from classify import cpu_name, inference_dtype
+from classify_selection import load_study_task
 
 logger = logging.getLogger("bench.classify_selection_rule")
 RULES = ("one_se", "argmax", "paired", "instruction", "bare_text", "oracle")
@@ -94,10 +94,7 @@ def main() -> None:
             key = f"{name}/seed{seed}"
             if key in result["runs"]:  # resume: finished (task, seed) pairs are kept
                 continue
-            task, path, max_chars = HELD_OUT.get(name, (TASKS.get(name), None, None))
-            texts, y, test_texts, y_test, _ = load_task(task, 500, 256, seed, path=path() if callable(path) else path)
-            if max_chars:
-                texts, test_texts = [t[:max_chars] for t in texts], [t[:max_chars] for t in test_texts]
+            texts, y, test_texts, y_test = load_study_task(name, seed)
             rows = []
             for k in (int(v) for v in args.shots.split(",")):
                 for d in range(args.draws):
