@@ -644,12 +644,21 @@ def write_table_md(payload: dict, path: Path, k: int = 64) -> None:
 
 
 def cpu_name() -> str:
-    """The CPU's model name: the machines this benchmark spans sessions on are not always the same CPU."""
+    """The CPU's model name, family/model numbers and widest vector extension, e.g. "AMD EPYC (family 23 model 1,
+    avx2)": the machines this benchmark spans sessions on are not always the same CPU, and two of them report the
+    same model name (an AVX2-only and an AVX-512 BF16 EPYC), so the name alone does not tell their timings apart."""
     try:
         with open("/proc/cpuinfo") as handle:
-            return next((line.partition(":")[2].strip() for line in handle if line.startswith("model name")), "")
+            block = handle.read().split("\n\n", 1)[0]  # the first processor's fields
     except OSError:
         return platform.processor() or platform.machine()
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in block.splitlines())}
+    flags = set(fields.get("flags", "").split())
+    widest = next((flag for flag in ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "avx") if flag in flags), "")
+    details = ", ".join(part for part in (f"family {fields['cpu family']} model {fields['model']}"
+                                          if "cpu family" in fields and "model" in fields else "", widest) if part)
+    name = fields.get("model name", platform.processor() or platform.machine())
+    return f"{name} ({details})" if details else name
 
 
 def inference_dtype() -> str:

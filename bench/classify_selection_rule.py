@@ -18,8 +18,8 @@ Embeddings come back from the cache bench/classify_selection.py filled (any miss
 
 A second held-out task, which of six Gutenberg novels a paragraph comes from (`--tasks gutenberg_books`), was
 added later and run for seed 0 only, on another machine (AVX2-only EPYC, gemma in float32; recorded in the run's
-`machine`). The file's top-level `summary` and `meta` are the full run's (five tasks and Enron, both seeds); a
-resumed run that stops early leaves them as they were.
+`machine`), and its seed 1 in a later session. Each run records its machine and seconds; the file's `summary` is
+recomputed from every finished run on each write: per seed, the five shared tasks together and each held-out task.
 
     SLMKIT_NUM_THREADS=1 python bench/classify_selection_rule.py   # -> bench/results/classify_selection_rule.json
 """
@@ -47,6 +47,20 @@ from classify_selection import load_study_task
 
 logger = logging.getLogger("bench.classify_selection_rule")
 RULES = ("one_se", "argmax", "paired", "instruction", "bare_text", "oracle")
+SHARED_TASKS = ("sst2", "nsmc_ko", "ag_news", "sms_spam", "trec")
+
+
+def summarize(runs: dict) -> dict:
+    """Mean test accuracy per rule over the finished runs, per seed: the five shared tasks together (only once all
+    five are in) and each held-out task alone; each run's mean is over its budgets (32 and 64 per class)."""
+    groups: dict[str, list] = {}
+    for key, run in runs.items():
+        task, _, seed = key.partition("/")
+        groups.setdefault(f"five_tasks/{seed}" if task in SHARED_TASKS else key, []).append(run)
+    return {group: {rule: round(float(np.mean([m[rule] for run in members for m in run["mean"].values()])), 4)
+                    for rule in RULES}
+            for group, members in sorted(groups.items())
+            if not group.startswith("five_tasks/") or len(members) == len(SHARED_TASKS)}
 
 
 def study_draw(cache, texts, y, test_texts, y_test, k: int, seed: int) -> dict:
@@ -95,7 +109,7 @@ def main() -> None:
             if key in result["runs"]:  # resume: finished (task, seed) pairs are kept
                 continue
             texts, y, test_texts, y_test = load_study_task(name, seed)
-            rows = []
+            run_start, rows = time.perf_counter(), []
             for k in (int(v) for v in args.shots.split(",")):
                 for d in range(args.draws):
                     rows.append(study_draw(cache, texts, y, test_texts, y_test, k, seed + d))
@@ -107,17 +121,18 @@ def main() -> None:
                 # per run: a resumed study spans sessions, and their machines differ (bf16 embeddings where the
                 # CPU has native bf16, float32 elsewhere)
                 "machine": {"cpu": cpu_name(), "dtype": inference_dtype(),
-                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}}
+                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")},
+                "seconds": round(time.perf_counter() - run_start), "threads": os.environ.get("SLMKIT_NUM_THREADS")}
+            result["summary"] = summarize(result["runs"])
             write_json(args.out, result)
-    runs = result["runs"].values()
-    result["summary"] = {r: round(float(np.mean([m[r] for run in runs for m in run["mean"].values()])), 4)
-                         for r in RULES}
+    result["summary"] = summarize(result["runs"])
     result["meta"] = {"config": {k: str(v) for k, v in vars(args).items()},
                       "seconds": round(time.perf_counter() - start), "threads": os.environ.get("SLMKIT_NUM_THREADS")}
     write_json(args.out, result)
     for key, run in result["runs"].items():
         print(key, run["mean"])
-    print("average", result["summary"])
+    for group, mean in result["summary"].items():
+        print(group, mean)
 
 
 if __name__ == "__main__":
