@@ -83,7 +83,6 @@ HELD_OUT = {
 }
 
 
-
 def load_study_task(name: str, seed: int):
     """A task's pool and test rows as both selection studies read them: a shared task from bench/classify.py, or
     a held-out one (its table made on demand, its texts capped)."""

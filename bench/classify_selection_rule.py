@@ -20,6 +20,8 @@ A second held-out task, which of six Gutenberg novels a paragraph comes from (`-
 added later and run for seed 0 only, on another machine (AVX2-only EPYC, gemma in float32; recorded in the run's
 `machine`), and its seed 1 in a later session. Each run records its machine and seconds; the file's `summary` is
 recomputed from every finished run on each write: per seed, the five shared tasks together and each held-out task.
+Each rule's pick is re-derived from the stored CV tables on every invocation (a rerun with every pair finished
+only rescores); `meta` describes the last invocation.
 
     SLMKIT_NUM_THREADS=1 python bench/classify_selection_rule.py   # -> bench/results/classify_selection_rule.json
 """
@@ -38,16 +40,15 @@ from sklearn.metrics import accuracy_score
 
 from slmkit.classify import EmbeddingCache, LMEmbedder, PLRClassifier, sample_per_class
 from slmkit.classify._adapt import paired_choice
-from slmkit.classify._auto import candidates, select
+from slmkit.classify._auto import candidates, one_se_choice, select
 from slmkit.classify._embedder import BOTH
 from slmkit.data import write_json
 
-from classify import cpu_name, inference_dtype
+from classify import TASKS, cpu_name, inference_dtype
 from classify_selection import load_study_task
 
 logger = logging.getLogger("bench.classify_selection_rule")
 RULES = ("one_se", "argmax", "paired", "instruction", "bare_text", "oracle")
-SHARED_TASKS = ("sst2", "nsmc_ko", "ag_news", "sms_spam", "trec")
 
 
 def summarize(runs: dict) -> dict:
@@ -56,11 +57,11 @@ def summarize(runs: dict) -> dict:
     groups: dict[str, list] = {}
     for key, run in runs.items():
         task, _, seed = key.partition("/")
-        groups.setdefault(f"five_tasks/{seed}" if task in SHARED_TASKS else key, []).append(run)
+        groups.setdefault(f"five_tasks/{seed}" if task in TASKS else key, []).append(run)
     return {group: {rule: round(float(np.mean([m[rule] for run in members for m in run["mean"].values()])), 4)
                     for rule in RULES}
             for group, members in sorted(groups.items())
-            if not group.startswith("five_tasks/") or len(members) == len(SHARED_TASKS)}
+            if not group.startswith("five_tasks/") or len(members) == len(TASKS)}
 
 
 def study_draw(cache, texts, y, test_texts, y_test, k: int, seed: int) -> dict:
@@ -75,15 +76,30 @@ def study_draw(cache, texts, y, test_texts, y_test, k: int, seed: int) -> dict:
     report = select(lambda c: embedder(c).transform(train), cands, y_train, seed=0)  # the estimator's seed, 0
     accuracy = [float(accuracy_score(y_test, PLRClassifier(random_state=0).fit(embedder(c).transform(train), y_train)
                                      .predict(embedder(c).transform(test_texts)))) for c in cands]
-    full = [row for row in report.table if row["n_folds"] == max(r["n_folds"] for r in report.table)]
-    picks = {"one_se": report.chosen, "argmax": int(np.argmax([row["cv_mean"] for row in report.table])),
-             "paired": report.table.index(full[0]) if len(full) == 1 else
-             int(paired_choice({i: np.array(row["fold_scores"]) for i, row in enumerate(report.table)})),
-             "instruction": 0, "bare_text": len(cands) - 1, "oracle": int(np.argmax(accuracy))}
-    return {"shots": k, "seed": seed, "accuracy": {rule: accuracy[i] for rule, i in picks.items()},
-            "candidate_accuracy": accuracy, "table": [{key: row[key] for key in ("template", "cv_mean", "cv_se",
-                                                                                   "n_folds", "fold_scores")}
-                                                      for row in report.table]}
+    table = [{key: row[key] for key in ("template", "cv_mean", "cv_se", "n_folds", "fold_scores")}
+             for row in report.table]
+    return {"shots": k, "seed": seed, "accuracy": rule_accuracy(table, accuracy), "candidate_accuracy": accuracy,
+            "table": table}
+
+
+def rule_accuracy(table: list[dict], accuracy: list[float]) -> dict:
+    """Each rule's pick from one draw's CV table, as its test accuracy. Every rule is computed here from the table
+    (not taken from `select`'s own choice, which is whatever the library's rule is now: since ce3ee32 that is the
+    best CV mean, so `one_se` read from it was the best CV mean too). Only candidates scored on every repetition
+    compete, as in `select`."""
+    full = np.array([row["n_folds"] == max(r["n_folds"] for r in table) for row in table])
+    means = np.where(full, [row["cv_mean"] for row in table], -np.inf)
+    ses = np.array([row["cv_se"] for row in table])
+    picks = {"one_se": one_se_choice(means, ses), "argmax": int(np.argmax(means)),
+             "paired": int(np.flatnonzero(full)[0]) if full.sum() == 1 else
+             int(paired_choice({i: np.array(row["fold_scores"]) for i, row in enumerate(table)})),
+             "instruction": 0, "bare_text": len(table) - 1, "oracle": int(np.argmax(accuracy))}
+    return {rule: accuracy[i] for rule, i in picks.items()}
+
+
+def run_means(rows: list[dict]) -> dict:
+    return {str(k): {r: round(float(np.mean([row["accuracy"][r] for row in rows if row["shots"] == k])), 4)
+                     for r in RULES} for k in sorted({row["shots"] for row in rows})}
 
 
 def main() -> None:
@@ -102,6 +118,10 @@ def main() -> None:
         threadpool_limits(int(os.environ["SLMKIT_NUM_THREADS"]))
     cache = EmbeddingCache("default")
     result = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": {}}
+    for run in result["runs"].values():  # finished runs: every rule re-derived from the stored CV tables
+        for row in run["rows"]:
+            row["accuracy"] = rule_accuracy(row["table"], row["candidate_accuracy"])
+        run["mean"] = run_means(run["rows"])
     start = time.perf_counter()
     for seed in (int(s) for s in args.seeds.split(",")):
         for name in args.tasks.split(","):
@@ -115,9 +135,7 @@ def main() -> None:
                     rows.append(study_draw(cache, texts, y, test_texts, y_test, k, seed + d))
                     logger.info("%s k=%d draw=%d %s", key, k, d,
                                 " ".join(f"{r} {v:.3f}" for r, v in rows[-1]["accuracy"].items()))
-            result["runs"][key] = {"rows": rows, "mean": {
-                str(k): {r: round(float(np.mean([row["accuracy"][r] for row in rows if row["shots"] == k])), 4)
-                         for r in RULES} for k in sorted({row["shots"] for row in rows})},
+            result["runs"][key] = {"rows": rows, "mean": run_means(rows),
                 # per run: a resumed study spans sessions, and their machines differ (bf16 embeddings where the
                 # CPU has native bf16, float32 elsewhere)
                 "machine": {"cpu": cpu_name(), "dtype": inference_dtype(),
