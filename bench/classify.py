@@ -652,8 +652,10 @@ def cpu_name() -> str:
             block = handle.read().split("\n\n", 1)[0]  # the first processor's fields
     except OSError:
         return platform.processor() or platform.machine()
+    from slmkit.models._precision import cpu_flags  # the library's reading of the same flags line
+
     fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in block.splitlines())}
-    flags = set(fields.get("flags", "").split())
+    flags = cpu_flags()
     widest = next((flag for flag in ("amx_bf16", "avx512_bf16", "avx512f", "avx2", "avx") if flag in flags), "")
     details = ", ".join(part for part in (f"family {fields['cpu family']} model {fields['model']}"
                                           if "cpu family" in fields and "model" in fields else "", widest) if part)
