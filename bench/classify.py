@@ -259,6 +259,9 @@ def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=No
                              on_fit=lambda k, _, model: adapted.update(adaptation_record(k, model)))
         partial["draws"][str(d)] = {key: getattr(one, key)[:, 0].tolist()
                                     for key in ("accuracy", "macro_f1", "n_train", "fit_seconds")}
+        # A curve's draws may come from several sessions on different CPUs: each records where it ran.
+        partial["draws"][str(d)]["machine"] = {"cpu": cpu_name(), "dtype": inference_dtype(),
+                                               "threads": os.environ.get("SLMKIT_NUM_THREADS")}
         if adapted:
             partial["draws"][str(d)]["adapt"] = adapted
         save(result, args)
@@ -272,6 +275,9 @@ def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=No
     reports = {str(d): draw["adapt"] for d, draw in enumerate(draws) if "adapt" in draw}
     if reports:  # kept with the finished curve: the draws' partial entry goes below
         task_out["methods"][name]["adapt_reports"] = reports
+    machines = {str(d): draw["machine"] for d, draw in enumerate(draws) if "machine" in draw}
+    if machines:
+        task_out["methods"][name]["draw_machines"] = machines
     del task_out["partial"][name]
     save(result, args)
 
