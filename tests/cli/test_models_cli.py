@@ -21,6 +21,32 @@ def test_models_list_shows_builtins():
         assert name in result.output
 
 
+def test_models_list_keeps_names_whole_on_a_narrow_terminal():
+    # rich assumes 80 columns in a pipe; the wide table used to cut names to "gemma3…" there
+    from slmkit.models import model_statuses
+    from slmkit.models._inventory import engine_statuses
+
+    for width in ("80", "60"):
+        result = runner.invoke(app, ["models", "list"], env={"COLUMNS": width})
+        assert result.exit_code == 0, result.output
+        assert "…" not in result.output and max(len(line) for line in result.output.splitlines()) <= int(width)
+        for status in model_statuses():
+            assert status.spec.name in result.output and status.spec.package in result.output
+        for status in engine_statuses():
+            assert status.backend in result.output
+
+
+def test_models_list_json_for_scripts():
+    from slmkit.models import model_statuses
+
+    result = runner.invoke(app, ["models", "list", "--json"], env={"COLUMNS": "40"})
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.output)
+    assert [m["name"] for m in listing["models"]] == [s.spec.name for s in model_statuses()]
+    assert {e["backend"] for e in listing["engines"]} == {"transformers", "ctranslate2", "llamacpp"}
+    assert all(isinstance(m["installed"], bool) for m in listing["models"]) and listing["cache"]
+
+
 def test_models_list_shows_engines_and_their_precisions():
     import importlib.util
 
