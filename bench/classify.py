@@ -260,8 +260,7 @@ def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=No
         partial["draws"][str(d)] = {key: getattr(one, key)[:, 0].tolist()
                                     for key in ("accuracy", "macro_f1", "n_train", "fit_seconds")}
         # A curve's draws may come from several sessions on different CPUs: each records where it ran.
-        partial["draws"][str(d)]["machine"] = {"cpu": cpu_name(), "dtype": inference_dtype(),
-                                               "threads": os.environ.get("SLMKIT_NUM_THREADS")}
+        partial["draws"][str(d)]["machine"] = run_machine()
         if adapted:
             partial["draws"][str(d)]["adapt"] = adapted
         save(result, args)
@@ -269,8 +268,7 @@ def run_curve(name, estimator, data, args, result, task_out, warm=None, shots=No
     curve = LearningCurve(list(shots), *(np.array([draw[key] for draw in draws]).T
                                          for key in ("accuracy", "macro_f1", "n_train", "fit_seconds")))
     # Curve fit times are wall time beside whatever else ran; the `timing` phase is the clean measurement.
-    curve.params = {"threads": os.environ.get("SLMKIT_NUM_THREADS"), "note": args.note, "cpu": cpu_name(),
-                    "dtype": inference_dtype()}
+    curve.params = {**run_machine(), "note": args.note}
     task_out["methods"][name] = curve.to_dict()
     reports = {str(d): draw["adapt"] for d, draw in enumerate(draws) if "adapt" in draw}
     if reports:  # kept with the finished curve: the draws' partial entry goes below
@@ -667,6 +665,11 @@ def cpu_name() -> str:
                                           if "cpu family" in fields and "model" in fields else "", widest) if part)
     name = fields.get("model name", platform.processor() or platform.machine())
     return f"{name} ({details})" if details else name
+
+
+def run_machine() -> dict:
+    """Where a measurement ran: the CPU, gemma's inference dtype there and the thread limit."""
+    return {"cpu": cpu_name(), "dtype": inference_dtype(), "threads": os.environ.get("SLMKIT_NUM_THREADS")}
 
 
 def inference_dtype() -> str:

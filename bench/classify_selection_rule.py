@@ -44,7 +44,7 @@ from slmkit.classify._auto import candidates, one_se_choice, select
 from slmkit.classify._embedder import BOTH
 from slmkit.data import write_json
 
-from classify import TASKS, cpu_name, inference_dtype
+from classify import TASKS, run_machine
 from classify_selection import load_study_task
 
 logger = logging.getLogger("bench.classify_selection_rule")
@@ -138,9 +138,8 @@ def main() -> None:
             result["runs"][key] = {"rows": rows, "mean": run_means(rows),
                 # per run: a resumed study spans sessions, and their machines differ (bf16 embeddings where the
                 # CPU has native bf16, float32 elsewhere)
-                "machine": {"cpu": cpu_name(), "dtype": inference_dtype(),
-                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")},
-                "seconds": round(time.perf_counter() - run_start), "threads": os.environ.get("SLMKIT_NUM_THREADS")}
+                "machine": {**run_machine(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")},
+                "seconds": round(time.perf_counter() - run_start)}
             result["summary"] = summarize(result["runs"])
             write_json(args.out, result)
     result["summary"] = summarize(result["runs"])

@@ -40,9 +40,9 @@ def list_cmd(
     engines = Table(title="engines (load_model(..., backend=...), --backend)")
     for column in ("backend", "available", "version", "precisions", "note"):
         engines.add_column(column, no_wrap=column == "backend")
-    for row in backends:
-        engines.add_row(row["backend"], "yes" if row["available"] else "no", row["version"] or "-",
-                        ", ".join(row["precisions"]), row["note"])
+    engine_cells = [_engine_cells(row) for row in backends]
+    for row in engine_cells:
+        engines.add_row(*row.values())
     console = Console()
     if Measurement.get(console, console.options.update_width(10_000), table).maximum <= console.width:
         console.print(table)
@@ -51,21 +51,24 @@ def list_cmd(
     # Narrower than the table (an 80-column terminal, or a pipe, where rich assumes 80): rich would cut the
     # names a user types back ("gemma3…"), so print one record per model and engine instead.
     console.print(f"[bold]slmkit models[/bold] (cache: {cache_dir()})", highlight=False)
-    for row in cells:
-        details = ", ".join(f"{k}: {v}" for k, v in row.items() if k != "name")
-        console.print(f"  [bold]{row['name']}[/bold]", highlight=False)
-        console.print(_indented(details, console.width), highlight=False, soft_wrap=True)
-    console.print("[bold]engines[/bold] (load_model(..., backend=...), --backend)", highlight=False)
-    for row in backends:
-        console.print(f"  [bold]{row['backend']}[/bold]", highlight=False)
-        details = (f"available: {'yes' if row['available'] else 'no'}, version: {row['version'] or '-'}, "
-                   f"precisions: {', '.join(row['precisions'])}; {row['note']}")
-        console.print(_indented(details, console.width), highlight=False, soft_wrap=True)
+    for title, rows, key in ((f"[bold]slmkit models[/bold] (cache: {cache_dir()})", cells, "name"),
+                             ("[bold]engines[/bold] (load_model(..., backend=...), --backend)", engine_cells,
+                              "backend")):
+        console.print(title, highlight=False)
+        for row in rows:
+            console.print(f"  [bold]{row[key]}[/bold]", highlight=False)
+            console.print(_indented(", ".join(f"{k}: {v}" for k, v in row.items() if k != key), console.width),
+                          highlight=False, soft_wrap=True)
 
 
 def _indented(text: str, width: int) -> str:
     return textwrap.fill(escape(text), width=max(width, 20), initial_indent=" " * 6, subsequent_indent=" " * 6,
                          break_long_words=False, break_on_hyphens=False)
+
+
+def _engine_cells(row: dict) -> dict:
+    return {"backend": row["backend"], "available": "yes" if row["available"] else "no",
+            "version": row["version"] or "-", "precisions": ", ".join(row["precisions"]), "note": row["note"]}
 
 
 def _model_cells(row: dict) -> dict:
