@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from slmkit.errors import SlmkitError
 
@@ -33,6 +34,36 @@ DTYPE_OPTION = typer.Option(
 )
 DEBUG_ENV = "SLMKIT_DEBUG"
 _MAX_MESSAGE = 400
+
+
+class _FlagsTakeNoValue:
+    """Help where a flag reads as a flag. typer 0.29 prints a type after every option, so `--overwrite <bool>` or
+    `--help <bool>` looks as if it took a value, and a user who types `--overwrite true` gets "unexpected extra
+    argument". An empty metavar leaves the type column blank for flags only; options that take a value keep theirs."""
+
+    def format_help(self, ctx, formatter):
+        for param in self.get_params(ctx):
+            if getattr(param, "is_flag", False) and param.metavar is None:  # options only; typer 0.29's are not click's
+                param.metavar = ""
+        return super().format_help(ctx, formatter)
+
+
+class _Command(_FlagsTakeNoValue, TyperCommand):
+    pass
+
+
+class _Group(_FlagsTakeNoValue, TyperGroup):
+    pass
+
+
+class Typer(typer.Typer):
+    """`typer.Typer` whose groups and commands print flags without a value type (see `_FlagsTakeNoValue`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
 
 
 def handle_errors(func):

@@ -8,10 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
+from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, Typer, handle_errors, output_policy
 from slmkit.errors import ConfigError
 
-app = typer.Typer(no_args_is_help=True, help="Tens-of-shot classification: small-LM embeddings + penalised LR.")
+app = Typer(no_args_is_help=True, help="Tens-of-shot classification: small-LM embeddings + penalised LR.")
 
 TEXT_COLUMN = typer.Option("text", "--text-column", help="Column holding the texts.")
 LABEL_COLUMN = typer.Option("label", "--label-column", help="Column holding the labels.")

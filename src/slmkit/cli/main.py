@@ -12,8 +12,9 @@ from slmkit.cli import runtime as runtime_cli
 from slmkit.cli import serve as serve_cli
 from slmkit.cli import summarize as summarize_cli
 from slmkit.cli import train as train_cli
+from slmkit.cli._common import Typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Small language models, strong and local.")
+app = Typer(no_args_is_help=True, add_completion=False, help="Small language models, strong and local.")
 app.add_typer(summarize_cli.app, name="summarize")
 app.add_typer(classify_cli.app, name="classify")
 app.add_typer(quality_cli.app, name="quality")

@@ -11,9 +11,9 @@ from rich.measure import Measurement
 from rich.markup import escape
 from rich.table import Table
 
-from slmkit.cli._common import handle_errors
+from slmkit.cli._common import Typer, handle_errors
 
-app = typer.Typer(no_args_is_help=True, help="List and prepare the built-in models.")
+app = Typer(no_args_is_help=True, help="List and prepare the built-in models.")
 
 
 @app.command("list")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
+from slmkit.cli._common import OVERWRITE_OPTION, SEED_OPTION, Typer, handle_errors, output_policy
 from slmkit.errors import ConfigError
 
-app = typer.Typer(
+app = Typer(
     no_args_is_help=True,
     help="Score text quality by reverse modeling: train a forward/reverse scorer pair, score, select, report.",
 )

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import DTYPE_OPTION, OVERWRITE_OPTION, handle_errors, output_policy
+from slmkit.cli._common import DTYPE_OPTION, OVERWRITE_OPTION, Typer, handle_errors, output_policy
 from slmkit.errors import ConfigError
 
-app = typer.Typer(no_args_is_help=True, help="Run the shared LM runtime: embeddings, token losses, generation.")
+app = Typer(no_args_is_help=True, help="Run the shared LM runtime: embeddings, token losses, generation.")
 EXAMPLE_TEXTS = Path(__file__).resolve().parents[3] / "examples" / "data" / "texts.jsonl"
 
 MODEL = typer.Option("gemma3-270m", "--model", help="Registry name, directory, .gguf file or Hugging Face id.")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import DTYPE_OPTION, OVERWRITE_OPTION, SEED_OPTION, handle_errors, output_policy
+from slmkit.cli._common import DTYPE_OPTION, OVERWRITE_OPTION, SEED_OPTION, Typer, handle_errors, output_policy
 
-app = typer.Typer(
+app = Typer(
     no_args_is_help=True, help="Dialogue summarization: data checks, EDA, baselines, fine-tuning, tuning, ROUGE."
 )
 

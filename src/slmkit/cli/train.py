@@ -12,10 +12,10 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import SEED_OPTION, handle_errors, output_policy
+from slmkit.cli._common import SEED_OPTION, Typer, handle_errors, output_policy
 from slmkit.errors import ConfigError
 
-app = typer.Typer(no_args_is_help=True, help="Fine-tune causal / encoder-decoder LMs (full, LoRA, P-tuning).")
+app = Typer(no_args_is_help=True, help="Fine-tune causal / encoder-decoder LMs (full, LoRA, P-tuning).")
 
 METHOD = typer.Option("lora", "--method", help="full | lora | ptuning")
 EPOCHS = typer.Option(None, "--epochs", help="Passes over the training data (TrainConfig default: 3).")
