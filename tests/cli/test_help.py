@@ -44,3 +44,9 @@ def test_help_shows_no_value_type_after_a_flag(path, command):
     for param in command.params:
         if getattr(param, "is_flag", True) is False and param.opts[0].startswith("--"):
             assert re.search(r"<[\w\[\]|,. ]+>", _option_row(result.output, param.opts[0])), param.opts[0]
+
+
+@pytest.mark.parametrize("path,command", COMMANDS)
+def test_every_option_and_argument_says_what_it_is(path, command):
+    missing = [param.opts[0] for param in command.params if not (getattr(param, "help", None) or "").strip()]
+    assert not missing, f"slmkit {' '.join(path)}: no help for {missing}"

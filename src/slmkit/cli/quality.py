@@ -29,7 +29,7 @@ def train_cmd(
     method: str = typer.Option(None, "--method", help="full | lora (default: full for scratch, lora adapted)."),
     epochs: float = typer.Option(None, "--epochs", help="Passes over the corpus (route default: 2 / 1)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Optimiser steps (> 0 overrides --epochs)."),
-    learning_rate: float = typer.Option(None, "--learning-rate"),
+    learning_rate: float = typer.Option(None, "--learning-rate", help="Peak learning rate (route default)."),
     vocab_size: int = typer.Option(8000, "--vocab-size", help="Scratch route: BPE vocabulary."),
     hidden_size: int = typer.Option(256, "--hidden-size", help="Scratch route: model width."),
     num_layers: int = typer.Option(4, "--num-layers", help="Scratch route: decoder layers."),

@@ -99,17 +99,17 @@ def predict_cmd(
         None, "--embedder", help="Retrieval embedder (default: minilm-l6 for English, --model for Korean)."
     ),
     language: str = typer.Option("auto", "--language", help="auto | ko | en"),
-    shots: int = typer.Option(2, "--shots"),
-    lead_k: int = typer.Option(2, "--lead-k"),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
-    num_beams: int = typer.Option(1, "--num-beams"),
+    shots: int = typer.Option(2, "--shots", help="few-shot: examples per prompt."),
+    lead_k: int = typer.Option(2, "--lead-k", help="lead: turns kept as the summary."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Generation budget per summary (tokens)."),
+    num_beams: int = typer.Option(1, "--num-beams", help="Beam width (1 = greedy)."),
     mbr_samples: int = typer.Option(
         0,
         "--mbr-samples",
         help="Fine-tuned models: MBR over greedy + N sampled summaries (8: +0.9 ROUGE, ~6x time; 2-4 scored "
         "below greedy).",
     ),
-    batch_size: int = typer.Option(4, "--batch-size"),
+    batch_size: int = typer.Option(4, "--batch-size", help="Prompts generated together."),
     max_dialogue_chars: int = typer.Option(
         2000, "--max-dialogue-chars", help="Longer dialogues are cut at a turn boundary before prompting."
     ),
@@ -397,7 +397,7 @@ def tune_cmd(
     space: str = typer.Option("training", "--space", help="training | decoding | both"),
     n_trials: int = typer.Option(8, "--n-trials", help="Trials per space; a resumed study counts its old ones."),
     methods: str = typer.Option("lora", "--methods", help="Comma-separated methods the study may pick."),
-    max_epochs: int = typer.Option(4, "--max-epochs"),
+    max_epochs: int = typer.Option(4, "--max-epochs", help="Upper bound of the epochs knob (training space)."),
     eval_rows: int = typer.Option(100, "--eval-rows", help="Dev rows decoded per evaluation (0 = all)."),
     model: str = typer.Option("gemma3-270m", "--model", help="Base model; for --space decoding, the trained run."),
     id_column: str = ID_COLUMN,

@@ -92,8 +92,10 @@ def pairs_cmd(
     output: Path = typer.Option(..., "--output", help="Run folder (an unfinished run there resumes)."),
     model: str = typer.Option("gemma3-270m", "--model", help="Base model: registry name, folder or hub id."),
     dev: Path = typer.Option(None, "--dev", help="Held-out table of the same shape: eval loss, best checkpoint."),
-    prompt_column: str = typer.Option("prompt", "--prompt-column"),
-    target_column: str = typer.Option("target", "--target-column"),
+    prompt_column: str = typer.Option("prompt", "--prompt-column", help="Column with the model's input."),
+    target_column: str = typer.Option(
+        "target", "--target-column", help="Column with the text to learn (the loss is on these tokens only)."
+    ),
     method: str = METHOD,
     epochs: float = EPOCHS,
     learning_rate: float = LEARNING_RATE,
@@ -126,7 +128,7 @@ def docs_cmd(
     train: Path = typer.Argument(..., help="Table of documents (CSV/TSV/JSONL/Parquet)."),
     output: Path = typer.Option(..., "--output", help="Run folder (an unfinished run there resumes)."),
     model: str = typer.Option("gemma3-270m", "--model", help="Base model, or a folder from `train scratch`."),
-    text_column: str = typer.Option("text", "--text-column"),
+    text_column: str = typer.Option("text", "--text-column", help="Column with the documents."),
     reverse: bool = typer.Option(False, "--reverse", help="Train on token-reversed documents (a reverse LM)."),
     dev: Path = typer.Option(None, "--dev", help="Held-out documents: eval loss and best checkpoint."),
     method: str = typer.Option("full", "--method", help="full | lora | ptuning"),
@@ -168,11 +170,11 @@ def merge_cmd(
 def scratch_cmd(
     corpus: Path = typer.Argument(..., help="Table of documents to train the tokenizer on."),
     output: Path = typer.Option(..., "--output", help="New folder for the random-weight model + tokenizer."),
-    text_column: str = typer.Option("text", "--text-column"),
-    vocab_size: int = typer.Option(8000, "--vocab-size"),
-    hidden_size: int = typer.Option(256, "--hidden-size"),
-    num_layers: int = typer.Option(4, "--num-layers"),
-    num_heads: int = typer.Option(4, "--num-heads"),
+    text_column: str = typer.Option("text", "--text-column", help="Column with the documents."),
+    vocab_size: int = typer.Option(8000, "--vocab-size", help="BPE vocabulary size."),
+    hidden_size: int = typer.Option(256, "--hidden-size", help="Model width."),
+    num_layers: int = typer.Option(4, "--num-layers", help="Decoder layers."),
+    num_heads: int = typer.Option(4, "--num-heads", help="Attention heads (must divide --hidden-size)."),
     seed: int = SEED_OPTION,
 ) -> None:
     """Build a small causal LM from scratch: BPE tokenizer trained on the corpus, random weights."""
