@@ -59,8 +59,8 @@ class _Group(_FlagsTakeNoValue, TyperGroup):
 class Typer(typer.Typer):
     """`typer.Typer` whose groups and commands print flags without a value type (see `_FlagsTakeNoValue`)."""
 
-    def __init__(self, **kwargs):
-        super().__init__(cls=_Group, **kwargs)
+    def __init__(self, *, cls=None, **kwargs):  # like command(): a caller's own cls still wins
+        super().__init__(cls=cls or _Group, **kwargs)
 
     def command(self, *args, cls=None, **kwargs):
         return super().command(*args, cls=cls or _Command, **kwargs)
