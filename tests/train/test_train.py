@@ -82,8 +82,15 @@ def test_an_interrupted_run_resumed_ends_with_the_same_weights(tiny_causal_dir, 
     straight = train(str(tiny_causal_dir), config, tmp_path / "straight", train_pairs=(PROMPTS, TARGETS))
     cut = train(str(tiny_causal_dir), config, tmp_path / "cut", train_pairs=(PROMPTS, TARGETS), stop_after_steps=3)
     assert cut.info["status"] == "interrupted" and not (tmp_path / "cut" / "model").exists()
+    clock = json.loads((tmp_path / "cut" / "checkpoints" / "checkpoint-3" / "slmkit_clock.json").read_text())
     resumed = train(str(tiny_causal_dir), config, tmp_path / "cut", train_pairs=(PROMPTS, TARGETS))
     assert resumed.info["steps"] == straight.info["steps"] == 6
+    # The whole run's time is kept across the resume; rates come from the resumed process's own steps.
+    assert clock["step"] == 3 and clock["seconds"] > 0
+    assert resumed.info["resumed_from_step"] == 3 and straight.info["resumed_from_step"] == 0
+    here = resumed.info["seconds_this_process"]
+    assert resumed.info["seconds"] == pytest.approx(clock["seconds"] + here, abs=0.2)
+    assert resumed.info["seconds_per_step"] == pytest.approx(here / 3, abs=0.01)
     a, b = _adapter_digest(tmp_path / "straight"), _adapter_digest(tmp_path / "cut")
     assert a.keys() == b.keys()
     for key in a:

@@ -219,6 +219,9 @@ def train(
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
     if stop_after_steps:
         callbacks.append(_StopAt(stop_after_steps, TrainerCallback))
+    checkpoint = _last_checkpoint(run_dir / "checkpoints")
+    resumed_seconds, resumed_step, resumed_epoch = _clock_at(checkpoint)
+    callbacks.append(_Clock(resumed_seconds, TrainerCallback))
     guard = _DivergenceGuard(TrainerCallback)
     callbacks.append(guard)
     trainer = SlmTrainer(
@@ -239,13 +242,16 @@ def train(
         dpo_beta=config.dpo_beta if preference else None,
         dpo_sft_weight=config.dpo_sft_weight if preference else 0.0,
     )
-    checkpoint = _last_checkpoint(run_dir / "checkpoints")
     if checkpoint:
         logger.warning("resuming %s from %s", run_dir, checkpoint.name)
     start = time.perf_counter()
     with _mlflow_store(run_dir, config):
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
+    # Rates come from this process's steps and seconds: a resumed run's global step counts steps an earlier
+    # process took, and dividing by this process's time alone overstated throughput (2x on a run resumed halfway).
+    steps_here = max(1, trainer.state.global_step - resumed_step)
+    epochs_here = max(0.0, float(trainer.state.epoch or 0) - resumed_epoch)
     history = list(trainer.state.log_history)
     _write_history(run_dir, history)
     if guard.diverged:
@@ -284,9 +290,13 @@ def train(
         "steps": trainer.state.global_step,
         "epochs": round(float(trainer.state.epoch or 0), 3),
         "precision": config.resolved_precision(),
-        "seconds": round(seconds, 1),
-        "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 3),
-        "tokens_per_second": round(train_set.n_tokens() * float(trainer.state.epoch or 0) / max(seconds, 1e-9), 1),
+        # Whole training time of the steps kept, across resumes (an earlier process's seconds come from the clock
+        # saved in the checkpoint it left); steps a killed process took after its last checkpoint are not counted.
+        "seconds": round(resumed_seconds + seconds, 1),
+        "resumed_from_step": resumed_step,
+        "seconds_this_process": round(seconds, 1),
+        "seconds_per_step": round(seconds / steps_here, 3),
+        "tokens_per_second": round(train_set.n_tokens() * epochs_here / max(seconds, 1e-9), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "metrics": {
@@ -492,6 +502,43 @@ def _StopAt(step: int, base):  # noqa: N802  (a callback class built on demand: 
             return control
 
     return StopAt()
+
+
+CLOCK_NAME = "slmkit_clock.json"
+
+
+def _clock_at(checkpoint: Path | None) -> tuple[float, int, float]:
+    """(training seconds, global step, epoch) when `checkpoint` was saved; zeros for a fresh run.
+
+    A checkpoint from before the clock existed has a step but no seconds: its earlier time is unknown and counted 0.
+    """
+    if checkpoint is None or not (checkpoint / "trainer_state.json").is_file():
+        return 0.0, 0, 0.0
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    clock = checkpoint / CLOCK_NAME
+    seconds = float(json.loads(clock.read_text())["seconds"]) if clock.is_file() else 0.0
+    return seconds, int(state.get("global_step") or 0), float(state.get("epoch") or 0.0)
+
+
+def _Clock(prior_seconds: float, base):  # noqa: N802  (a callback class built on demand, like _StopAt)
+    """Writes the training seconds so far into each checkpoint, so a resumed run can report its whole time.
+
+    transformers' trainer_state.json keeps no wall time (its train_runtime is per process), hence this file.
+    """
+
+    class Clock(base):
+        start = time.perf_counter()
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():  # on_save runs after the checkpoint is written (and after rotation)
+                write_json(folder / CLOCK_NAME, {"seconds": round(prior_seconds + time.perf_counter() - self.start, 3),
+                                                 "step": state.global_step})
+
+    return Clock()
 
 
 def _DivergenceGuard(base):  # noqa: N802  (a callback class built on demand, like _StopAt)
