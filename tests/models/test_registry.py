@@ -65,3 +65,22 @@ def test_an_option_the_backend_does_not_take_is_a_clear_error(backend, option, a
     # checked before anything loads or converts (a TypeError traceback from the loader otherwise)
     with pytest.raises(ConfigError, match=f"^the {backend} backend does not take {option}; it takes {accepted}$"):
         load_model(str(tiny_causal_dir), backend=backend, **{option: "x"})
+
+
+def test_hub_models_have_distinct_checksums_and_an_adapter_counts(tmp_path):
+    # Caches (embeddings, conversions) are keyed by this checksum: two unpinned hub models must not share one.
+    from slmkit.models._weights import weights_checksum
+
+    a, b = resolve_model("Qwen/Qwen2.5-0.5B"), resolve_model("HuggingFaceTB/SmolLM2-135M")
+    assert weights_checksum(a) != weights_checksum(b)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    tuned = ModelSpec(name="tuned", hub_id="Qwen/Qwen2.5-0.5B", adapter=str(adapter))
+    assert weights_checksum(tuned).startswith(weights_checksum(a) + "+adapter:")
+
+
+def test_llamacpp_refuses_a_fine_tuned_run_instead_of_serving_its_base(tiny_causal_dir, tmp_path):
+    spec = ModelSpec(name="tuned", path=str(tiny_causal_dir), adapter=str(tmp_path), backend="llamacpp")
+    with pytest.raises(ConfigError, match="fine-tuned run .* llama.cpp backend serves GGUF files only"):
+        load_model(spec)

@@ -221,5 +221,11 @@ class LlamaCppLM(LanguageModel):
 
 
 def load_llamacpp(spec: ModelSpec, *, num_threads: int | None = None, n_ctx: int = 1024) -> LlamaCppLM:
+    if spec.adapter:
+        # The base GGUF alone would serve the base model under a fine-tuned model's name and prompt.
+        raise ConfigError(
+            f"{spec.name!r} is a fine-tuned run (adapter {spec.adapter}); the llama.cpp backend serves GGUF files "
+            "only: use backend 'ctranslate2' (fast, converts the fine-tuned model) or 'transformers'"
+        )
     _import_llama_cpp()
     return LlamaCppLM(spec, gguf_path(spec), n_ctx=n_ctx, num_threads=num_threads)

@@ -40,7 +40,7 @@ from slmkit.models._precision import (
     resolve_precision,
 )
 from slmkit.models._spec import ModelSpec
-from slmkit.models._weights import converted_info, ensure_converted, locate_weights, sha256_file
+from slmkit.models._weights import converted_info, ensure_converted, hub_checksum, locate_weights, sha256_file
 
 logger = logging.getLogger(__name__)
 _LOGIT_CHUNK = 256  # positions projected to the vocabulary at once: 256 x 262k floats = 268 MB
@@ -623,7 +623,7 @@ def load_transformers(
     info = {"name": spec.name, "backend": "transformers", "source": spec.source, "dtype": spec.dtype}
     if spec.source == "hub":
         target, kwargs = spec.hub_id, {"revision": spec.revision}
-        info["checksum"] = f"revision:{spec.revision or 'unpinned'}"
+        info["checksum"] = hub_checksum(spec)
     else:
         location, gguf_file = locate_weights(spec)
         if gguf_file:
@@ -651,6 +651,8 @@ def load_transformers(
             else "the files look incomplete"
         )
         raise ModelUnavailableError(f"cannot load model {spec.name!r} from {target}: {hint} ({exc})") from exc
+    if spec.source == "hub":
+        info["hub_commit"] = getattr(model.config, "_commit_hash", None)
     prompt_tuned = False
     if spec.adapter:
         model, prompt_tuned = _apply_adapter(model, spec.adapter)

@@ -56,15 +56,26 @@ def dir_checksum(location) -> str:
     return digest.hexdigest()
 
 
+def hub_checksum(spec: ModelSpec) -> str:
+    """A hub model's identity before any download: its id and the revision asked for.
+
+    The id is part of it: with the revision alone, every unpinned hub model had the same checksum, so caches keyed
+    by it (embeddings, conversions) could hand one model's outputs to another. The commit a load resolved to is
+    recorded beside it (`info["hub_commit"]`); pin `revision` for a checksum that names the weights.
+    """
+    return f"hub:{spec.hub_id}@{spec.revision or 'unpinned'}"
+
+
 def weights_checksum(spec: ModelSpec) -> str:
     """The checksum a loaded model reports as `info["checksum"]`, computed from its files without loading it.
 
     Resume manifests use it to tell whether an output was made with the same weights before any model loads.
     """
     if spec.source == "hub":
-        return f"revision:{spec.revision or 'unpinned'}"
-    location, gguf_file = locate_weights(spec)
-    checksum = sha256_file(location / gguf_file) if gguf_file else dir_checksum(location)
+        checksum = hub_checksum(spec)
+    else:
+        location, gguf_file = locate_weights(spec)
+        checksum = sha256_file(location / gguf_file) if gguf_file else dir_checksum(location)
     if spec.adapter:
         checksum = f"{checksum}+adapter:{dir_checksum(spec.adapter)[:16]}"
     return checksum
