@@ -83,6 +83,11 @@ def test_an_interrupted_run_resumed_ends_with_the_same_weights(tiny_causal_dir, 
     cut = train(str(tiny_causal_dir), config, tmp_path / "cut", train_pairs=(PROMPTS, TARGETS), stop_after_steps=3)
     assert cut.info["status"] == "interrupted" and not (tmp_path / "cut" / "model").exists()
     clock = json.loads((tmp_path / "cut" / "checkpoints" / "checkpoint-3" / "slmkit_clock.json").read_text())
+    # A kill inside the next save leaves a numbered folder without trainer_state.json: resume skips it.
+    partial = tmp_path / "cut" / "checkpoints" / "checkpoint-4"
+    partial.mkdir()
+    for f in (tmp_path / "cut" / "checkpoints" / "checkpoint-3").glob("adapter_*"):
+        partial.joinpath(f.name).write_bytes(f.read_bytes())
     resumed = train(str(tiny_causal_dir), config, tmp_path / "cut", train_pairs=(PROMPTS, TARGETS))
     assert resumed.info["steps"] == straight.info["steps"] == 6
     # The whole run's time is kept across the resume; rates come from the resumed process's own steps.
@@ -91,6 +96,7 @@ def test_an_interrupted_run_resumed_ends_with_the_same_weights(tiny_causal_dir, 
     here = resumed.info["seconds_this_process"]
     assert resumed.info["seconds"] == pytest.approx(clock["seconds"] + here, abs=0.2)
     assert resumed.info["seconds_per_step"] == pytest.approx(here / 3, abs=0.01)
+    assert resumed.info["metrics"]["train_loss"] == pytest.approx(straight.info["metrics"]["train_loss"], rel=1e-4)
     a, b = _adapter_digest(tmp_path / "straight"), _adapter_digest(tmp_path / "cut")
     assert a.keys() == b.keys()
     for key in a:

@@ -274,6 +274,10 @@ def train(
         tokenizer.save_pretrained(str(tmp_dir))
 
     final = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
+    if resumed_step and "train_loss" in final:
+        # The trainer's train_loss averages this process's steps only; the history holds every logged step.
+        final["train_loss_this_process"] = final["train_loss"]
+        final["train_loss"] = _mean_logged_loss(history, final["train_loss"])
     evals = [h for h in history if any(k.startswith("eval_") for k in h)]
     info = {
         "status": "done",
@@ -484,9 +488,31 @@ def _check_run_dir(run_dir: Path, config: TrainConfig) -> TrainResult | None:
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint: one that holds trainer_state.json, which transformers writes last.
 
-    return Path(found) if folder.is_dir() and (found := get_last_checkpoint(str(folder))) else None
+    transformers' get_last_checkpoint takes the highest number even when a kill cut that save short, and every
+    resume from it then fails on the missing state file.
+    """
+    if not folder.is_dir():
+        return None
+    numbered = [(int(p.name.rsplit("-", 1)[1]), p) for p in folder.glob("checkpoint-*")
+                if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()]
+    complete = [p for _, p in sorted(numbered) if (p / "trainer_state.json").is_file()]
+    if len(complete) < len(numbered):
+        logger.warning("%s: skipping incomplete checkpoint(s) %s", folder,
+                       ", ".join(p.name for _, p in numbered if p not in complete))
+    return complete[-1] if complete else None
+
+
+def _mean_logged_loss(history: list[dict], default: float) -> float:
+    """Mean training loss over the logged steps, each log weighted by the steps it averages."""
+    total, steps, last = 0.0, 0, 0
+    for entry in history:
+        if "loss" in entry and "step" in entry and entry["step"] > last:
+            total += float(entry["loss"]) * (entry["step"] - last)
+            steps += entry["step"] - last
+            last = entry["step"]
+    return total / steps if steps else default
 
 
 def _planned_steps(trainer) -> int:
