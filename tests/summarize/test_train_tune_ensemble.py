@@ -317,3 +317,33 @@ def test_mbr_decoding_is_for_fine_tuned_summarizers(tmp_path):
         build_summarizer(PredictConfig(method="zero-shot", mbr_samples=2), "en")
     with pytest.raises(ConfigError, match="mbr_samples"):
         DecodeConfig(mbr_samples=-1)
+
+
+def test_a_resumed_study_proposes_new_parameters_and_reruns_a_trial_stopped_by_ctrl_c(tmp_path):
+    from slmkit.summarize._tune import _optimize, _study
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    stop_at = {"number": 3}
+
+    def objective(trial) -> float:
+        value = trial.suggest_float("lr", 1e-5, 1e-3, log=True)
+        trial.set_user_attr("run_dir", str(tmp_path / f"trial_{trial.number}"))
+        if trial.number == stop_at["number"]:
+            trial.set_user_attr("interrupted", True)  # what tune's objective records on Ctrl-C
+            raise KeyboardInterrupt
+        return value
+
+    with pytest.raises(KeyboardInterrupt):  # trials 0-2 finish, trial 3 is stopped by Ctrl-C
+        _optimize(_study(optuna, storage, "s", 0, pruned=False, run_dirs=tmp_path), objective, 6)
+    stop_at["number"] = -1
+    study = _study(optuna, storage, "s", 0, pruned=False, run_dirs=tmp_path)  # a new process, the same seed
+    _optimize(study, objective, 6)
+    trials = study.get_trials()
+    first = [t.params["lr"] for t in trials[:3]]
+    rerun, fresh = trials[4], trials[5:]
+    assert rerun.params == trials[3].params and rerun.user_attrs["resume_dir"] == str(tmp_path / "trial_3")
+    assert all(t.params["lr"] not in first for t in fresh)  # the seed's first draws are not proposed again
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 6
+    # Another resume finds nothing to rerun: the stopped trial was taken over once.
+    assert len(_study(optuna, storage, "s", 0, pruned=False, run_dirs=tmp_path).get_trials(
+        states=(optuna.trial.TrialState.WAITING,))) == 0

@@ -253,6 +253,9 @@ def tune(
                     on_evaluate=report,
                     progress=progress,
                 )
+            except KeyboardInterrupt:
+                trial.set_user_attr("interrupted", True)  # optuna marks it FAIL; the next run resumes it
+                raise
             finally:
                 gc.collect()  # models of finished trials must not pile up in memory
             return float(run.info["metrics"]["best_metric"])
@@ -304,11 +307,20 @@ def _study(optuna, storage: str, name: str, seed: int, *, pruned: bool, run_dirs
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0) if pruned else None,
     )
-    # One process drives a study: a trial still RUNNING in storage died with its process. Fail it and queue
-    # its parameters again, so a killed study resumes where it stopped; a training trial's rerun also takes over
-    # its run folder (resumed from the last checkpoint) and its evaluations so far.
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    # A resumed study samples on from a fresh seed: TPE's random start-up draws restart from its seed, so the
+    # same seed in a new process proposed the first trials' parameters again (each a whole training run).
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    # One process drives a study: a trial still RUNNING in storage died with its process (a kill), and one
+    # failed by Ctrl-C (optuna marks it FAIL) was interrupted too. Queue its parameters again, so a stopped
+    # study resumes where it stopped; a training trial's rerun also takes over its run folder (resumed from the
+    # last checkpoint) and its evaluations so far. A trial that failed of an error is not retried.
+    taken = {t.user_attrs.get("resume_dir") for t in study.trials} - {None}
+    stopped = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+               if t.user_attrs.get("interrupted") and t.user_attrs.get("run_dir") not in taken]
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in running:
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    for trial in sorted([*running, *stopped], key=lambda t: t.number):
         attrs = None
         if run_dirs is not None:
             attrs = {
