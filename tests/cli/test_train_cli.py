@@ -109,3 +109,20 @@ def test_bad_set_values_are_named(tiny_causal_dir, tmp_path):
         )
         assert result.exit_code == 1 and message in result.output, result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_config_file_keeps_its_method_and_seed_unless_the_option_is_typed(tiny_causal_dir, tmp_path):
+    table = tmp_path / "pairs.jsonl"
+    pd.DataFrame({"prompt": [f"Q: {t}\nA:" for t in TOY_TEXTS], "target": [" " + t[:10] for t in TOY_TEXTS]}).to_json(
+        table, orient="records", lines=True
+    )
+    previous = tmp_path / "previous.json"
+    previous.write_text(json.dumps({"method": "full", "seed": 7, "max_steps": 1, "report_to": "none"}))
+    for name, extra, method, seed in (("kept", [], "full", 7), ("typed", ["--method", "lora", "--seed", "5"],
+                                                                         "lora", 5)):
+        run = tmp_path / name
+        result = runner.invoke(app, ["train", "pairs", str(table), "--output", str(run), "--model",
+                                     str(tiny_causal_dir), "--config", str(previous), *QUICK, *extra])
+        assert result.exit_code == 0, result.output
+        config = json.loads((run / "train_config.json").read_text())
+        assert (config["method"], config["seed"]) == (method, seed)

@@ -114,6 +114,16 @@ def output_policy(inputs, overwrite: bool):
     return OutputPolicy(_command_path().removeprefix("slmkit "), inputs, overwrite=overwrite)
 
 
+def option_given(name: str) -> bool:
+    """Whether the running command's option `name` was given (on the command line or by environment), as
+    opposed to left at its default. False outside a command."""
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return False
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def _command_path() -> str:
     """`slmkit group command` of the running command, whatever name the program was started under."""
     names = []

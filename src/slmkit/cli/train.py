@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from slmkit.cli._common import SEED_OPTION, Typer, handle_errors, output_policy
+from slmkit.cli._common import SEED_OPTION, Typer, handle_errors, option_given, output_policy
 from slmkit.errors import ConfigError
 
 app = Typer(no_args_is_help=True, help="Fine-tune causal / encoder-decoder LMs (full, LoRA, P-tuning).")
@@ -34,7 +34,12 @@ def build_train_config(method, epochs, learning_rate, config_file, sets, seed, *
             values.update(json.loads(Path(config_file).read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"--config {config_file}: not a readable JSON file ({exc})") from exc
-    values.update({"method": method, "seed": seed, **fixed})
+    # A file's method and seed stand unless the option is typed: the options' defaults (lora, 0) silently
+    # replaced them, so "start from a previous run's config" trained another method with another seed.
+    for name, value in (("method", method), ("seed", seed)):
+        if name not in values or option_given(name):
+            values[name] = value
+    values.update(fixed)
     if epochs is not None:
         values["epochs"] = epochs
     if learning_rate is not None:
