@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -44,3 +45,16 @@ def test_demo_errors(tmp_path):
         DemoConfig(languages=("fr",))
     with pytest.raises(DataError, match="example dialogues not found"):
         find_example_data(tmp_path)
+
+
+def test_a_rerun_with_another_method_never_reports_the_old_summaries(tmp_path):
+    lead = run_demo(DemoConfig(predict=PredictConfig(method="lead"), languages=("en",), output_dir=str(tmp_path)))
+    before = lead[0].predictions.read_bytes()
+    longest = DemoConfig(predict=PredictConfig(method="longest"), languages=("en",), output_dir=str(tmp_path))
+    with pytest.raises(DataError, match="cannot resume: it was made with config.method=.lead."):
+        run_demo(longest)
+    assert lead[0].predictions.read_bytes() == before  # refused before anything was written
+    (again,) = run_demo(longest, restart_changed=True)
+    fresh = run_demo(replace(longest, output_dir=str(tmp_path / "fresh")))[0]
+    assert again.predictions.read_bytes() == fresh.predictions.read_bytes() != before
+    assert again.report.result.summary()["final"] == fresh.report.result.summary()["final"]

@@ -73,7 +73,9 @@ def demo_cmd(
     )
     outputs = output_policy([data_dir], overwrite)
     outputs.folder(output_dir, option="--output-dir", files=["demo.json"])
-    for result in run_demo(config, progress=True):
+    for language in config.languages:  # resumable: their manifests decide (run_demo), as in `summarize predict`
+        outputs.file(output_dir / f"predictions_{language}.csv", option="--output-dir", resumable=True)
+    for result in run_demo(config, progress=True, restart_changed=overwrite):
         _print_scores(f"demo {result.language} ({method}, {result.seconds:.0f} s)", result.report)
         typer.echo(f"predictions: {result.predictions}")
     outputs.record()

@@ -18,6 +18,7 @@ from slmkit.errors import ConfigError, DataError
 from slmkit.summarize._data import load_dialogues
 from slmkit.summarize._evaluate import EvaluationReport, evaluate
 from slmkit.summarize._predict import PredictConfig, build_summarizer, predict_frame
+from slmkit.summarize._resume import predict_identity
 
 logger = logging.getLogger(__name__)
 _LANGUAGES = ("ko", "en")
@@ -76,11 +77,15 @@ def find_example_data(data_dir: str | Path | None = None) -> Path:
     )
 
 
-def run_demo(config: DemoConfig | None = None, *, progress: bool = False) -> list[DemoResult]:
+def run_demo(
+    config: DemoConfig | None = None, *, progress: bool = False, restart_changed: bool = False
+) -> list[DemoResult]:
     """Predict -> `fname,summary` CSV -> ROUGE report, for each example language.
 
-    Writes `predictions_{lang}.csv`, `eval_{lang}/` (rouge.json, per_example.csv, per_topic.csv) and
-    `demo.json` into `config.output_dir`. A rerun resumes unfinished prediction files.
+    Writes `predictions_{lang}.csv` (with a resume manifest), `eval_{lang}/` (rouge.json, per_example.csv,
+    per_topic.csv) and `demo.json` into `config.output_dir`. A rerun with the same settings resumes unfinished
+    prediction files; one with other settings (method, model, shots, ...) raises DataError naming what differs,
+    or with `restart_changed` predicts those files again.
 
     Example:
         >>> results = run_demo(DemoConfig(predict=PredictConfig(method="lead")))   # doctest: +SKIP
@@ -88,13 +93,20 @@ def run_demo(config: DemoConfig | None = None, *, progress: bool = False) -> lis
     """
     config = config or DemoConfig()
     data, out = find_example_data(config.data_dir), Path(config.output_dir)
-    lm, results = None, []
-    for language in config.languages:
-        tic = time.perf_counter()
-        frame = load_dialogues(data / f"dialogues_{language}.csv", require_summary=True)
+    plans = []
+    for language in config.languages:  # every output is checked before any work
         own_pool = data / f"dialogues_{language}_train.csv"
         examples = config.predict.examples or (str(own_pool) if own_pool.is_file() else None)
         pconfig = replace(config.predict, language=language, examples=examples)
+        source, path = data / f"dialogues_{language}.csv", out / f"predictions_{language}.csv"
+        # Without this, a rerun with another method "resumed" the finished file: the old method's summaries
+        # were scored and reported under the new one.
+        _claim(path, predict_identity(source, pconfig), restart_changed)
+        plans.append((language, source, path, pconfig))
+    lm, results = None, []
+    for language, source, path, pconfig in plans:
+        tic = time.perf_counter()
+        frame = load_dialogues(source, require_summary=True)
         summarizer = None
         if pconfig.method in ("zero-shot", "few-shot"):
             if lm is None:
@@ -106,7 +118,6 @@ def run_demo(config: DemoConfig | None = None, *, progress: bool = False) -> lis
             )
         else:
             summarizer = build_summarizer(pconfig, language)
-        path = out / f"predictions_{language}.csv"
         preds = predict_frame(frame, path, summarizer, chunk_size=pconfig.chunk_size, progress=progress)
         report = evaluate(preds, frame, seed=pconfig.seed)
         report.save(out / f"eval_{language}")
@@ -125,3 +136,15 @@ def run_demo(config: DemoConfig | None = None, *, progress: bool = False) -> lis
         },
     )
     return results
+
+
+def _claim(path: Path, identity: dict, restart_changed: bool) -> None:
+    from slmkit.data import check_resume
+
+    try:
+        check_resume(path, identity, option="--output-dir")
+    except DataError:
+        if not restart_changed:
+            raise
+        logger.info("%s was made with other settings; predicting it again", path)
+        check_resume(path, identity, overwrite=True, option="--output-dir")
