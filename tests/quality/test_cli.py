@@ -29,7 +29,7 @@ def test_train_score_select_report(tmp_path, corpus_jsonl):
     scores = tmp_path / "scores"
     args = ["quality", "score", str(corpus_jsonl), "--scorer", str(pair), "--output", str(scores), "--chunk-rows", "8"]
     result = runner.invoke(app, [*args, "--max-chunks", "1"])
-    assert result.exit_code == 0 and "stopped early" in result.output, result.output
+    assert result.exit_code == 0 and "stopped at --max-chunks" in result.output, result.output
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and "20 rows scored, 0 rejected" in result.output, result.output
 

@@ -56,6 +56,9 @@ def test_both_sides_train_on_identical_token_multisets(scorer_dir, pair):
         assert runs["forward"][key] == runs["reverse"][key], key
     assert runs["forward"]["base_checksum"] == runs["reverse"]["base_checksum"]
     assert pair.checksums()["forward"] != pair.checksums()["reverse"]  # two different models came out
+    sides = info["sides"]  # scorer.json names the weights each side scores with
+    assert sides["forward"]["model_checksum"] != sides["reverse"]["model_checksum"]
+    assert all(len(sides[s]["model_checksum"]) == 64 and sides[s]["versions"]["torch"] for s in sides)
 
 
 def test_s_is_mean_forward_minus_mean_reverse_loss(pair):

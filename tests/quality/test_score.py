@@ -68,6 +68,17 @@ def test_a_killed_run_resumes_without_rescoring_or_losing_rows(pair, corpus_json
     pd.testing.assert_frame_equal(read_scores(tmp_path / "out"), read_scores(tmp_path / "whole"))
 
 
+def test_a_run_stopped_on_its_last_chunk_keeps_its_record_when_the_next_call_finds_the_end(
+    pair, corpus_jsonl, tmp_path, counted
+):
+    config = ScoreConfig(chunk_rows=4)  # 20 rows: 5 chunks
+    first = score_file(corpus_jsonl, pair, tmp_path / "out", config, progress=False, max_chunks=5)
+    assert not first["finished"] and first["last_run"]["rows_scored"] == 20  # the end is not known yet
+    counted.clear()
+    second = score_file(corpus_jsonl, pair, tmp_path / "out", config, progress=False)
+    assert second["finished"] and sum(counted) == 0 and second["last_run"] == first["last_run"]
+
+
 def test_a_resume_with_another_input_or_settings_is_refused(pair, corpus_jsonl, tmp_path):
     score_file(corpus_jsonl, pair, tmp_path / "out", ScoreConfig(chunk_rows=4), progress=False, max_chunks=1)
     with pytest.raises(ConfigError, match=r"settings\.chunk_rows: 4 -> 5"):

@@ -118,7 +118,7 @@ def score_cmd(
     )
     output_policy([input, scorer], False).folder(output)
     manifest = score_file(input, scorer, output, config, max_chunks=max_chunks)
-    state = "done" if manifest["finished"] else "stopped early; run again to continue"
+    state = "done" if manifest["finished"] else "stopped at --max-chunks; run again to continue (or to reach the end)"
     typer.echo(
         f"{manifest['rows_scored']} rows scored, {manifest['rows_rejected']} rejected "
         f"({manifest['rows_read']} read, {state}) -> {output}"

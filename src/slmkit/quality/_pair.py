@@ -88,6 +88,7 @@ def train_scorer(
         ConfigError: the folder holds another config, another corpus, or is not a scorer folder.
     """
     from slmkit.models import load_model
+    from slmkit.models._weights import dir_checksum
     from slmkit.train import build_from_scratch, train
 
     config = config or QualityConfig()
@@ -142,7 +143,12 @@ def train_scorer(
         "training_tokens": sum(counts["forward"].values()),
         "token_multiset_sha256": {side: _multiset_digest(counts[side]) for side in SIDES},
         "sides": {
-            side: {k: runs[side].info.get(k) for k in ("steps", "epochs", "seconds", "tokens_per_second", "metrics")}
+            side: {
+                **{k: runs[side].info.get(k) for k in ("steps", "epochs", "seconds", "tokens_per_second", "metrics",
+                                                       "base_checksum", "versions")},
+                # sha256 over the side's saved weight files (full weights or adapter): what scores come from
+                "model_checksum": dir_checksum(runs[side].model_dir),
+            }
             for side in SIDES
         },
     }

@@ -100,12 +100,15 @@ def score_file(
         else:
             manifest["finished"] = True
     seconds = time.perf_counter() - start
-    manifest["last_run"] = {
-        "engine": config.engine,
-        "rows_scored": scored_now,
-        "seconds": round(seconds, 2),
-        "tokens_per_second": round(tokens_now / seconds, 1) if seconds > 0 else None,
-    }
+    # A call that only found the end (the previous one stopped by max_chunks on the last chunk: the end is not
+    # known until the reader is asked for one more) keeps the previous run's record instead of rows_scored 0.
+    if manifest["chunks_done"] > chunks_at_start or "last_run" not in manifest:
+        manifest["last_run"] = {
+            "engine": config.engine,
+            "rows_scored": scored_now,
+            "seconds": round(seconds, 2),
+            "tokens_per_second": round(tokens_now / seconds, 1) if seconds > 0 else None,
+        }
     write_json(output_dir / MANIFEST_NAME, manifest)
     if manifest["rows_rejected"]:
         logger.warning("%d row(s) rejected (not scored); see %s", manifest["rows_rejected"], output_dir / "rejects")
