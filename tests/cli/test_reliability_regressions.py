@@ -195,3 +195,19 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path,
     assert str(data) in lines[0] and "RuntimeError: something nobody foresaw" in lines[0] and "--debug" in lines[0]
     result = _invoke("--debug", "summarize", "validate", data)
     assert result.exit_code == 1 and "Traceback" in result.output and "--debug" not in result.output.splitlines()[-1]
+
+
+def test_a_predict_identity_names_a_reduced_precision_picked_by_the_environment(tmp_path, monkeypatch,
+                                                                                 tiny_causal_dir):
+    # dtype unset follows $SLMKIT_DTYPE (or the CPU, under "auto"): rows decoded in bf16 must not resume an
+    # output decoded in float32.
+    from slmkit.summarize import PredictConfig
+    from slmkit.summarize._resume import predict_identity
+
+    data = _multi_ref(tmp_path / "d.csv")
+    config = PredictConfig(method="zero-shot", model=str(tiny_causal_dir))
+    monkeypatch.setenv("SLMKIT_DTYPE", "float32")
+    plain = predict_identity(data, config)
+    monkeypatch.setenv("SLMKIT_DTYPE", "bfloat16")
+    reduced = predict_identity(data, config)
+    assert "precision" not in plain and reduced["precision"] == "bfloat16"

@@ -44,4 +44,14 @@ def predict_identity(input_path: str | Path, config, columns: DialogueColumns | 
         from slmkit.models import model_checksum
 
         identity["model_checksum"] = model_checksum(config.model)
+        if config.backend == "transformers":
+            # dtype None follows $SLMKIT_DTYPE or "auto" (bfloat16 where the CPU computes it natively), so the same
+            # options can decode in another precision on another machine or environment; rows of two precisions
+            # must not mix. Recorded only when reduced, so float32 outputs of earlier versions still resume.
+            from slmkit.models._precision import resolve_precision
+            from slmkit.models._transformers import resolve_device
+
+            precision = resolve_precision(config.dtype, None, resolve_device(None))[0]
+            if precision != "float32":
+                identity["precision"] = precision
     return identity
