@@ -308,3 +308,20 @@ def test_real_minilm_finetune_moves_same_label_pairs_closer():
     model, info = _adapt.contrastive_finetune("minilm-l6", TEXTS, LABELS, pairs_per_example=16, seed=0)
     assert info["steps"] == 20
     assert _pair_loss(_adapt.wrap_encoder(model, "minilm-l6"), *pairs) < before
+
+
+def test_a_concatenated_classifier_notices_when_its_encoder_weights_change(adapted, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from slmkit.classify import EmbeddingCache
+
+    adapted["concat-ft"].save(tmp_path / "model")
+    saved = json.loads((tmp_path / "model" / "slmkit_config.json").read_text())["model"]
+    assert len(saved["parts"]) == 2 and saved["checksum"].count(" | ") == 1  # both parts' weights count
+    weights = next((tmp_path / "model" / "encoder").glob("*.safetensors"))
+    tensors = load_file(str(weights))
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 0.5
+    save_file(tensors, str(weights))
+    with pytest.warns(UserWarning, match="checksum .* but the head was trained on"):
+        load_classifier(tmp_path / "model", cache=EmbeddingCache(None))

@@ -346,7 +346,11 @@ class ConcatEmbedder(TransformerMixin, BaseEstimator):
             raise ConfigError("ConcatEmbedder needs at least two embedders")
         self.parts_ = [p if hasattr(p, "lm_") else p.fit() for p in self.parts]
         self.n_features_out_ = int(sum(p.n_features_out_ for p in self.parts_))
-        self.model_info_ = self.parts_[0].model_info_
+        # The artifact records this and load_classifier checks it: every part's weights count (the first part's
+        # alone let a swapped encoder pass unnoticed).
+        infos = [p.model_info_ for p in self.parts_]
+        self.model_info_ = {**infos[0], "checksum": " | ".join(str(i.get("checksum")) for i in infos),
+                            "parts": infos}
         self.batch_size = self.parts_[0].batch_size
         return self
 
