@@ -347,3 +347,18 @@ def test_a_resumed_study_proposes_new_parameters_and_reruns_a_trial_stopped_by_c
     # Another resume finds nothing to rerun: the stopped trial was taken over once.
     assert len(_study(optuna, storage, "s", 0, pruned=False, run_dirs=tmp_path).get_trials(
         states=(optuna.trial.TrialState.WAITING,))) == 0
+
+
+def test_a_study_refuses_to_resume_on_other_data_or_settings(tiny_causal_dir, tmp_path):
+    from slmkit.errors import ConfigError
+
+    base = TrainConfig(batch_size=4, report_to="none", precision="fp32", metric_for_best="rouge", epochs=1.0)
+    summarize = SummarizeTrainConfig(model=str(tiny_causal_dir), decode=DecodeConfig(max_new_tokens=4))
+    config = TuneConfig(space="training", n_trials=1, max_epochs=1, eval_rows=2, seed=0)
+    tune(EN_TRAIN, EN_DEV, tmp_path / "study", config, summarize, base, progress=False)
+    more = TuneConfig(space="training", n_trials=2, max_epochs=1, eval_rows=3, seed=0)
+    with pytest.raises(ConfigError, match="the study there ran with .*eval_rows=2 \\(now 3\\)"):
+        tune(EN_TRAIN, EN_DEV, tmp_path / "study", more, summarize, base, progress=False)
+    other_dev = pd.read_csv(EN_DEV).iloc[1:]
+    with pytest.raises(ConfigError, match="dev_sha256"):
+        tune(EN_TRAIN, other_dev, tmp_path / "study", config, summarize, base, progress=False)

@@ -220,8 +220,19 @@ def tune(
     result = TuneResult(study_dir)
     best_run = config.model
 
+    # What the trials are scored on and trained from: a resume with other data, base model or settings would rank
+    # trials of two experiments against each other (n_trials may grow; nothing else may change).
+    inputs = {
+        "dev_sha256": _frame_digest(dev),
+        "train_sha256": _frame_digest(train_frame) if train_frame is not None else None,
+        "tune": {k: v for k, v in asdict(config).items() if k != "n_trials"},
+        "summarize": asdict(summarize_config),
+        "train": base_train.to_dict(),
+    }
+
     if config.space in ("training", "both"):
         study = _study(optuna, storage, f"{config.study_name}-training", config.seed, pruned=True, run_dirs=study_dir)
+        _check_inputs(study, inputs, study_dir)
         if not study.trials and (first := default_training_params(config, base_train)):
             study.enqueue_trial(first)
 
@@ -274,7 +285,11 @@ def tune(
         from slmkit.summarize._evaluate import resolve_tokenizer
 
         lm = load_model(str(best_run))
-        study = _study(optuna, storage, f"{config.study_name}-decoding", config.seed, pruned=False)
+        # One decoding study per trained model: more training trials can change the best run, and its decoding
+        # trials must not be ranked with another model's.
+        suffix = "" if config.space == "decoding" else f"-{Path(best_run).name}"
+        study = _study(optuna, storage, f"{config.study_name}-decoding{suffix}", config.seed, pruned=False)
+        _check_inputs(study, {**inputs, "model": str(best_run)}, study_dir)
         if not study.trials:
             study.enqueue_trial(default_decoding_params(summarize_config.decode))
 
@@ -296,6 +311,33 @@ def tune(
 
     write_json(study_dir / "tune.json", {"config": asdict(config), "best": result.best, "trials": result.trials})
     return result
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    import hashlib
+
+    return hashlib.sha256(pd.util.hash_pandas_object(frame.astype(str), index=False).values.tobytes()).hexdigest()
+
+
+def _check_inputs(study, inputs: dict, study_dir: Path) -> None:
+    """Record what a new study runs on; refuse to resume one that ran on anything else, naming what differs."""
+    import json
+
+    from slmkit.data._outputs import describe_differences
+
+    inputs = json.loads(json.dumps(inputs, sort_keys=True, default=str))
+    saved = study.user_attrs.get("inputs")
+    if saved is None:
+        if not study.trials:  # studies from before this record resume as they are
+            study.set_user_attr("inputs", inputs)
+        return
+    differences = describe_differences(saved, inputs)
+    if differences:
+        raise ConfigError(
+            f"{study_dir}: the study there ran with {'; '.join(differences[:4])}"
+            f"{f' (and {len(differences) - 4} more)' if len(differences) > 4 else ''}; "
+            "choose a new study folder, or delete this one"
+        )
 
 
 def _study(optuna, storage: str, name: str, seed: int, *, pruned: bool, run_dirs: Path | None = None):
