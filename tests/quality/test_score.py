@@ -166,3 +166,14 @@ def test_local_mode_never_imports_ray(scorer_dir, corpus_jsonl, tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_temp_files_of_a_hard_kill_are_cleared_and_do_not_block_the_folder(pair, corpus_jsonl, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".manifest.json.k1ll3d.tmp").write_text("{")  # killed during the very first manifest write
+    first = score_file(corpus_jsonl, pair, out, ScoreConfig(chunk_rows=4), progress=False, max_chunks=1)
+    assert first["chunks_done"] == 1
+    (out / "parts" / ".part-00001.parquet.k1ll3d.tmp").write_bytes(b"half")  # killed during the next part
+    second = score_file(corpus_jsonl, pair, out, ScoreConfig(chunk_rows=4), progress=False)
+    assert second["finished"] and not list(out.rglob("*.tmp"))

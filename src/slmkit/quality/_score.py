@@ -160,8 +160,19 @@ def _check_columns(path: Path, frame: pd.DataFrame, config: ScoreConfig) -> None
         frame[config.id_column] = None
 
 
+def _clear_temps(output_dir: Path) -> None:
+    """Remove the `.<name>.<random>.tmp` files a hard kill left mid-write (atomic writes make them); one run
+    drives a scoring folder at a time, so none of them belongs to a live writer."""
+    for folder in (output_dir, output_dir / "parts", output_dir / "rejects"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+
+
 def _start_manifest(output_dir: Path, identity: dict, config: ScoreConfig) -> dict:
     path = output_dir / MANIFEST_NAME
+    _clear_temps(output_dir)  # before the emptiness check: a kill during the first manifest write left one
     if path.is_file():
         manifest = json.loads(path.read_text())
         differs = [
