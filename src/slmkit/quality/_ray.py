@@ -61,11 +61,20 @@ def read_dataset(path: Path, config: ScoreConfig):
     if suffix == ".jsonl":
         return ray.data.read_json(str(path), lines=True, num_cpus=_READ_CPUS)
     if suffix in (".csv", ".tsv"):
+        import csv
+
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        # Arrow infers column types (an id column of "007" becomes 7); the local engine keeps every cell as text.
+        # Every cell as text, an empty one as "", as the local engine reads them: Arrow would infer types (an id of
+        # "007" becomes 7), so a run finished locally after Ray would name the same rows differently.
         delimiter = "\t" if suffix == ".tsv" else ","
-        return ray.data.read_csv(str(path), parse_options=pacsv.ParseOptions(delimiter=delimiter), num_cpus=_READ_CPUS)
+        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+            header = next(csv.reader(handle, delimiter=delimiter), [])
+        convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
+                                       strings_can_be_null=False, quoted_strings_can_be_null=False)
+        return ray.data.read_csv(str(path), parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                                 convert_options=convert, num_cpus=_READ_CPUS)
     raise DataError(f"{path}: unsupported file type {suffix!r} for the Ray engine")
 
 
