@@ -53,7 +53,9 @@ def atomic_dir(path: str | Path, *, replace: bool = True) -> Iterator[Path]:
     """Yield a fresh temp folder beside `path` to fill; on success it is renamed to `path`, on error removed.
 
     A crash mid-write therefore never leaves a half-written folder that a later run would trust. With
-    `replace`, an existing `path` is removed just before the rename; without, the rename fails if it exists.
+    `replace`, an existing `path` is renamed aside, the new folder renamed in, and only then the old one deleted
+    (deleting it first left no folder at all, for as long as a large model's rmtree took, if killed there);
+    without, the rename fails if it exists.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,9 +64,13 @@ def atomic_dir(path: str | Path, *, replace: bool = True) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; the result should look like any other folder
     try:
         yield tmp
+        old = None
         if replace and path.exists():
-            shutil.rmtree(path)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            os.replace(path, old / "previous")
         os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +47,29 @@ def test_atomic_dir_renames_into_place_or_leaves_nothing(tmp_path):
     with pytest.raises(OSError), atomic_dir(final, replace=False) as tmp:
         (tmp / "c.txt").write_text("three")
     assert sorted(p.name for p in final.iterdir()) == ["b.txt"] and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_atomic_dir_swaps_before_deleting_the_old_folder(tmp_path, monkeypatch):
+    import slmkit._files
+
+    final = tmp_path / "model"
+    with atomic_dir(final) as tmp:
+        (tmp / "old.bin").write_text("old weights")
+        (tmp / "config.json").write_text("{}")
+    real_rmtree = shutil.rmtree
+
+    def killed_midway(path, *args, **kwargs):  # a kill while a large old folder is being deleted
+        if (Path(path) / "previous").is_dir():
+            next(Path(path, "previous").iterdir()).unlink()
+            raise KeyboardInterrupt
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(slmkit._files.shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt), atomic_dir(final) as tmp:
+        (tmp / "new.bin").write_text("new weights")
+    assert sorted(p.name for p in final.iterdir()) == ["new.bin"]  # whole, never a half-deleted old one
+    monkeypatch.setattr(slmkit._files.shutil, "rmtree", real_rmtree)
+    assert remove_stale_temps(final) == 1  # the rest of the old folder goes with the next write
 
 
 def test_stale_temps_of_files_and_folders_are_removed(tmp_path):

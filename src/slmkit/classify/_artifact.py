@@ -25,6 +25,7 @@ from slmkit._constants import CONFIG_NAME, METRICS_NAME
 from slmkit.classify._auto import AutoReport
 from slmkit.classify._cache import EmbeddingCache
 from slmkit.classify._classifier import LMClassifier
+from slmkit._files import atomic_dir
 from slmkit.data import atomic_open, write_json
 from slmkit.errors import ConfigError, DataError
 from slmkit.train import is_run_dir
@@ -85,9 +86,8 @@ def save_classifier(clf: LMClassifier, directory: str | Path, *, metrics: dict |
                 folder = LM_ADAPTER_DIR if is_run_dir(part["model"]) else ENCODER_DIR
                 target = directory / folder
                 if Path(part["model"]).resolve() != target.resolve():
-                    if target.exists():
-                        shutil.rmtree(target)
-                    shutil.copytree(part["model"], target)
+                    with atomic_dir(target) as tmp:  # a kill mid-copy leaves the previous folder, not half of one
+                        shutil.copytree(part["model"], tmp, dirs_exist_ok=True)
                 part["model"] = folder
             parts.append(part)
     classes = [_jsonable(c) for c in clf.classes_]
