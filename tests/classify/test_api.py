@@ -42,6 +42,10 @@ def test_curve_writes_json_and_png(config, tmp_path):
     train = EXAMPLES / "sentences_ko.csv"
     result = curve_tables(train, train, tmp_path / "curve", config, shots=(2, 4), draws=2)
     assert result["shots"] == [2, 4]
+    saved = json.loads((tmp_path / "curve" / "curve.json").read_text())
+    assert saved["config"]["seed"] == config.seed and saved["versions"]["slmkit"]
+    assert [(f["k"], f["draw"]) for f in saved["fits"]] == [(2, 0), (4, 0), (2, 1), (4, 1)]
+    assert all(f["template"] != "auto" and f["model_checksum"] for f in saved["fits"])  # what was used
     assert (tmp_path / "curve" / "curve.png").is_file() and (tmp_path / "curve" / "curve.json").is_file()
 
 

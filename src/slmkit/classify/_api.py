@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
 from slmkit._constants import DEFAULT_MODEL, DEFAULT_SEED
-from slmkit.classify._artifact import load_classifier, save_classifier
+from slmkit.classify._artifact import _versions, load_classifier, save_classifier
 from slmkit.classify._auto import AUTO
 from slmkit.classify._cache import EmbeddingCache
 from slmkit.classify._embedder import POOLING_CHOICES
@@ -192,14 +192,27 @@ def curve_tables(train_path, test_path, out_dir, config: ClassifyConfig, *, shot
                  draws: int = 5) -> dict:
     """Learning curve of `config`'s classifier: writes `curve.json` and `curve.png` to `out_dir`."""
     if not shots or min(shots) < 1 or draws < 1:
-        raise ConfigError(f"shots must be positive examples-per-class counts and draws >= 1, got {list(shots)}, {draws}")
+        raise ConfigError(f"shots must be positive examples-per-class counts and draws >= 1, "
+                          f"got {list(shots)}, {draws}")
     texts, y = read_labelled(train_path, config.text_column, config.label_column)
     test_texts, y_test = read_labelled(test_path, config.text_column, config.label_column)
+    fits = []
+
+    def record(k, draw, model) -> None:  # what each fit used: "auto" settings resolve per fit
+        adapt = getattr(model, "adapt_", None) or {}
+        fits.append({"k": int(k), "draw": int(draw), "template": model.template_, "pooling": model.pooling_,
+                     "layers": [float(v) if isinstance(v, float) else int(v) for v in model.layers_],
+                     "C": float(model.head_.C_), "adapted": adapt.get("chosen"),
+                     "model_checksum": model.embedder_.model_info_.get("checksum")})
+
     curve = learning_curve(config.classifier(), texts, y, test_texts, y_test, shots=shots, draws=draws,
-                           seed=config.seed)
+                           seed=config.seed, on_fit=record)
     out_dir = Path(out_dir)
-    result = curve.to_dict() | {"model": config.model, "template": config.template, "train": str(train_path),
-                                "test": str(test_path)}
+    result = curve.to_dict() | {
+        "model": config.model, "template": config.template, "train": str(train_path), "test": str(test_path),
+        "config": asdict(config), "fits": fits, "versions": _versions(),
+        "data_sha256": {"train": fingerprint_file(train_path), "test": fingerprint_file(test_path)},
+    }
     write_json(out_dir / "curve.json", result)
     plot_learning_curves({config.model: curve}, out_dir / "curve.png", title=f"{Path(train_path).name}")
     return result
