@@ -75,6 +75,7 @@ def test_per_example_scores_and_bootstrap():
     assert lo <= result.summary()["final"] <= hi
     again = rouge(preds, refs, tokenizer="whitespace", n_bootstrap=200, seed=3)
     assert again.ci == result.ci
+    assert result.to_dict()["bootstrap_seed"] == 3  # recorded, so the intervals can be reproduced
 
 
 def test_bootstrap_ci_of_constant_is_the_constant():

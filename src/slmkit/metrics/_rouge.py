@@ -37,6 +37,7 @@ class RougeResult:
     multi_ref: str
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     n_bootstrap: int = 0
+    bootstrap_seed: int | None = None
 
     @property
     def n(self) -> int:
@@ -61,6 +62,7 @@ class RougeResult:
             "scores": {k: round(v, 4) for k, v in self.summary().items()},
             "ci95": {k: [round(lo, 4), round(hi, 4)] for k, (lo, hi) in self.ci.items()},
             "n_bootstrap": self.n_bootstrap,
+            "bootstrap_seed": self.bootstrap_seed,  # the intervals are reproducible from this
         }
 
 
@@ -112,7 +114,7 @@ def rouge(
     result = RougeResult(p, r, f, final, getattr(tok, "name", type(tok).__name__), multi_ref)
     if n_bootstrap and n:
         result.ci = bootstrap_ci({**{k: v * 100 for k, v in f.items()}, "final": final}, n_bootstrap, seed)
-        result.n_bootstrap = n_bootstrap
+        result.n_bootstrap, result.bootstrap_seed = n_bootstrap, seed
     return result
 
 
