@@ -103,6 +103,27 @@ def test_an_interrupted_run_resumed_ends_with_the_same_weights(tiny_causal_dir, 
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("steps", [dict(max_steps=6), dict(max_steps=0, epochs=2)])
+def test_a_run_killed_after_its_last_checkpoint_finishes_from_it(tiny_causal_dir, tmp_path, steps):
+    # Killed between the last step's checkpoint and the model write. 6 steps of 2 over 8 pairs end mid-epoch,
+    # where resuming through trainer.train would train one step more.
+    import shutil
+
+    config = fast(batch_size=2, save_steps=1, learning_rate=5e-3, **steps)
+    straight = train(str(tiny_causal_dir), config, tmp_path / "straight", train_pairs=(PROMPTS, TARGETS))
+    shutil.copytree(tmp_path / "straight", tmp_path / "cut")
+    shutil.rmtree(tmp_path / "cut" / "model")
+    (tmp_path / "cut" / "slmkit_run.json").unlink()
+    finished = train(str(tiny_causal_dir), config, tmp_path / "cut", train_pairs=(PROMPTS, TARGETS))
+    assert finished.info["steps"] == straight.info["steps"] and finished.info["status"] == "done"
+    a, b = _adapter_digest(tmp_path / "straight"), _adapter_digest(tmp_path / "cut")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-7)
+    assert finished.info["metrics"]["train_loss"] == pytest.approx(straight.info["metrics"]["train_loss"], rel=1e-4)
+    assert finished.info["seconds"] == pytest.approx(straight.info["seconds"], abs=0.5)
+    assert finished.info["tokens_per_second"] > 0 and finished.info["seconds_per_step"] > 0
+
+
 def test_a_finished_run_is_returned_not_retrained_and_another_config_is_refused(tiny_causal_dir, tmp_path):
     config = fast(max_steps=2)
     first = train(str(tiny_causal_dir), config, tmp_path / "run", train_pairs=(PROMPTS, TARGETS))

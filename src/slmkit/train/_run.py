@@ -245,13 +245,28 @@ def train(
     if checkpoint:
         logger.warning("resuming %s from %s", run_dir, checkpoint.name)
     start = time.perf_counter()
-    with _mlflow_store(run_dir, config):
-        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if checkpoint and _holds_every_step(checkpoint):
+        # Killed after the last step's checkpoint but before the model was written: finish from that checkpoint.
+        # trainer.train would time nothing here, and on a max_steps run that ends mid-epoch it trains one step
+        # more (transformers' resume), so the weights would differ from an uninterrupted run's.
+        from transformers.trainer_callback import TrainerState
+
+        trainer._load_from_checkpoint(str(checkpoint))
+        trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+        output = None
+    else:
+        with _mlflow_store(run_dir, config):
+            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
     # Rates come from this process's steps and seconds: a resumed run's global step counts steps an earlier
     # process took, and dividing by this process's time alone overstated throughput (2x on a run resumed halfway).
-    steps_here = max(1, trainer.state.global_step - resumed_step)
+    # A process that trained nothing (finished from its checkpoint) reports the earlier processes' rates.
+    steps_here = trainer.state.global_step - resumed_step
     epochs_here = max(0.0, float(trainer.state.epoch or 0) - resumed_epoch)
+    if steps_here > 0:
+        rate_seconds, rate_steps, rate_epochs = seconds, steps_here, epochs_here
+    else:
+        rate_seconds, rate_steps, rate_epochs = resumed_seconds, max(1, resumed_step), resumed_epoch
     history = list(trainer.state.log_history)
     _write_history(run_dir, history)
     if guard.diverged:
@@ -273,11 +288,12 @@ def train(
         trainer.save_model(str(tmp_dir))
         tokenizer.save_pretrained(str(tmp_dir))
 
-    final = {k: v for k, v in output.metrics.items() if isinstance(v, (int, float))}
-    if resumed_step and "train_loss" in final:
+    final = {k: v for k, v in (output.metrics if output else {}).items() if isinstance(v, (int, float))}
+    if resumed_step:
         # The trainer's train_loss averages this process's steps only; the history holds every logged step.
-        final["train_loss_this_process"] = final["train_loss"]
-        final["train_loss"] = _mean_logged_loss(history, final["train_loss"])
+        if "train_loss" in final:
+            final["train_loss_this_process"] = final["train_loss"]
+        final["train_loss"] = _mean_logged_loss(history, final.get("train_loss", float("nan")))
     evals = [h for h in history if any(k.startswith("eval_") for k in h)]
     info = {
         "status": "done",
@@ -299,8 +315,8 @@ def train(
         "seconds": round(resumed_seconds + seconds, 1),
         "resumed_from_step": resumed_step,
         "seconds_this_process": round(seconds, 1),
-        "seconds_per_step": round(seconds / steps_here, 3),
-        "tokens_per_second": round(train_set.n_tokens() * epochs_here / max(seconds, 1e-9), 1),
+        "seconds_per_step": round(rate_seconds / rate_steps, 3),
+        "tokens_per_second": round(train_set.n_tokens() * rate_epochs / max(rate_seconds, 1e-9), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "metrics": {
@@ -502,6 +518,12 @@ def _last_checkpoint(folder: Path) -> Path | None:
         logger.warning("%s: skipping incomplete checkpoint(s) %s", folder,
                        ", ".join(p.name for _, p in numbered if p not in complete))
     return complete[-1] if complete else None
+
+
+def _holds_every_step(checkpoint: Path) -> bool:
+    """Whether `checkpoint` was saved at the run's last planned step."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    return 0 < int(state.get("max_steps") or 0) <= int(state.get("global_step") or 0)
 
 
 def _mean_logged_loss(history: list[dict], default: float) -> float:
