@@ -27,6 +27,7 @@ def test_lead_demo_end_to_end(tmp_path):
         assert 0 < r.report.result.summary()["final"] < 100
     report = json.loads((tmp_path / "demo.json").read_text())
     assert report["results"]["ko"]["tokenizer"] == "kiwi" and report["results"]["en"]["tokenizer"] == "default"
+    assert report["results"]["ko"]["predict"]["language"] == "ko"  # resolved per language, not "auto"
     assert (tmp_path / "eval_ko" / "per_topic.csv").is_file()
 
 

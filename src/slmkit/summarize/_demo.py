@@ -130,8 +130,9 @@ def run_demo(
             "config": asdict(config),
             "model_info": getattr(lm, "info", None),
             "results": {
-                r.language: {"predictions": str(r.predictions), "seconds": round(r.seconds, 1), **r.report.to_dict()}
-                for r in results
+                r.language: {"predictions": str(r.predictions), "seconds": round(r.seconds, 1),
+                             "predict": asdict(plan[3]), **r.report.to_dict()}  # the settings this language used
+                for r, plan in zip(results, plans)
             },
         },
     )
