@@ -113,3 +113,12 @@ def test_missing_and_mixed_labels_are_named(tiny_causal_dir, tmp_path):
         fit_classifier(path, tmp_path / "m", config)
     with pytest.raises(DataError, match="labels mix types"):
         LMClassifier(str(tiny_causal_dir)).fit(TEXTS[:4], np.array([1, 1, "a", "a"], dtype=object))
+
+
+def test_missing_and_non_scalar_labels_are_named_by_row():
+    from slmkit.classify._api import label_array
+
+    with pytest.raises(DataError, match=r"t\.parquet: row 2: missing label"):
+        label_array(pd.array(["a", None, "b"], dtype="string"), "t.parquet")  # pd.NA, not the class "<NA>"
+    with pytest.raises(DataError, match=r"t\.jsonl: row 1: a label must be one value, found a list"):
+        label_array([["a", "b"], "c"], "t.jsonl")

@@ -95,3 +95,38 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_repeated_column_name_is_an_error_not_a_table_in_a_cell(tmp_path):
+    path = _write(tmp_path, "d.csv", "fname,dialogue,summary,summary\n1,hi,s,t\n")
+    with pytest.raises(DataError, match=r"d\.csv: header: column name\(s\) repeated: 'summary' at columns 3, 4"):
+        read_table(path, text_columns=["dialogue"])
+
+
+def test_blank_lines_before_the_header_are_skipped(tmp_path):
+    path = _write(tmp_path, "d.csv", "\n\nid,text\n1,x\n")
+    assert read_table(path, text_columns=["text"])["text"].tolist() == ["x"]
+
+
+def test_jsonl_numbers_passed_through_are_written_back_unchanged(tmp_path):
+    lines = ['{"id": "a", "text": "x", "uid": 12345678901234567, "p": 0.12345678901234568}',
+             '{"id": "b", "text": "y", "n": 3}']
+    path = _write(tmp_path, "d.jsonl", "\n".join(lines) + "\n")
+    out = write_table(tmp_path / "out.jsonl", read_table(path, text_columns=["text"]))
+    first, second = (json.loads(line) for line in out.read_text().splitlines())
+    assert first["uid"] == 12345678901234567 and first["p"] == 0.12345678901234568
+    assert second["n"] == 3 and isinstance(second["n"], int) and second["uid"] is None
+
+
+def test_a_pandas_missing_value_is_missing_not_the_text_na(tmp_path):
+    frame = pd.DataFrame({"id": ["a", "b"], "text": pd.array(["x", None], dtype="string")})
+    path = write_table(tmp_path / "d.parquet", frame)
+    with pytest.raises(DataError, match=r"row 2, column 'text': missing value"):
+        read_table(path, text_columns=["text"])
+
+
+def test_parquet_of_a_column_mixing_types_is_a_clear_error(tmp_path):
+    frame = pd.DataFrame({"text": ["x", "y"], "extra": pd.Series([1, "z"], dtype=object)})
+    with pytest.raises(DataError, match=r"out\.parquet: cannot write Parquet .* a column mixes types"):
+        write_table(tmp_path / "out.parquet", frame)
+    assert not list(tmp_path.iterdir())  # nothing half-written

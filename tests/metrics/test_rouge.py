@@ -91,3 +91,14 @@ def test_errors_name_the_problem():
         get_tokenizer("mecab")
     with pytest.raises(ConfigError, match="multi_ref"):
         rouge(["a"], ["a"], multi_ref="min")
+
+
+def test_decomposed_korean_scores_like_composed_korean():
+    import unicodedata
+
+    from slmkit.summarize._dialogue import detect_language
+
+    text = "친구와 저녁을 먹기로 했다"
+    nfd = unicodedata.normalize("NFD", text)
+    assert rouge([nfd], [text], tokenizer="kiwi", n_bootstrap=0).summary()["final"] == pytest.approx(100)
+    assert detect_language([nfd]) == "ko"  # so "auto" picks the Korean tokenizer

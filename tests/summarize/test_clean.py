@@ -70,7 +70,7 @@ def test_disable_and_unknown_step():
     assert "jamo_runs" not in report.changed and "ㅋㅋ" in cleaned["dialogue"][0]
     with pytest.raises(ConfigError, match="unknown cleaning step"):
         CleaningConfig(disable=("nope",))
-    assert STEP_NAMES[0] == "control_chars" and STEP_NAMES[-1] == "whitespace"
+    assert STEP_NAMES[0] == "escape_sequences" and STEP_NAMES[-1] == "whitespace"
 
 
 def test_flags_keep_rows():
@@ -85,3 +85,13 @@ def test_flags_keep_rows():
     flags = {(f["fname"], f["flag"]) for f in report.flags}
     assert ("a", "summary_language") in flags and ("b", "summary_length") in flags
     assert len(cleaned) == 2
+
+
+def test_entities_decode_exactly_every_reference_is_cleaned_and_a_second_pass_changes_nothing():
+    frame = pd.DataFrame({"fname": ["a"], "dialogue": ["#Person1#: Tom&notes &amp; x&#13;y&#x200b;z"],
+                          "summary": ["A  sum"], "references": [["A  sum", "B   sum &amp; y"]]})
+    cleaned, _ = clean_dialogues(frame)
+    assert cleaned["dialogue"][0] == "#Person1#: Tom&notes & x\nyz"  # "&not" without ";" is not an entity
+    assert cleaned["references"][0] == ["A sum", "B sum & y"]
+    again, report = clean_dialogues(cleaned)
+    assert sum(report.changed.values()) == 0 and again["dialogue"].equals(cleaned["dialogue"])

@@ -21,7 +21,7 @@ from slmkit.classify._explain import explain
 from slmkit.classify._global import explanation_stability, global_explanation
 from slmkit.classify._plr import check_label_counts
 from slmkit.classify._report import write_html_report
-from slmkit.data import fingerprint_file, read_table, write_json, write_table
+from slmkit.data import fingerprint_file, is_missing, read_table, write_json, write_table
 from slmkit.errors import ConfigError, DataError
 
 
@@ -95,9 +95,11 @@ def label_array(values, where: str) -> np.ndarray:
     """
     values = list(values)
     for row, value in enumerate(values):
-        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str)
-                                                                                and not value.strip()):
+        if is_missing(value) or (isinstance(value, str) and not value.strip()):
             raise DataError(f"{where}: row {row + 1}: missing label; fill it in or drop the row")
+        if isinstance(value, (list, tuple, dict, np.ndarray)):
+            raise DataError(f"{where}: row {row + 1}: a label must be one value, found a {type(value).__name__}")
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]  # numpy scalars as Python values
     mixed = len({type(v) for v in values}) > 1  # e.g. JSONL with 1 and "1"
     # scikit-learn reads fractional numbers (0.5, 1.5) as a regression target; as text they are classes
     fractional = any(isinstance(v, float) and not v.is_integer() for v in values)

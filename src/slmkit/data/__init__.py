@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slmkit.data._document import Document
 from slmkit.data._outputs import OutputPolicy, check_resume, manifest_path, remove_stale_temps, resumable_output
-from slmkit.data._table import fingerprint_file, read_table
+from slmkit.data._table import fingerprint_file, is_missing, read_table
 from slmkit.data._write import atomic_open, write_json, write_table
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "atomic_open",
     "check_resume",
     "fingerprint_file",
+    "is_missing",
     "manifest_path",
     "read_table",
     "remove_stale_temps",

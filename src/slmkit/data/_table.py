@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +54,12 @@ def read_table(
     else:
         text = _decode(path)
         frame = _read_jsonl(path, text) if suffix == ".jsonl" else _read_delimited(path, text, suffix)
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:  # frame[name] would be a table, not a column: every check after this would go wrong
+        positions = {name: [i + 1 for i, c in enumerate(frame.columns) if str(c) == name] for name in repeated}
+        raise DataError(f"{path}: header: column name(s) repeated: "
+                        + "; ".join(f"{n!r} at columns {', '.join(map(str, at))}" for n, at in positions.items())
+                        + "; give every column its own name")
     if frame.empty and len(frame.columns) == 0 and suffix == ".jsonl" and not allow_no_rows:
         raise DataError(f"{path}: no JSON objects in the file; expected one object per line")
     if len(frame) == 0 and not allow_no_rows:
@@ -70,7 +75,7 @@ def read_table(
         frame[column] = _check_text(path, frame[column], column, allow_empty_text)
     if id_column:
         for row, value in enumerate(frame[id_column]):
-            if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+            if is_missing(value) or not str(value).strip():
                 raise DataError(f"{path}: row {row + 1}, column {id_column!r}: empty id; every row needs a unique id")
         frame[id_column] = frame[id_column].astype(str)
         dup = frame[id_column].duplicated(keep="first")
@@ -82,6 +87,19 @@ def read_table(
                 f"{path}: row {row + 1}, column {id_column!r}: duplicate id {value!r} (first seen at row {first + 1})"
             )
     return frame.reset_index(drop=True)
+
+
+def is_missing(value) -> bool:
+    """None, NaN, pd.NA or NaT: a missing cell, whatever the column's dtype (Parquet's nullable string and Int64
+    columns give pd.NA, which `str()` would turn into the text "<NA>")."""
+    if value is None:
+        return True
+    if isinstance(value, (str, list, tuple, dict)) or hasattr(value, "__len__"):
+        return False  # a value, or a container: not one missing cell
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def table_suffix(path: Path) -> str:
@@ -118,10 +136,12 @@ def _read_delimited(path: Path, text: str, suffix: str) -> pd.DataFrame:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",", strict=True)
     try:
         header = next(reader)
+        while not header:  # blank lines before the header
+            header = next(reader)
     except StopIteration:
         raise DataError(f"{path}: file is empty; expected a header row") from None
     except csv.Error as exc:
-        raise DataError(f"{path}: line 1 (header): {exc}") from exc
+        raise DataError(f"{path}: line {reader.line_num} (header): {exc}") from exc
     rows: list[list[str]] = []
     while True:
         start_line = reader.line_num + 1
@@ -162,7 +182,9 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
         if not isinstance(record, dict):
             raise DataError(f"{path}: line {line_no}: expected a JSON object, found {type(record).__name__}")
         records.append(record)
-    return pd.DataFrame.from_records(records)
+    # object dtype: values stay as JSON gave them (an int column with a missing value would turn float, and
+    # 12345678901234567 would come back as 1.23456789e+16)
+    return pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -174,7 +196,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _check_text(path: Path, values: pd.Series, column: str, allow_empty: bool) -> pd.Series:
     for row, value in enumerate(values):
-        if value is None or (isinstance(value, float) and value != value):
+        if is_missing(value):
             raise DataError(f"{path}: row {row + 1}, column {column!r}: missing value; every row needs a text")
         if not isinstance(value, str):
             raise DataError(f"{path}: row {row + 1}, column {column!r}: expected text, found {type(value).__name__}")

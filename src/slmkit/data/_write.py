@@ -25,15 +25,45 @@ def write_table(path: str | Path, frame: pd.DataFrame) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        with atomic_open(path, "wb") as handle:
-            frame.to_parquet(handle, index=False)
+        import pyarrow as pa
+
+        try:
+            with atomic_open(path, "wb") as handle:
+                frame.to_parquet(handle, index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            from slmkit.errors import DataError
+
+            raise DataError(f"{path}: cannot write Parquet ({exc}); a column mixes types (e.g. numbers and "
+                            "text across rows): write CSV or JSONL, or make the column one type") from exc
     elif suffix == ".jsonl":
+        # Row by row with json.dumps: DataFrame.to_json keeps 10 significant digits and writes an int column
+        # with a gap as floats, silently changing numbers the user only passed through.
         with atomic_open(path) as handle:
-            frame.to_json(handle, orient="records", lines=True, force_ascii=False)
+            columns = [str(c) for c in frame.columns]
+            for row in frame.itertuples(index=False, name=None):
+                record = {c: _json_value(v) for c, v in zip(columns, row)}
+                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
     else:
         with atomic_open(path) as handle:
             _write_delimited(handle, frame, "\t" if suffix == ".tsv" else ",")
     return path
+
+
+def _json_value(value):
+    """A cell as JSON: missing -> null, numpy scalars and arrays -> Python numbers and lists, times -> ISO text."""
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
+        return [_json_value(v) for v in (value.tolist() if hasattr(value, "tolist") else value)]
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity (to_json wrote null too)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
 
 
 def _write_delimited(handle, frame: pd.DataFrame, sep: str) -> None:

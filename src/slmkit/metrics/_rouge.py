@@ -5,6 +5,7 @@ Pure functions over lists and arrays: no file I/O, no model calls.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -107,7 +108,10 @@ def rouge(
     n = len(predictions)
     p, r, f = ({k: np.zeros(n) for k in ROUGE_TYPES} for _ in range(3))
     for i, (pred, options) in enumerate(zip(predictions, refs)):
-        scores = [scorer.score(ref, pred) for ref in options]  # rouge-score takes (target, prediction)
+        # NFC first: Korean stored decomposed (NFD, as macOS file names and some exports give it) shares no
+        # token with the same words composed, and would score 0 against identical text.
+        pred = unicodedata.normalize("NFC", pred)
+        scores = [scorer.score(unicodedata.normalize("NFC", ref), pred) for ref in options]  # (target, prediction)
         for name in ROUGE_TYPES:
             p[name][i], r[name][i], f[name][i] = _combine([s[name] for s in scores], multi_ref)
     final = (f["rouge1"] + f["rouge2"] + f["rougeL"]) / 3 * 100

@@ -57,14 +57,13 @@ class EscapeSequences(CleaningStep):
 
     def apply(self, text: str) -> str:
         text = self._literal.sub(lambda m: {"n": "\n", "t": " ", "r": ""}.get(m.group(1), m.group(1)), text)
-        # Entities are unescaped once; re-running finds none left (a literal "&amp;amp;" would need two passes,
-        # so loop until stable to stay idempotent).
-        while self._entity.search(text):
-            new = html.unescape(text)
+        # Only what the entity pattern matched is decoded: html.unescape over the whole text also decodes bare
+        # names without ";" ("Tom&notes" -> "Tom¬es"). Loop until stable: "&amp;amp;" needs two passes.
+        while True:
+            new = self._entity.sub(lambda m: html.unescape(m.group()), text)
             if new == text:
-                break
+                return text
             text = new
-        return text
 
 
 class SpeakerTags(CleaningStep):
@@ -103,8 +102,8 @@ class Whitespace(CleaningStep):
 
 
 DEFAULT_STEPS: tuple[type[CleaningStep], ...] = (
+    EscapeSequences,  # first: an entity such as &#13; or &#x200b; decodes to what ControlChars removes
     ControlChars,
-    EscapeSequences,
     SpeakerTags,
     JamoRuns,
     RepeatedChars,
@@ -174,8 +173,17 @@ def clean_dialogues(frame: pd.DataFrame, config: CleaningConfig | None = None) -
         out[column] = out[column].fillna("").astype(str)
     out, report = _apply_steps(out, [c for c in config.columns if c in out.columns], list(out["fname"]), config)
     if "references" in out.columns and "summary" in out.columns:
+        # Every reference is cleaned, not only the first (`summary`): multi-reference ROUGE scores against all.
+        steps = [step() for step in DEFAULT_STEPS if step.name not in config.disable]
+
+        def clean(text):
+            for step in steps:
+                text = step.apply(text) if isinstance(text, str) else text
+            return text
+
         out["references"] = [
-            [s] + list(r[1:]) if s else list(r[1:]) for s, r in zip(out["summary"], out["references"])
+            [t for t in ([s] + [clean(x) for x in list(r)[1:]]) if isinstance(t, str) and t.strip()]
+            for s, r in zip(out["summary"], out["references"])
         ]
     report.flags = flag_summaries(out, config.min_ratio, config.max_ratio)
     return out, report

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from slmkit.data import read_table
+from slmkit.data import is_missing, read_table
 from slmkit.errors import DataError
 from slmkit.summarize._dialogue import DialogueIssue, check_dialogue
 
@@ -137,6 +137,6 @@ def _topics(raw: pd.DataFrame, column: str) -> pd.Series | str:
 
 
 def _as_text(value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if is_missing(value):  # pd.NA included: str() would make it the text "<NA>"
         return ""
     return str(value)

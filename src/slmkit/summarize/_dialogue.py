@@ -13,7 +13,8 @@ TURN_TAG = re.compile(r"^\s*#(Person\d+)#\s*[:：]\s?")
 SPEAKER_TAG = re.compile(r"#Person\d+#")
 # Near-misses that cleaning repairs and validation reports: `#Person 1#`, `#person1#`, `# Person1 #`.
 VARIANT_TAG = re.compile(r"#\s*(?!Person\d+#)[Pp]\s*erson\s*(\d+)\s*#|#\s+Person\d+\s*#|#Person\d+\s+#")
-HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
+# Syllables, compatibility jamo, and the conjoining jamo that decomposed (NFD) Korean is written in.
+HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
 
 
 @dataclass(frozen=True)
