@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pandas as pd
+
 import json
 
 import numpy as np
@@ -42,3 +44,10 @@ def test_recommend_lengths_rounds_up_and_counts_truncation():
     rec = recommend_lengths(lengths, coverage=90)
     assert rec["max_input_tokens"] == 128 and rec["max_input_tokens_truncates"] == 0
     assert rec["max_output_tokens"] == 32
+
+
+def test_topics_without_a_usable_word_get_no_keywords_not_a_crash():
+    from slmkit.summarize._eda import topic_keywords
+
+    frame = pd.DataFrame({"dialogue": ["#Person1#: 123 456", "#Person1#: 789 012"], "topic": ["a", "b"]})
+    assert topic_keywords(frame, "en", n_topics=5, n_keywords=3) == {"a": [], "b": []}

@@ -141,7 +141,10 @@ def topic_keywords(frame: pd.DataFrame, language: str, n_topics: int, n_keywords
         vectorizer = TfidfVectorizer(
             stop_words="english", token_pattern=r"(?u)\b[A-Za-z][A-Za-z]+\b", sublinear_tf=True
         )
-    matrix = vectorizer.fit_transform(docs).toarray()
+    try:
+        matrix = vectorizer.fit_transform(docs).toarray()
+    except ValueError:  # "empty vocabulary": no word the analyser keeps (numbers only, another script, no nouns)
+        return {t: [] for t in topics}
     vocab = vectorizer.get_feature_names_out()
     return {t: [str(vocab[j]) for j in np.argsort(-row)[:n_keywords] if row[j] > 0] for t, row in zip(topics, matrix)}
 
