@@ -149,3 +149,14 @@ def test_ten_megabyte_upload_to_a_live_server(live_server):
     assert "larger than the server's limit" in json.loads(caught.value.read())["error"]["message"]
     with urllib.request.urlopen(f"{live_server.url}/health", timeout=10) as response:
         assert response.status == 200
+
+
+def test_a_prompt_over_the_context_and_an_overflowing_seed_are_clear_400s(client):
+    lm_limit = 512  # the tiny model's position limit
+    long = "word " * (lm_limit + 50)
+    message = error_of(client.post("/v1/completions", json={"model": "tiny", "prompt": long, "max_tokens": 4}), 400)
+    assert "over the model's context of 512 tokens" in message
+    message = error_of(client.post("/v1/chat/completions", json={
+        "model": "tiny", "messages": [{"role": "user", "content": long}]}), 400)
+    assert "over the model's context" in message
+    assert "seed" in error_of(client.post("/v1/completions", json={**GOOD["/v1/completions"], "seed": 2**70}), 400)

@@ -51,7 +51,7 @@ class _Sampling(_Lenient):
     n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
     stream: bool = False
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**64, description="torch's seed range")
 
 
 class CompletionRequest(_Sampling):
@@ -105,7 +105,7 @@ class SummarizeRequest(_Strict):
     language: Literal["auto", "ko", "en"] = "auto"
     max_new_tokens: int | None = Field(default=None, ge=1, description="default: 64, or the server's limit if lower")
     num_beams: int = Field(default=1, ge=1, le=8)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**64, description="torch's seed range")
 
 
 class ClassifyRequest(_Strict):

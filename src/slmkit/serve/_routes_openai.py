@@ -39,10 +39,10 @@ def get_model(name: str, state: ServerState = Depends(get_state)) -> dict:
 # ---- generation -----------------------------------------------------------------------------------------------
 
 
-def _params(state: ServerState, max_tokens: int | None, temperature, top_p, seed, stop=None):
+def _params(state: ServerState, max_tokens: int | None, temperature, top_p, seed, stop=None, default_max=16):
     from slmkit.models import GenerationParams
 
-    max_new = max_tokens or 16
+    max_new = max_tokens or default_max
     if max_new > state.config.max_new_tokens:
         raise ApiError(400, f"max_tokens={max_new} is over the server's limit of {state.config.max_new_tokens} "
                             "(server option --max-new-tokens)", param="max_tokens")
@@ -51,6 +51,14 @@ def _params(state: ServerState, max_tokens: int | None, temperature, top_p, seed
     stops = tuple(s for s in ([stop] if isinstance(stop, str) else list(stop or [])) if s)
     return GenerationParams(max_new_tokens=max_new, do_sample=sample, temperature=temperature if sample else 1.0,
                             top_p=top_p or 1.0, seed=state.config.seed if seed is None else seed, stop=stops)
+
+
+def _batch_key(entry, params) -> tuple:
+    """Requests with equal keys are decoded in one call. A sampled request gets a key of its own: one call seeds
+    once, so merged rows would draw from one stream and a reply would depend on what else was in the batch."""
+    alone = uuid.uuid4().hex if params.do_sample else None
+    return ("generate", entry.target, params.max_new_tokens, params.do_sample, params.temperature, params.top_p,
+            params.seed, params.stop, alone)
 
 
 def _cut(text: str, stop) -> tuple[str, bool]:
@@ -64,6 +72,20 @@ def _count(lm, texts: list[str]) -> list[int]:
         return list(lm.count_tokens(texts))
     except NotImplementedError:
         return [0] * len(texts)
+
+
+async def _check_context(state: ServerState, lm, prompts: list[str], max_new: int, param: str) -> None:
+    """A 400 for a prompt that does not fit the model's context with its max_tokens: the backend would keep the
+    prompt's first tokens, dropping the latest chat turn and the answer cue, and answer something else."""
+    limit = getattr(lm, "max_length", None)
+    if not limit:
+        return
+    counts = await state.run(_count, lm, prompts)
+    for i, n in enumerate(counts):
+        if n + max_new > limit:
+            where = f"prompt {i}" if len(prompts) > 1 else "the prompt"
+            raise ApiError(400, f"{where} has {n} tokens; with max_tokens={max_new} that is over the model's context "
+                                f"of {limit} tokens: shorten it or lower max_tokens", param=param)
 
 
 def _generate_fn(lm, params):
@@ -141,6 +163,7 @@ async def completions(body: CompletionRequest, state: ServerState = Depends(get_
     check_texts(state, body.prompt, "prompt")
     params = _params(state, body.max_tokens, body.temperature, body.top_p, body.seed, body.stop)
     entry, lm = await _load_lm(state, body.model)
+    await _check_context(state, lm, body.prompt, params.max_new_tokens, "prompt")
     rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
         if len(body.prompt) != 1:
@@ -151,9 +174,7 @@ async def completions(body: CompletionRequest, state: ServerState = Depends(get_
                     "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
 
         return _stream_generate(state, lm, body.prompt[0], params, chunk, body.stop)
-    key = ("generate", entry.target, params.max_new_tokens, params.do_sample, params.temperature, params.top_p,
-           params.seed, params.stop)
-    outputs = await state.batcher.submit(key, body.prompt, _generate_fn(lm, params))
+    outputs = await state.batcher.submit(_batch_key(entry, params), body.prompt, _generate_fn(lm, params))
     choices, n_prompt, n_new = [], 0, 0
     for i, (text, p_tokens, c_tokens) in enumerate(outputs):
         text, stopped = _cut(text, body.stop)
@@ -179,10 +200,12 @@ def chat_prompt(lm, messages: list[dict]) -> str:
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, state: ServerState = Depends(get_state)):
     check_texts(state, [m.content for m in body.messages], "messages")
+    # OpenAI's chat has no 16-token default (the legacy completions endpoint does): up to the server's limit
     params = _params(state, body.max_completion_tokens or body.max_tokens, body.temperature, body.top_p, body.seed,
-                     body.stop)
+                     body.stop, default_max=state.config.max_new_tokens)
     entry, lm = await _load_lm(state, body.model)
     prompt = chat_prompt(lm, [m.model_dump() for m in body.messages])
+    await _check_context(state, lm, [prompt], params.max_new_tokens, "messages")
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if body.stream:
         def chunk(text, finish):
@@ -194,9 +217,8 @@ async def chat_completions(body: ChatCompletionRequest, state: ServerState = Dep
                  "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                               "finish_reason": None}]}
         return _stream_generate(state, lm, prompt, params, chunk, body.stop, first=first)
-    key = ("generate", entry.target, params.max_new_tokens, params.do_sample, params.temperature, params.top_p,
-           params.seed, params.stop)
-    (text, n_prompt, n_new), = await state.batcher.submit(key, [prompt], _generate_fn(lm, params))
+    (text, n_prompt, n_new), = await state.batcher.submit(_batch_key(entry, params), [prompt],
+                                                          _generate_fn(lm, params))
     text, stopped = _cut(text, body.stop)
     return {"id": rid, "object": "chat.completion", "created": created, "model": entry.name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,

@@ -1,0 +1,48 @@
+"""What a generation reply depends on: its own request only (seed, budget), never on what shared its batch."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+
+def test_a_sampled_reply_does_not_depend_on_the_requests_beside_it(served_dir, app_factory):
+    from fastapi.testclient import TestClient
+
+    body = {"model": "tiny", "prompt": "The cat sat", "max_tokens": 8, "temperature": 1.0, "seed": 5}
+    with TestClient(app_factory(served_dir, batch_wait_ms=300)) as client:
+        def text(_):
+            return client.post("/v1/completions", json=body).json()["choices"][0]["text"]
+
+        alone = text(0)
+        with ThreadPoolExecutor(2) as pool:  # arrive within one batching window
+            together = list(pool.map(text, range(2)))
+    assert together == [alone, alone]
+
+
+def test_chat_without_max_tokens_may_use_the_servers_budget(served_dir, app_factory):
+    from fastapi.testclient import TestClient
+
+    def reply(client, **budget):
+        body = {"model": "tiny", "messages": [{"role": "user", "content": "Tell me a story"}], "temperature": 0}
+        response = client.post("/v1/chat/completions", json=body | budget)
+        assert response.status_code == 200, response.text
+        return response.json()["choices"][0]["message"]["content"]
+
+    with TestClient(app_factory(served_dir)) as client:  # --max-new-tokens 32 in make_app
+        unset, full, sixteen = reply(client), reply(client, max_tokens=32), reply(client, max_tokens=16)
+    assert unset == full != sixteen  # OpenAI chat has no 16-token default
+
+
+def test_a_fine_tuned_summarizer_keeps_to_the_requested_budget(served_dir, app_factory):
+    from fastapi.testclient import TestClient
+
+    dialogue = "#Person1#: Hello there, how are you today?\n#Person2#: Fine, thanks. And you?"
+    with TestClient(app_factory(served_dir)) as client:
+        def summary(budget):
+            response = client.post("/v1/summarize", json={"model": "runs/ft", "dialogues": [dialogue],
+                                                          "method": "zero-shot", "max_new_tokens": budget})
+            assert response.status_code == 200, response.text
+            return response.json()["summaries"][0]
+
+        short, trained = summary(2), summary(8)
+    assert short != trained and len(short) < len(trained)  # the run trained with 8: 2 is honoured, not raised
