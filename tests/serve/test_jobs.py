@@ -175,3 +175,15 @@ def test_concurrent_http_requests_share_model_calls(live_server):
     requests = after["requests"]["classify"] - before["requests"].get("classify", 0)
     calls = after["model_calls"]["classify"] - before["model_calls"].get("classify", 0)
     assert requests == 32 and calls < 32
+
+
+def test_a_rejected_upload_leaves_no_job_folder_and_names_the_clients_file(served_dir, app_factory, tmp_path):
+    from fastapi.testclient import TestClient
+
+    jobs = tmp_path / "jobs"
+    with TestClient(app_factory(served_dir, jobs_dir=str(jobs)), raise_server_exceptions=False) as client:
+        bad = {"file": ("mine.csv", b"fname,dialogue,dialogue\n1,a,b\n", "text/csv")}
+        response = client.post("/v1/jobs/summarize", files=bad, data={"method": "lead"})
+    message = response.json()["error"]["message"]
+    assert response.status_code == 400 and "repeated" in message and "upload 'mine.csv'" in message
+    assert str(jobs) not in message and not [p for p in jobs.rglob("*") if p.is_file()]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import FileResponse
 
+from slmkit.errors import SlmkitError
 from slmkit.serve._protocol import JobStatus
 from slmkit.serve._registry import ApiError
 from slmkit.serve._routes_summarize import resolve_language, summarizer_key
@@ -51,9 +53,17 @@ async def start_summarize(
     job_id, folder = state.jobs.new_folder()
     path = folder / f"input{suffix}"
     path.write_bytes(await file.read())
-    frame = await state.run(lambda: load_dialogues(path, strict=True))  # DataError -> 400 naming row + column
-    if frame.empty:
-        raise ApiError(400, f"upload {name!r} has no dialogue rows", param="file")
+    try:
+        frame = await state.run(lambda: load_dialogues(path, strict=True))  # DataError -> 400 naming row + column
+        if frame.empty:
+            raise ApiError(400, f"upload {name!r} has no dialogue rows", param="file")
+    except (ApiError, SlmkitError) as exc:
+        # A rejected upload leaves no job folder behind, and its error names the client's file, not the server's
+        # path to its copy.
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, ApiError):
+            raise
+        raise type(exc)(str(exc).replace(str(path), f"upload {name!r}")) from exc
     seed = state.config.seed if seed is None else seed
     key = summarizer_key(entry, method, resolve_language(language, list(frame["dialogue"])), max_new_tokens, 1, seed)
     return state.jobs.start_summarize(job_id, folder, frame, key).to_dict()
