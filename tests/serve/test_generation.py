@@ -46,3 +46,45 @@ def test_a_fine_tuned_summarizer_keeps_to_the_requested_budget(served_dir, app_f
 
         short, trained = summary(2), summary(8)
     assert short != trained and len(short) < len(trained)  # the run trained with 8: 2 is honoured, not raised
+
+
+def test_a_stream_never_sends_a_stop_string_split_over_pieces(served_dir, app_factory):
+    # A stand-in LM whose stream gives the reply token by token, so "world foo" arrives in two pieces.
+    import json
+
+    import torch
+    from fastapi.testclient import TestClient
+
+    from slmkit.models._base import cut_at_stop
+    from slmkit.testing import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    reply = "hello world foo bar baz"
+
+    class Streaming:
+        spec = type("Spec", (), {"name": "stand-in"})
+
+        def __init__(self):
+            self.tokenizer = tokenizer
+
+        def generate(self, prompts, params, batch_size=1):
+            streamer = params.extra.get("streamer")
+            if streamer is not None:
+                streamer.put(torch.tensor([tokenizer(prompts[0])["input_ids"]]))
+                for token in tokenizer(reply, add_special_tokens=False)["input_ids"]:
+                    streamer.put(torch.tensor([token]))
+                streamer.end()
+            return [cut_at_stop(reply, params.stop)]
+
+        def count_tokens(self, texts):
+            return [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+
+    app = app_factory(served_dir)
+    app.state.slmkit._objects[("lm", str(served_dir / "tiny"))] = Streaming()
+    with TestClient(app) as client:
+        for stop in ("world foo", "foo bar", "zzz"):
+            body = {"model": "tiny", "prompt": "x", "max_tokens": 30, "stop": stop}
+            whole = client.post("/v1/completions", json=body).json()["choices"][0]["text"]
+            with client.stream("POST", "/v1/completions", json=body | {"stream": True}) as stream:
+                chunks = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: {")]
+            assert "".join(c["choices"][0]["text"] for c in chunks) == whole, stop

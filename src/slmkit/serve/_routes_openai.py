@@ -118,6 +118,10 @@ def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop
             yield _sse(first)
         tokenizer = getattr(lm, "tokenizer", None)
         emitted, stopped = "", False
+        # A stop string can arrive split over pieces: the last (longest stop - 1) characters are held back until
+        # the next piece shows whether they start one, so a stream never sends what the full reply would cut.
+        stops = [stop] if isinstance(stop, str) else [s for s in (stop or []) if s]
+        hold = max((len(s) for s in stops), default=1) - 1
         if tokenizer is not None:
             from dataclasses import replace
 
@@ -128,16 +132,24 @@ def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop
             job = loop.run_in_executor(state.executor, lambda: lm.generate([prompt], run_params, batch_size=1))
             job.add_done_callback(lambda f: streamer.end() if f.exception() is not None else None)
             iterator = iter(streamer)
+            received = ""
             while True:
                 piece = await asyncio.to_thread(next, iterator, None)
                 if piece is None:
                     break
                 if not piece or stopped:
                     continue
-                text, stopped = _cut(emitted + piece, stop)
-                delta, emitted = text[len(emitted):], text
+                received = received + piece
+                text, stopped = _cut(received, stop)
+                safe = text if stopped else text[: max(len(emitted), len(text) - hold)]
+                delta, emitted = safe[len(emitted):], safe
                 if delta:
                     yield _sse(chunk_of(delta, None))
+            if not stopped:  # the end: what was held back is no stop string's start
+                text, stopped = _cut(received, stop)
+                if text[len(emitted):]:
+                    yield _sse(chunk_of(text[len(emitted):], None))
+                emitted = text
             try:
                 await job
             except Exception as exc:  # the headers are sent: report the error inside the stream
