@@ -51,3 +51,10 @@ def test_topics_without_a_usable_word_get_no_keywords_not_a_crash():
 
     frame = pd.DataFrame({"dialogue": ["#Person1#: 123 456", "#Person1#: 789 012"], "topic": ["a", "b"]})
     assert topic_keywords(frame, "en", n_topics=5, n_keywords=3) == {"a": [], "b": []}
+
+
+def test_rows_without_a_topic_are_counted_apart():
+    frame = load_dialogues(find_example_data() / "dialogues_en.csv")
+    frame.loc[:2, "topic"] = ""
+    stats = describe(frame, EdaConfig(keyword_topics=2, n_keywords=2)).stats["topics"]
+    assert stats["rows_without_topic"] == 3 and "" not in dict(stats["top"])

@@ -96,8 +96,10 @@ def describe(frame: pd.DataFrame, config: EdaConfig | None = None, *, lm=None) -
     result.stats = {name: summarize_array(values) for name, values in result.lengths.items()}
     result.stats["speaker_counts"] = dict(sorted(Counter(result.lengths["speakers"].tolist()).items()))
     if "topic" in columns:
-        result.topics = Counter(frame["topic"]).most_common()
+        # Rows without a topic are counted apart, not as a topic named ""
+        result.topics = Counter(t for t in frame["topic"] if str(t).strip()).most_common()
         result.stats["topics"] = topic_stats(result.topics, config.top_topics)
+        result.stats["topics"]["rows_without_topic"] = int(sum(not str(t).strip() for t in frame["topic"]))
         result.keywords = topic_keywords(frame, result.language, config.keyword_topics, config.n_keywords)
     if lm is not None:
         result.recommendation = recommend_lengths(result.lengths, config.coverage)
