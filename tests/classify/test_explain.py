@@ -94,6 +94,16 @@ def test_stability_is_measured_and_seeded(fitted, en_data):
     assert 0 <= a.to_dict()["top_overlap_mean"] <= 1
 
 
+def test_stability_is_seeded_for_a_classifier_without_random_state(tiny_causal_dir, en_data, session_cache):
+    texts, y = en_data  # random_state=None (the default): the refits' CV folds must still follow `seed`
+    clf = LMClassifier(str(tiny_causal_dir), template="Review: {text}\nAnswer:", pooling="mean", layers=(-1,), cv=3,
+                       cache=session_cache).fit(texts, y)
+    a = explanation_stability(clf, texts, y, texts[:8], n_boot=4, seed=1)
+    b = explanation_stability(clf, texts, y, texts[:8], n_boot=4, seed=1)
+    np.testing.assert_array_equal(a.spearman, b.spearman)
+    np.testing.assert_array_equal(a.top_overlap, b.top_overlap)
+
+
 def test_bad_requests(fitted):
     with pytest.raises(ConfigError, match="method must be one of"):
         explain(fitted, ["text"], method="shap")

@@ -102,6 +102,41 @@ def test_top_overlap(scores):
     assert top_overlap(scores, scores)["overlap"] == 1.0
     flipped = scores.assign(S=-scores["S"])
     result = top_overlap(scores, flipped, fraction=0.4)
-    assert result["overlap"] == 0.0 and result["n_top"] == 4 and result["n_common"] == 10
+    assert result["overlap"] == 0.0 and result["n_top"] == 4 and result["n_common"] == 9  # d4 is unscored
     with pytest.raises(DataError, match="share no ids"):
         top_overlap(scores, scores.assign(id=scores["id"] + "x"))
+
+
+def test_fractions_round_half_up_keep_every_group_and_skip_unscored_rows():
+    frame = pd.DataFrame({"id": list("abcdefgh"), "S": [5.0, 4, 3, 2, 1, 9, 8, 7],
+                          "domain": ["big"] * 5 + ["small"] * 2 + ["one"]})
+    assert len(select(frame.iloc[:5], fraction=0.5)) == 3  # 2.5 -> 3, not round-half-even's 2
+    per_domain = select(frame, fraction=0.5, stratify="domain")["domain"].value_counts().to_dict()
+    assert per_domain == {"big": 3, "small": 1, "one": 1}  # the one-row domain keeps its row
+    unscored = pd.DataFrame({"id": list("abcdefghij"), "S": [1.0, 2.0] + [np.nan] * 8})
+    for mode in ("top", "bottom", "random"):
+        assert select(unscored, fraction=0.5, mode=mode)["S"].notna().all()
+        assert select(unscored, k=5, mode=mode)["S"].notna().all()
+    assert list(select(unscored, fraction=0.5)["id"]) == ["b"]  # half of the 2 scored rows
+
+
+def test_selection_counts_rows_not_index_labels():
+    frame = pd.concat([pd.DataFrame({"id": ["a", "b"], "S": [1.0, 2.0]}),
+                       pd.DataFrame({"id": ["c", "d"], "S": [3.0, 4.0]})])  # index 0, 1, 0, 1
+    assert list(select(frame, k=1)["id"]) == ["d"]
+
+
+def test_overlap_is_over_ids_both_scorers_scored():
+    a = pd.DataFrame({"id": list("wxyz"), "S": [1.0, 2.0, np.nan, np.nan]})
+    b = pd.DataFrame({"id": list("wxyz"), "S": [1.0, 2.0, 3.0, 4.0]})
+    assert top_overlap(a, b, fraction=0.5) == {"overlap": 1.0, "n_common": 2, "n_top": 1}
+
+
+def test_the_combined_score_skips_unusable_labelled_rows_and_reads_numeric_labels():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"S": rng.normal(size=12), "forward_loss": rng.normal(3, 1, size=12),
+                          "n_tokens": rng.integers(5, 50, size=12),
+                          "label": [1.0, 0.0] * 5 + [np.nan, 1.0]})
+    frame.loc[11, "n_tokens"] = 0  # labelled, but log-length is -inf
+    model = CombinedScore.fit(frame, good="1")  # the column is float (1.0) because of its gap
+    assert np.isfinite(model.score(frame)[:10]).all()

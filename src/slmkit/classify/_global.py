@@ -53,7 +53,8 @@ def global_explanation(clf, texts: Sequence[str], *, top_k: int = 15, min_count:
     out = {}
     for label in classes:
         table = _word_table(clf.head_, shares, texts, label)
-        rows = [{"word": w, "mean": float(np.mean(v)), "count": len(v)} for w, v in table.items() if len(v) >= min_count]
+        rows = [{"word": w, "mean": float(np.mean(v)), "count": len(v)}
+                for w, v in table.items() if len(v) >= min_count]
         rows.sort(key=lambda r: -r["mean"])
         key = label.item() if hasattr(label, "item") else label
         out[key] = rows[:top_k]
@@ -112,7 +113,10 @@ def explanation_stability(clf, train_texts: Sequence[str], y, eval_texts: Sequen
         idx = np.concatenate([rng.choice(np.flatnonzero(y == c), size=(y == c).sum()) for c in np.unique(y)])
         if min(np.unique(y[idx], return_counts=True)[1]) < 2 or len(set(idx)) < 4:
             idx = np.arange(len(y))  # a degenerate resample cannot be cross-validated; count it as unchanged
-        head: PLRClassifier = clone(clf.head_).fit(features[idx], y[idx])
+        # The refit's CV folds are seeded from `seed` too: a head built with random_state=None drew new folds on
+        # every call, so the same seed gave different stability scores.
+        head: PLRClassifier = clone(clf.head_).set_params(random_state=int(rng.integers(2**31 - 1)))
+        head.fit(features[idx], y[idx])
         table = _word_table(head, shares, eval_texts, label)
         keys = sorted(base)
         a = np.array([np.mean(base[k]) for k in keys])

@@ -153,7 +153,7 @@ def select_cmd(
     outputs.file(output)
     if rest:
         outputs.file(rest, option="--rest")
-    frame = read_scores(scores)
+    frame = read_scores(scores).reset_index(drop=True)  # --rest is the complement by row
     if combined:
         model = CombinedScore.fit(frame, label_column=label_column, good=good, seed=seed)
         frame["combined"] = model.score(frame)

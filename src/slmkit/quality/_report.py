@@ -26,6 +26,9 @@ def top_overlap(a: pd.DataFrame, b: pd.DataFrame, *, fraction: float = 0.5, by: 
     for name, frame in (("first", a), ("second", b)):
         if "id" not in frame.columns or by not in frame.columns:
             raise DataError(f"the {name} scores need columns 'id' and {by!r}")
+    # Ids with a finite score in both tables: a row one scorer rejected (NaN) is not "scored by both".
+    a = a[np.isfinite(pd.to_numeric(a[by], errors="coerce"))]
+    b = b[np.isfinite(pd.to_numeric(b[by], errors="coerce"))]
     common = set(a["id"].astype(str)) & set(b["id"].astype(str))
     if not common:
         raise DataError("the two score tables share no ids; score the same corpus with both scorers")

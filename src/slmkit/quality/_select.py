@@ -49,25 +49,40 @@ def select(
         if column not in scores.columns:
             raise DataError(f"no column {column!r} in the scores; found {', '.join(map(str, scores.columns))}")
     rng = np.random.default_rng(seed)
+    positions = pd.Series(np.arange(len(scores)))  # rows by position: index labels may repeat (a concat)
+    values_all = pd.to_numeric(scores[by], errors="coerce").to_numpy(dtype=float)
 
-    def pick(group: pd.DataFrame) -> pd.Index:
-        values = pd.to_numeric(group[by], errors="coerce")
+    def pick(rows: np.ndarray) -> np.ndarray:
+        # Rows without a finite score (rejected, or unscored by this scorer) are never selected, and do not count
+        # toward a fraction: 50% of 2 scored rows and 8 unscored ones is 1 row.
+        rows = rows[np.isfinite(values_all[rows])]
+        values = values_all[rows]
         if threshold is not None:
-            return group.index[(values >= threshold) if mode == "top" else (values <= threshold)]
-        n = k if k is not None else int(round(fraction * len(group)))
-        n = min(n, len(group))
+            return rows[(values >= threshold) if mode == "top" else (values <= threshold)]
+        # Half up, and at least one row of a non-empty group: round() halves to even (0.5 of 5 rows gave 2, of 1
+        # row 0, so a one-row domain vanished from a stratified selection).
+        n = k if k is not None else max(1, int(np.floor(fraction * len(rows) + 0.5))) if len(rows) else 0
+        n = min(n, len(rows))
         if mode == "random":
-            return group.index[np.sort(rng.choice(len(group), size=n, replace=False))]
-        # A stable sort: ties keep file order, so a selection is reproducible. NaN scores sort last.
-        order = values.sort_values(ascending=mode == "bottom", kind="stable", na_position="last")
-        return order.index[:n]
+            return rows[np.sort(rng.choice(len(rows), size=n, replace=False))]
+        # A stable sort: ties keep file order, so a selection is reproducible.
+        order = np.argsort(-values if mode == "top" else values, kind="stable")
+        return rows[order[:n]]
 
     if stratify:
-        chosen = [pick(group) for _, group in scores.groupby(stratify, sort=True, dropna=False)]
-        index = chosen[0].append(chosen[1:]) if chosen else scores.index[:0]
+        groups = positions.groupby(scores[stratify].to_numpy(), sort=True, dropna=False)
+        chosen = [pick(group.to_numpy()) for _, group in groups]
+        taken = np.concatenate(chosen) if chosen else np.array([], dtype=int)
     else:
-        index = pick(scores)
-    return scores.loc[scores.index.isin(index)]
+        taken = pick(positions.to_numpy())
+    return scores.iloc[np.sort(taken)]
+
+
+def _label_text(value) -> str:
+    """A label as the user would type it: 1.0 (a numeric column with gaps turns float) reads as "1"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 @dataclass
@@ -93,8 +108,8 @@ class CombinedScore:
         if label_column not in scores.columns:
             raise DataError(f"no label column {label_column!r} in the scores (pass it through from the input)")
         labelled = scores[scores[label_column].notna() & (scores[label_column].astype(str).str.strip() != "")]
-        labelled = labelled[labelled["S"].notna()]
-        y = (labelled[label_column].astype(str) == good).to_numpy()
+        labelled = labelled[np.isfinite(combined_features(labelled)).all(axis=1)]  # S, loss and length all usable
+        y = (labelled[label_column].map(_label_text) == str(good).strip()).to_numpy()
         if y.sum() < 2 or (~y).sum() < 2:
             raise DataError(
                 f"column {label_column!r}: the combined score needs at least 2 {good!r} and 2 other labelled rows "
@@ -120,10 +135,11 @@ class CombinedScore:
 
 
 def combined_features(scores: pd.DataFrame) -> np.ndarray:
-    return np.column_stack(
-        [
-            pd.to_numeric(scores["S"], errors="coerce"),
-            pd.to_numeric(scores["forward_loss"], errors="coerce"),
-            np.log(pd.to_numeric(scores["n_tokens"], errors="coerce")),
-        ]
-    ).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 tokens -> -inf: a row the model cannot use
+        return np.column_stack(
+            [
+                pd.to_numeric(scores["S"], errors="coerce"),
+                pd.to_numeric(scores["forward_loss"], errors="coerce"),
+                np.log(pd.to_numeric(scores["n_tokens"], errors="coerce").astype(float)),
+            ]
+        ).astype(float)
