@@ -95,7 +95,7 @@ def test_an_interrupted_run_resumed_ends_with_the_same_weights(tiny_causal_dir, 
     assert resumed.info["resumed_from_step"] == 3 and straight.info["resumed_from_step"] == 0
     here = resumed.info["seconds_this_process"]
     assert resumed.info["seconds"] == pytest.approx(clock["seconds"] + here, abs=0.2)
-    assert resumed.info["seconds_per_step"] == pytest.approx(here / 3, abs=0.01)
+    assert resumed.info["seconds_per_step"] == pytest.approx(here / 3, abs=0.02)  # here is rounded to 0.1 s
     assert resumed.info["metrics"]["train_loss"] == pytest.approx(straight.info["metrics"]["train_loss"], rel=1e-4)
     a, b = _adapter_digest(tmp_path / "straight"), _adapter_digest(tmp_path / "cut")
     assert a.keys() == b.keys()
@@ -120,7 +120,9 @@ def test_a_run_killed_after_its_last_checkpoint_finishes_from_it(tiny_causal_dir
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-7)
     assert finished.info["metrics"]["train_loss"] == pytest.approx(straight.info["metrics"]["train_loss"], rel=1e-4)
-    assert finished.info["seconds"] == pytest.approx(straight.info["seconds"], abs=0.5)
+    last = max((tmp_path / "cut" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    clock = json.loads((last / "slmkit_clock.json").read_text())
+    assert finished.info["seconds"] >= clock["seconds"] - 0.1 and clock["seconds"] > 0  # kept (0.1: rounding)
     assert finished.info["tokens_per_second"] > 0 and finished.info["seconds_per_step"] > 0
 
 
