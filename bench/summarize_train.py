@@ -113,6 +113,10 @@ STAGES = {
     # over the longer run), seed 0, greedy float32 like ko_lora. Fixed in advance; one run, so it is read against
     # the spread of the five 3-epoch runs, not as a paired difference.
     "ko_lora_4ep": dict(lang="ko", train=replace(DEFAULT, epochs=4.0), load=dict(dtype="float32")),
+    # MBR's gain on a third trained model (the 4-epoch run), with ko_lora_mbr_sampled's settings fixed in advance,
+    # paired against that model's greedy float32 decoding and against its own greedy pass.
+    "ko_lora_4ep_mbr_sampled": dict(lang="ko", reuse="ko_lora_4ep", load=dict(backend="ctranslate2", quantize="int8"),
+                                    keep_tokens_from="ko_train", decode=dict(mbr_samples=8)),
 }
 TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
 # Runs of ONE trained model decoded in different precisions or ways, compared row by row with its greedy float32
@@ -121,7 +125,9 @@ TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the 
 # A reference ending in "_greedy" is an MBR stage's own greedy pass (saved beside its samples, same engine).
 PAIRED = {"ko_lora_bf16_f32": ("ko_lora_bf16", "ko_lora_bf16_trimmed"),
           "ko_lora_seed2": ("ko_lora_seed2_mbr_sampled", "ko_lora_seed2_mbr_sampled_greedy", "ko_lora_seed2_bf16"),
-          "ko_lora_seed2_mbr_sampled_greedy": ("ko_lora_seed2_mbr_sampled",)}
+          "ko_lora_seed2_mbr_sampled_greedy": ("ko_lora_seed2_mbr_sampled",),
+          "ko_lora_4ep": ("ko_lora_4ep_mbr_sampled", "ko_lora_4ep_mbr_sampled_greedy"),
+          "ko_lora_4ep_mbr_sampled_greedy": ("ko_lora_4ep_mbr_sampled",)}
 
 
 def main() -> None:
