@@ -94,8 +94,8 @@ def is_missing(value) -> bool:
     columns give pd.NA, which `str()` would turn into the text "<NA>")."""
     if value is None:
         return True
-    if isinstance(value, (str, list, tuple, dict)) or hasattr(value, "__len__"):
-        return False  # a value, or a container: not one missing cell
+    if hasattr(value, "__len__"):
+        return False  # text or a container (str, list, dict, array): not one missing cell
     try:
         return bool(pd.isna(value))
     except (TypeError, ValueError):

@@ -220,7 +220,7 @@ def train(
     if stop_after_steps:
         callbacks.append(_StopAt(stop_after_steps, TrainerCallback))
     checkpoint = _last_checkpoint(run_dir / "checkpoints")
-    resumed_seconds, resumed_step, resumed_epoch = _clock_at(checkpoint)
+    resumed_seconds, resumed_step, resumed_epoch, all_steps_done = _clock_at(checkpoint)
     callbacks.append(_Clock(resumed_seconds, TrainerCallback))
     guard = _DivergenceGuard(TrainerCallback)
     callbacks.append(guard)
@@ -245,7 +245,7 @@ def train(
     if checkpoint:
         logger.warning("resuming %s from %s", run_dir, checkpoint.name)
     start = time.perf_counter()
-    if checkpoint and _holds_every_step(checkpoint):
+    if all_steps_done:
         # Killed after the last step's checkpoint but before the model was written: finish from that checkpoint.
         # trainer.train would time nothing here, and on a max_steps run that ends mid-epoch it trains one step
         # more (transformers' resume), so the weights would differ from an uninterrupted run's.
@@ -520,12 +520,6 @@ def _last_checkpoint(folder: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def _holds_every_step(checkpoint: Path) -> bool:
-    """Whether `checkpoint` was saved at the run's last planned step."""
-    state = json.loads((checkpoint / "trainer_state.json").read_text())
-    return 0 < int(state.get("max_steps") or 0) <= int(state.get("global_step") or 0)
-
-
 def _mean_logged_loss(history: list[dict], default: float) -> float:
     """Mean training loss over the logged steps, each log weighted by the steps it averages."""
     total, steps, last = 0.0, 0, 0
@@ -555,17 +549,19 @@ def _StopAt(step: int, base):  # noqa: N802  (a callback class built on demand: 
 CLOCK_NAME = "slmkit_clock.json"
 
 
-def _clock_at(checkpoint: Path | None) -> tuple[float, int, float]:
-    """(training seconds, global step, epoch) when `checkpoint` was saved; zeros for a fresh run.
+def _clock_at(checkpoint: Path | None) -> tuple[float, int, float, bool]:
+    """(training seconds, global step, epoch, whether every planned step is done) when `checkpoint` was saved;
+    zeros and False for a fresh run.
 
     A checkpoint from before the clock existed has a step but no seconds: its earlier time is unknown and counted 0.
     """
     if checkpoint is None or not (checkpoint / "trainer_state.json").is_file():
-        return 0.0, 0, 0.0
+        return 0.0, 0, 0.0, False
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     clock = checkpoint / CLOCK_NAME
     seconds = float(json.loads(clock.read_text())["seconds"]) if clock.is_file() else 0.0
-    return seconds, int(state.get("global_step") or 0), float(state.get("epoch") or 0.0)
+    step = int(state.get("global_step") or 0)
+    return seconds, step, float(state.get("epoch") or 0.0), 0 < int(state.get("max_steps") or 0) <= step
 
 
 def _Clock(prior_seconds: float, base):  # noqa: N802  (a callback class built on demand, like _StopAt)
