@@ -160,7 +160,10 @@ def main() -> None:
         _write_table(results, out / "quality_table.md")
         _plot_auc(results, out / "quality_auc.png")
         return
-    results["meta"] = _meta(args)
+    meta = _meta(args)
+    # The top-level meta describes the first full run; each stage records its own machine and versions, since
+    # stages are re-run apart (on another machine, with other library versions).
+    results.setdefault("meta", meta)
     results.setdefault("runs", {})
     start = time.perf_counter()
     corpus = build_corpus(Path(args.data), args.seed)
@@ -170,7 +173,7 @@ def main() -> None:
     for name in args.stages or STAGES:
         if name not in STAGES:
             raise SystemExit(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
-        if name in results["runs"] and not args.redo:
+        if name in results["runs"] and not args.redo and not results["runs"][name].get("invalid"):
             LOGGER.info("stage %s already measured; skipping", name)
             continue
         LOGGER.info("stage %s", name)
@@ -178,7 +181,7 @@ def main() -> None:
         if name in SCORERS:
             result = _scorer_stage(name, corpus, args, out)
         elif name == "overlap":
-            result = _overlap(corpus)
+            result = _overlap(corpus, results["runs"].get("overlap", {}))
         elif name == "ray":
             result = _ray(corpus, args)
         elif name == "ko_scorer":
@@ -187,7 +190,12 @@ def main() -> None:
             result = _select_and_train(name, args)
         result["stage_seconds"] = round(time.perf_counter() - start, 1)
         result["threads"] = os.environ.get("SLMKIT_NUM_THREADS")
+        result["machine"], result["versions"] = meta["machine"], meta["versions"]
         results["runs"][name] = result
+        if name in SCORERS:  # overlaps measured with the old scores of this scorer no longer hold
+            for label, entry in results["runs"].get("overlap", {}).items():
+                if isinstance(entry, dict) and name in entry.get("scorers", []):
+                    results["runs"]["overlap"][label] = {"skipped": f"{name} was re-measured; run the overlap stage"}
         write_json(results_path, results)
     _write_table(results, out / "quality_table.md")
     _plot_auc(results, out / "quality_auc.png")
@@ -201,6 +209,13 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--stages", nargs="*", help=f"subset of {', '.join(STAGES)}")
     parser.add_argument("--redo", action="store_true", help="re-measure stages already in the JSON")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--save-steps",
+        type=int,
+        default=0,
+        help="checkpoint scorer training every N steps (0 = once per epoch); cadence only, training is unchanged "
+        "(on a CPU, where one side of an adapted pair takes hours, a kill loses at most N steps)",
+    )
     parser.add_argument("--report-only", action="store_true", help="rewrite the table and plot from the JSON")
     return parser.parse_args()
 
@@ -370,9 +385,9 @@ def _sha256(texts) -> str:
 
 
 # ---- scorer stages --------------------------------------------------------------------------------------------
-def scorer_config(name: str, seed: int) -> QualityConfig:
+def scorer_config(name: str, seed: int, save_steps: int = 0) -> QualityConfig:
     spec = SCORERS[name]
-    training = spec["training"]
+    training = replace(spec["training"], save_steps=save_steps)
     scratch = spec.get("scratch", ScratchConfig())
     if SMOKE:
         training = replace(training, **_SMOKE_TRAIN, **({"learning_rate": 1e-2} if spec["route"] == "scratch" else {}))
@@ -391,7 +406,7 @@ def _train_pair(texts, scorer_dir: Path, config: QualityConfig, source: str) -> 
 
 
 def _scorer_stage(name: str, corpus: dict, args, out: Path) -> dict:
-    config = scorer_config(name, args.seed)
+    config = scorer_config(name, args.seed, args.save_steps)
     scorer_dir = RUNS / name / "scorer"
     start = time.perf_counter()
     info = _train_pair(corpus["train"], scorer_dir, config, "gutenberg+wikitext scorer paragraphs")
@@ -529,9 +544,10 @@ def _auc_ci(values: np.ndarray, positive: np.ndarray, seed: int) -> dict:
 
 
 # ---- overlap and Ray --------------------------------------------------------------------------------------------
-def _overlap(corpus: dict) -> dict:
+def _overlap(corpus: dict, previous: dict) -> dict:
     """Top-50% agreement between scorers (the paper: a 1.1B and a 7B scorer picked 91-94% the same data), over all
-    evaluation rows and over the clean ones alone, by S and by forward loss (lowest = top)."""
+    evaluation rows and over the clean ones alone, by S and by forward loss (lowest = top). A pair whose scores are
+    not on this machine (scored on another one) keeps its `previous` entry."""
     tables = {}
     for name in SCORERS:
         if (RUNS / name / "scores" / "manifest.json").is_file():
@@ -545,7 +561,11 @@ def _overlap(corpus: dict) -> dict:
     out = {}
     for label, (a, b) in pairs.items():
         if a not in tables or b not in tables:
-            out[label] = {"skipped": f"scores of {a} and {b} are needed (run those stages first)"}
+            kept = previous.get(label)
+            if isinstance(kept, dict) and "scorers" in kept:
+                out[label] = kept
+            else:
+                out[label] = {"skipped": f"scores of {a} and {b} are needed here (run those stages first)"}
             continue
         entry = {"scorers": [a, b]}
         for rows in ("all", "clean"):
