@@ -64,6 +64,12 @@ def test_wrong_field_count_names_row(tmp_path):
         read_table(path)
 
 
+def test_jsonl_repeated_key_names_line_and_field(tmp_path):
+    path = _write(tmp_path, "d.jsonl", '{"text": "a"}\n{"text": "b", "label": 1, "text": "c"}\n')
+    with pytest.raises(DataError, match=r"d\.jsonl: line 2, field 'text': key repeated"):
+        read_table(path, text_columns=["text"])
+
+
 def test_invalid_jsonl_names_line(tmp_path):
     path = _write(tmp_path, "d.jsonl", '{"text": "a"}\n{"text": \n')
     with pytest.raises(DataError, match=r"d\.jsonl: line 2: invalid JSON"):

@@ -97,3 +97,33 @@ def test_numbered_topic_columns_are_found_like_numbered_summaries(tmp_path):
     frame = load_dialogues(path, require_summary=True)
     assert list(frame["topic"]) == ["greeting", "farewell"]
     assert list(frame["references"]) == [["x", "y"], ["z", "w"]]
+
+
+def test_list_cells_are_several_references(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"fname": ["a", "b"], "dialogue": [GOOD, GOOD], "summary": [["x", "y"], ["z"]]})
+    path = tmp_path / "refs.parquet"
+    frame.to_parquet(path)
+    loaded = load_dialogues(path, require_summary=True)
+    assert list(loaded["references"]) == [["x", "y"], ["z"]] and list(loaded["summary"]) == ["x", "z"]
+    jsonl = _write(tmp_path, "refs.jsonl", json.dumps({"fname": "a", "dialogue": GOOD, "summary": ["p", "q"]}))
+    assert load_dialogues(jsonl)["references"][0] == ["p", "q"]
+
+
+def test_a_nested_value_where_text_belongs_names_the_row_and_column(tmp_path):
+    rows = [{"fname": "a", "dialogue": GOOD, "summary": "x", "topic": "t"},
+            {"fname": "b", "dialogue": GOOD, "summary": [{"text": "y"}], "topic": "t"}]
+    path = _write(tmp_path, "nested.jsonl", "\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(DataError, match=r"nested\.jsonl: row 2, column 'summary': expected text, found dict"):
+        load_dialogues(path)
+    rows[1] = {"fname": "b", "dialogue": GOOD, "summary": "y", "topic": ["t", "u"]}
+    path.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    with pytest.raises(DataError, match=r"row 2, column 'topic': expected text, found list"):
+        load_dialogues(path)
+
+
+def test_a_missing_chosen_summary_column_names_the_file(tmp_path):
+    path = _write(tmp_path, "d.csv", f'fname,dialogue,summary\nd0,"{GOOD}",x\n')
+    with pytest.raises(DataError, match=r"d\.csv: missing summary column\(s\) 'gold'"):
+        load_dialogues(path, DialogueColumns(summaries=("gold",)))

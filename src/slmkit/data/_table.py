@@ -176,15 +176,30 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: line {line_no}: invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        except _RepeatedKey as exc:  # json keeps the last value silently: one of two texts would be lost
+            raise DataError(f"{path}: line {line_no}, field {exc.args[0]!r}: key repeated in one object; "
+                            "keep one value per key") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}: line {line_no}: expected a JSON object, found {type(record).__name__}")
         records.append(record)
     # object dtype: values stay as JSON gave them (an int column with a missing value would turn float, and
     # 12345678901234567 would come back as 1.23456789e+16)
     return pd.DataFrame(records, dtype=object) if records else pd.DataFrame()
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return record
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from slmkit.data import is_missing, read_table
@@ -63,14 +64,14 @@ def load_dialogues(
     """
     path, columns = Path(path), columns or DialogueColumns()
     raw = read_table(path, text_columns=[columns.dialogue], id_column=columns.id)
-    summary_cols = _summary_columns(raw, columns.summaries)
+    summary_cols = _summary_columns(raw, columns.summaries, path)
     if require_summary and not summary_cols:
         raise DataError(
             f"{path}: no reference summary column (looked for 'summary' or 'summary1'..; "
             f"found {', '.join(map(repr, raw.columns))}); pass the summary column names"
         )
     frame = pd.DataFrame({"fname": raw[columns.id], "dialogue": raw[columns.dialogue]})
-    refs = [[_as_text(raw[c].iloc[i]) for c in summary_cols] for i in range(len(raw))]
+    refs = [[r for c in summary_cols for r in _references(raw[c].iloc[i], path, i, c)] for i in range(len(raw))]
     frame["references"] = [[r for r in row if r.strip()] for row in refs]
     frame["summary"] = [row[0] if row else "" for row in frame["references"]]
     if require_summary:
@@ -80,7 +81,7 @@ def load_dialogues(
                 f"{path}: row {missing[0] + 1} ({frame['fname'].iloc[missing[0]]}): empty reference "
                 f"summary in {', '.join(summary_cols)}; fill it in or drop the row"
             )
-    frame["topic"] = _topics(raw, columns.topic)
+    frame["topic"] = _topics(raw, columns.topic, path)
     issues = validate_dialogues(frame, path=path, strict=strict)
     frame.attrs.update(issues=issues, path=str(path), summary_columns=list(summary_cols))
     return frame
@@ -107,12 +108,13 @@ def validate_dialogues(
     return issues
 
 
-def _summary_columns(raw: pd.DataFrame, wanted: tuple[str, ...] | None) -> tuple[str, ...]:
+def _summary_columns(raw: pd.DataFrame, wanted: tuple[str, ...] | None, path: Path) -> tuple[str, ...]:
     if wanted is not None:
         missing = [c for c in wanted if c not in raw.columns]
         if missing:
             raise DataError(
-                f"missing summary column(s) {', '.join(map(repr, missing))}; found {', '.join(map(repr, raw.columns))}"
+                f"{path}: missing summary column(s) {', '.join(map(repr, missing))}; "
+                f"found {', '.join(map(repr, raw.columns))}"
             )
         return tuple(wanted)
     numbered = sorted((c for c in raw.columns if _MULTI_SUMMARY.match(c)), key=lambda c: int(c[7:]))
@@ -121,22 +123,34 @@ def _summary_columns(raw: pd.DataFrame, wanted: tuple[str, ...] | None) -> tuple
     return ("summary",) if "summary" in raw.columns else ()
 
 
-def _topics(raw: pd.DataFrame, column: str) -> pd.Series | str:
+def _topics(raw: pd.DataFrame, column: str, path: Path) -> pd.Series | str:
     """The topic per row: `column`, else `column1`, `column2`, ... (DialogSum's one topic per reference), the
     first non-empty one; "" when the table has none."""
     if column in raw.columns:
-        return raw[column].map(_as_text)
+        return pd.Series([_as_text(v, path, i, column) for i, v in enumerate(raw[column])], index=raw.index)
     numbered = sorted(
         (c for c in raw.columns if c.startswith(column) and c[len(column) :].isdigit()),
         key=lambda c: int(c[len(column) :]),
     )
     if not numbered:
         return ""
-    texts = raw[numbered].apply(lambda col: col.map(_as_text))
-    return texts.apply(lambda row: next((t for t in row if t.strip()), ""), axis=1)
+    texts = [[_as_text(raw[c].iloc[i], path, i, c) for c in numbered] for i in range(len(raw))]
+    return pd.Series([next((t for t in row if t.strip()), "") for row in texts], index=raw.index)
 
 
-def _as_text(value) -> str:
+def _references(value, path: Path, row: int, column: str) -> list[str]:
+    """A reference cell's texts: one, or several where the cell is a list (a Parquet list column or a JSON
+    array: DialogSum's several references per dialogue in one field)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_as_text(v, path, row, column) for v in value]
+    return [_as_text(value, path, row, column)]
+
+
+def _as_text(value, path: Path, row: int, column: str) -> str:
     if is_missing(value):  # pd.NA included: str() would make it the text "<NA>"
         return ""
+    if isinstance(value, (list, tuple, dict, np.ndarray)):  # str() would make a Python repr the text
+        raise DataError(
+            f"{path}: row {row + 1}, column {column!r}: expected text, found {type(value).__name__}"
+        )
     return str(value)
