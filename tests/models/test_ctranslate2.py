@@ -49,6 +49,8 @@ def test_float32_greedy_text_equals_transformers(tiny_lm, fast_lm, params):
     expected = [tiny_lm.generate([p], params, batch_size=1)[0] for p in PROMPTS]
     assert fast_lm.generate(PROMPTS, params, batch_size=1) == expected
     assert fast_lm.generate(PROMPTS, params, batch_size=3) == expected  # batched rows decode independently
+    counts = [tiny_lm.generate_detailed([p], params)[0] for p in PROMPTS]  # ids generated, why they ended
+    assert fast_lm.generate_detailed(PROMPTS, params, batch_size=3) == counts
 
 
 @pytest.fixture(scope="module")

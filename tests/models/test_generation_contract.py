@@ -83,7 +83,10 @@ class FakeLlama:
             if stop and any(s in text for s in stop):
                 text, finish = cut_at_stop(text, stop), "stop"
                 break
-        return {"choices": [{"text": text, "finish_reason": finish}]}
+        # as llama-cpp-python: generated tokens up to the one completing a stop string, EOS not counted
+        return {"choices": [{"text": text, "finish_reason": finish}],
+                "usage": {"prompt_tokens": len(ids), "completion_tokens": len(new),
+                          "total_tokens": len(ids) + len(new)}}
 
 
 class _LogitsProcessorList(list):
@@ -283,3 +286,35 @@ def test_log_softmax_helper():
     out = log_softmax(x)
     np.testing.assert_allclose(np.exp(out).sum(-1), 1.0)
     np.testing.assert_allclose(out[1, :2], np.log(0.5))
+
+
+def test_generated_tokens_are_counted_from_ids_on_every_backend(tiny_lm, fake_cpp):
+    """`generate_detailed` counts the ids the model generated, whatever re-tokenizing the text would give."""
+    full = tiny_lm.generate_detailed(PROMPTS, GenerationParams(max_new_tokens=7, min_new_tokens=7), batch_size=3)
+    assert [(g.n_tokens, g.finish_reason) for g in full] == [(7, "length")] * 3
+    assert [g.text for g in full] == tiny_lm.generate(PROMPTS, max_new_tokens=7, min_new_tokens=7)
+    hf = [tiny_lm.generate_detailed([p], max_new_tokens=7, min_new_tokens=7)[0] for p in PROMPTS]
+    assert hf == full == fake_cpp.generate_detailed(PROMPTS, max_new_tokens=7, min_new_tokens=7)
+    # a stop string: the tokens up to the one completing it, on both backends and in a batch
+    text = tiny_lm.generate([PROMPTS[0]], max_new_tokens=12)[0]
+    params = GenerationParams(max_new_tokens=12, stop=(text[3:5],))
+    stopped = tiny_lm.generate_detailed(PROMPTS, params, batch_size=3)
+    assert stopped[0].finish_reason == "stop" and 0 < stopped[0].n_tokens < 12
+    assert stopped == [tiny_lm.generate_detailed([p], params)[0] for p in PROMPTS]
+    assert stopped == fake_cpp.generate_detailed(PROMPTS, params)
+
+
+def test_an_eos_ends_the_count_and_is_not_counted(tiny_lm):
+    prompt = PROMPTS[0]
+    ids = tiny_lm.tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        third = tiny_lm.model.generate(**ids, max_new_tokens=3, min_new_tokens=3, do_sample=False)[0, -1].item()
+    config = tiny_lm.model.generation_config
+    saved = config.eos_token_id
+    config.eos_token_id = third  # the model's third greedy token is now its end of sequence
+    try:
+        (alone,) = tiny_lm.generate_detailed([prompt], max_new_tokens=8)
+        batched = tiny_lm.generate_detailed(PROMPTS, max_new_tokens=8, batch_size=3)
+    finally:
+        config.eos_token_id = saved
+    assert (alone.n_tokens, alone.finish_reason) == (2, "stop") and batched[0] == alone

@@ -88,3 +88,18 @@ def test_a_stream_never_sends_a_stop_string_split_over_pieces(served_dir, app_fa
             with client.stream("POST", "/v1/completions", json=body | {"stream": True}) as stream:
                 chunks = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: {")]
             assert "".join(c["choices"][0]["text"] for c in chunks) == whole, stop
+
+
+def test_usage_counts_the_generated_ids(served_dir, app_factory):
+    from fastapi.testclient import TestClient
+
+    from slmkit.models import GenerationParams, load_model
+
+    lm = load_model(str(served_dir / "tiny"), dtype="float32")
+    prompts = ["The cat sat", "Stock prices rose"]
+    expected = lm.generate_detailed(prompts, GenerationParams(max_new_tokens=9), batch_size=2)
+    with TestClient(app_factory(served_dir)) as client:
+        reply = client.post("/v1/completions", json={"model": "tiny", "prompt": prompts, "max_tokens": 9}).json()
+    assert [c["text"] for c in reply["choices"]] == [g.text for g in expected]
+    assert [c["finish_reason"] for c in reply["choices"]] == [g.finish_reason for g in expected]
+    assert reply["usage"]["completion_tokens"] == sum(g.n_tokens for g in expected)

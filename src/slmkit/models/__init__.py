@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from slmkit.models import _builtin  # noqa: F401  (registers the built-in models)
-from slmkit.models._base import GenerationParams, LanguageModel, TokenStates
+from slmkit.models._base import Generation, GenerationParams, LanguageModel, TokenStates
 from slmkit.models._demo import runtime_report
 from slmkit.models._inventory import ModelStatus, model_statuses
 from slmkit.models._registry import (
@@ -88,6 +88,7 @@ def model_checksum(name: str | ModelSpec, *, backend: str | None = None) -> str:
 
 
 __all__ = [
+    "Generation",
     "GenerationParams",
     "LanguageModel",
     "ModelSpec",

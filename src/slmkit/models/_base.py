@@ -98,6 +98,22 @@ class GenerationParams:
 _TYPED_EXTRA = frozenset({"stop_strings", "begin_suppress_tokens", "min_new_tokens", "max_new_tokens"})
 
 
+@dataclass(frozen=True)
+class Generation:
+    """One continuation with what a server reports about it.
+
+    Attributes:
+        text: the new text, cut before the earliest stop string.
+        n_tokens: tokens the model generated for it (up to the one completing a stop string; EOS not counted),
+            counted from the generated ids, not by re-tokenizing `text` (which can differ, and is cut).
+        finish_reason: "stop" (EOS or a stop string) or "length" (the max_new_tokens budget ran out).
+    """
+
+    text: str
+    n_tokens: int
+    finish_reason: str
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """`text` up to (not including) the earliest occurrence of any stop string; unchanged if none occurs."""
     hits = [text.find(s) for s in stop if s and s in text]
@@ -232,6 +248,27 @@ class LanguageModel(abc.ABC):
         **overrides,
     ) -> list[str]:
         """Continue each prompt; returns only the new text. `overrides` are GenerationParams fields."""
+
+    def generate_detailed(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | None = None,
+        *,
+        batch_size: int = 8,
+        progress: bool = False,
+        **overrides,
+    ) -> list[Generation]:
+        """`generate`, with each continuation's generated-token count and finish reason (see `Generation`).
+
+        The built-in backends count the ids they generated; this fallback, for other backends, re-tokenizes
+        the text (an estimate: a stop string's cut and tokenization round trips can change the count).
+        """
+        params = resolve_params(params, overrides)
+        texts = self.generate(prompts, params, batch_size=batch_size, progress=progress)
+        counts = self.count_tokens(texts)
+        return [
+            Generation(t, n, "stop" if n < params.max_new_tokens else "length") for t, n in zip(texts, counts)
+        ]
 
     @property
     @abc.abstractmethod

@@ -38,6 +38,7 @@ import numpy as np
 from slmkit._files import atomic_dir
 from slmkit.errors import ConfigError, MissingExtraError
 from slmkit.models._base import (
+    Generation,
     GenerationParams,
     LanguageModel,
     cut_at_stop,
@@ -247,6 +248,11 @@ class CTranslate2LM(LanguageModel):
 
     def generate(self, prompts, params: GenerationParams | None = None, *, batch_size=8, progress=False,
                  **overrides) -> list[str]:
+        details = self.generate_detailed(prompts, params, batch_size=batch_size, progress=progress, **overrides)
+        return [g.text for g in details]
+
+    def generate_detailed(self, prompts, params: GenerationParams | None = None, *, batch_size=8, progress=False,
+                          **overrides) -> list[Generation]:
         params = resolve_params(params, overrides)
         ct2 = _import_ctranslate2()
         eos = self.tokenizer.eos_token
@@ -313,10 +319,14 @@ class CTranslate2LM(LanguageModel):
                         collect(rows, results)
             for rows, results in pending:  # in submission order: the bar moves as each batch is done
                 collect(rows, results)
-        out: list[str] = []
+        out: list[Generation] = []
         for i in range(len(ids)):
+            # CTranslate2 leaves the end token out of its results; a first token decoded apart may be EOS
             tokens = [t for t in first[i] + new.get(i, []) if t != eos_id]
-            out.append(cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), params.stop))
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            cut = cut_at_stop(text, params.stop)
+            ended = cut != text or len(tokens) < params.max_new_tokens
+            out.append(Generation(cut, len(tokens), "stop" if ended else "length"))
         return out
 
     def _first_tokens(self, engine, ids, knobs, params, batch_size: int) -> list[list[int]]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from slmkit.errors import ConfigError, MissingExtraError
 from slmkit.models._base import (
+    Generation,
     GenerationParams,
     LanguageModel,
     check_embed_args,
@@ -177,6 +178,12 @@ class LlamaCppLM(LanguageModel):
     def generate(
         self, prompts, params: GenerationParams | None = None, *, batch_size=8, progress=False, **overrides
     ) -> list[str]:
+        details = self.generate_detailed(prompts, params, batch_size=batch_size, progress=progress, **overrides)
+        return [g.text for g in details]
+
+    def generate_detailed(
+        self, prompts, params: GenerationParams | None = None, *, batch_size=8, progress=False, **overrides
+    ) -> list[Generation]:
         params = resolve_params(params, overrides)
         if params.num_beams > 1 or params.no_repeat_ngram_size:
             raise ConfigError(
@@ -196,7 +203,10 @@ class LlamaCppLM(LanguageModel):
                 logits_processor=self._constraints(params),
                 **params.extra,
             )
-            out.append(cut_at_stop(result["choices"][0]["text"], params.stop))
+            choice = result["choices"][0]
+            text = cut_at_stop(choice["text"], params.stop)
+            finish = "stop" if text != choice["text"] else choice.get("finish_reason") or "stop"
+            out.append(Generation(text, int(result["usage"]["completion_tokens"]), finish))
         return out
 
     def _constraints(self, params: GenerationParams):

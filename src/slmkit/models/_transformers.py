@@ -20,6 +20,7 @@ import torch
 from slmkit._constants import ENV_DEVICE, ENV_PACK
 from slmkit.errors import ConfigError, ModelUnavailableError
 from slmkit.models._base import (
+    Generation,
     LanguageModel,
     TokenStates,
     check_embed_args,
@@ -330,6 +331,10 @@ class TransformersLM(LanguageModel):
 
     @torch.no_grad()
     def generate(self, prompts, params=None, *, batch_size=8, progress=False, **overrides) -> list[str]:
+        details = self.generate_detailed(prompts, params, batch_size=batch_size, progress=progress, **overrides)
+        return [g.text for g in details]
+
+    def generate_detailed(self, prompts, params=None, *, batch_size=8, progress=False, **overrides) -> list[Generation]:
         if self.spec.kind == "encoder":
             self._require_causal("generate")
         from transformers import LogitsProcessorList, StoppingCriteriaList
@@ -337,7 +342,7 @@ class TransformersLM(LanguageModel):
         seq2seq = self.spec.kind == "seq2seq"
         params = resolve_params(params, overrides)
         ids = self._encode(prompts)
-        out: list[str | None] = [None] * len(ids)
+        out: list[Generation | None] = [None] * len(ids)
         knobs = dict(
             max_new_tokens=params.max_new_tokens,
             num_beams=params.num_beams,
@@ -360,7 +365,8 @@ class TransformersLM(LanguageModel):
         trimmed = self._trimmed_processors()
         # Greedy and beam search ban EOS with slmkit's `_MinNewTokens`; sampling keeps transformers' own
         # processor (knobs above), which runs before top-k/top-p, where custom processors run after them.
-        min_new_eos = self._eos_ids() if params.min_new_tokens and not params.do_sample else None
+        eos_ids = set(self._eos_ids())
+        min_new_eos = sorted(eos_ids) if params.min_new_tokens and not params.do_sample else None
         cuda = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
         with self._progress(len(ids), "generate", progress) as bar:
             for batch in length_sorted_batches([len(x) for x in ids], batch_size):
@@ -383,11 +389,28 @@ class TransformersLM(LanguageModel):
                         logits_processor=processors,
                         **knobs,
                     )
-                new = new[:, start:]  # a decoder-only model returns the prompt before the new tokens
+                # a decoder-only model returns the prompt before the new tokens; seq2seq, the start token first
+                new = new[:, start:] if not seq2seq else new[:, 1:]
                 for row, i in enumerate(batch):
-                    out[i] = cut_at_stop(self.tokenizer.decode(new[row], skip_special_tokens=True), params.stop)
+                    out[i] = self._generation(new[row].tolist(), params, eos_ids)
                 bar.update(len(batch))
         return out
+
+    def _generation(self, ids: list[int], params, eos_ids: set[int]) -> Generation:
+        """A row of generate's new ids as a Generation. A row that ended early (EOS, or a stop string in a
+        batch that went on) is filled with the pad id after its end; one that did not end ran to the budget."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        cut = cut_at_stop(text, params.stop)
+        end = next((k for k, t in enumerate(ids) if t in eos_ids), None)
+        if end is not None:
+            return Generation(cut, end, "stop")
+        n = len(ids)
+        if cut != text:
+            pad = self.tokenizer.pad_token_id
+            while n and ids[n - 1] == pad:
+                n -= 1
+            return Generation(cut, n, "stop")
+        return Generation(cut, n, "length" if n >= params.max_new_tokens else "stop")
 
     def _trimmed_processors(self) -> list:
         """A soft-capped model (Gemma 2 style, tanh(logits / cap) * cap in its forward) turns a trimmed head's

@@ -88,16 +88,24 @@ async def _check_context(state: ServerState, lm, prompts: list[str], max_new: in
                                 f"of {limit} tokens: shorten it or lower max_tokens", param=param)
 
 
+def _generations(lm, prompts: list[str], params) -> list:
+    """Each prompt's Generation (text, generated-token count, finish reason) from the backend's own ids; an
+    object with only `generate` (a stand-in) gets an estimate from its re-tokenized text."""
+    from slmkit.models import Generation
+
+    detailed = getattr(lm, "generate_detailed", None)
+    if detailed is not None:
+        return detailed(prompts, params, batch_size=len(prompts))
+    texts = lm.generate(prompts, params, batch_size=len(prompts))
+    counts = _count(lm, texts)
+    return [Generation(t, n, "stop" if n < params.max_new_tokens else "length") for t, n in zip(texts, counts)]
+
+
 def _generate_fn(lm, params):
-    def run(prompts: list[str]) -> list[tuple[str, int, int]]:
-        outputs = lm.generate(prompts, params, batch_size=len(prompts))
-        return list(zip(outputs, _count(lm, prompts), _count(lm, outputs)))
+    def run(prompts: list[str]) -> list[tuple]:
+        return list(zip(_generations(lm, prompts, params), _count(lm, prompts)))
 
     return run
-
-
-def _finish(text_tokens: int, max_new: int, stopped: bool) -> str:
-    return "stop" if stopped or text_tokens < max_new else "length"
 
 
 async def _load_lm(state: ServerState, name: str):
@@ -129,7 +137,7 @@ def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop
 
             streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
             run_params = replace(params, extra={**params.extra, "streamer": streamer})
-            job = loop.run_in_executor(state.executor, lambda: lm.generate([prompt], run_params, batch_size=1))
+            job = loop.run_in_executor(state.executor, lambda: _generations(lm, [prompt], run_params))
             job.add_done_callback(lambda f: streamer.end() if f.exception() is not None else None)
             iterator = iter(streamer)
             received = ""
@@ -151,7 +159,7 @@ def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop
                     yield _sse(chunk_of(text[len(emitted):], None))
                 emitted = text
             try:
-                await job
+                (generation,) = await job
             except Exception as exc:  # the headers are sent: report the error inside the stream
                 logger.exception("streamed generation failed")
                 yield _sse({"error": {"message": f"generation failed: {type(exc).__name__}: {exc}",
@@ -159,11 +167,10 @@ def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop
                 yield _sse("[DONE]")
                 return
         else:
-            (text, *_), = await state.run(_generate_fn(lm, params), [prompt])
-            emitted, stopped = _cut(text, stop)
+            (generation, _), = await state.run(_generate_fn(lm, params), [prompt])
+            emitted, stopped = _cut(generation.text, stop)
             yield _sse(chunk_of(emitted, None))
-        n_new = (await state.run(_count, lm, [emitted]))[0]
-        yield _sse(chunk_of("", _finish(n_new, params.max_new_tokens, stopped)))
+        yield _sse(chunk_of("", "stop" if stopped else generation.finish_reason))
         yield _sse("[DONE]")
 
     return StreamingResponse(events(), media_type="text/event-stream",
@@ -188,11 +195,11 @@ async def completions(body: CompletionRequest, state: ServerState = Depends(get_
         return _stream_generate(state, lm, body.prompt[0], params, chunk, body.stop)
     outputs = await state.batcher.submit(_batch_key(entry, params), body.prompt, _generate_fn(lm, params))
     choices, n_prompt, n_new = [], 0, 0
-    for i, (text, p_tokens, c_tokens) in enumerate(outputs):
-        text, stopped = _cut(text, body.stop)
+    for i, (generation, p_tokens) in enumerate(outputs):
+        text, stopped = _cut(generation.text, body.stop)
         choices.append({"index": i, "text": text, "logprobs": None,
-                        "finish_reason": _finish(c_tokens, params.max_new_tokens, stopped)})
-        n_prompt, n_new = n_prompt + p_tokens, n_new + c_tokens
+                        "finish_reason": "stop" if stopped else generation.finish_reason})
+        n_prompt, n_new = n_prompt + p_tokens, n_new + generation.n_tokens
     return {"id": rid, "object": "text_completion", "created": created, "model": entry.name, "choices": choices,
             "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}}
 
@@ -229,12 +236,13 @@ async def chat_completions(body: ChatCompletionRequest, state: ServerState = Dep
                  "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                               "finish_reason": None}]}
         return _stream_generate(state, lm, prompt, params, chunk, body.stop, first=first)
-    (text, n_prompt, n_new), = await state.batcher.submit(_batch_key(entry, params), [prompt],
-                                                          _generate_fn(lm, params))
-    text, stopped = _cut(text, body.stop)
+    (generation, n_prompt), = await state.batcher.submit(_batch_key(entry, params), [prompt],
+                                                         _generate_fn(lm, params))
+    text, stopped = _cut(generation.text, body.stop)
+    n_new = generation.n_tokens
     return {"id": rid, "object": "chat.completion", "created": created, "model": entry.name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                         "finish_reason": _finish(n_new, params.max_new_tokens, stopped)}],
+                         "finish_reason": "stop" if stopped else generation.finish_reason}],
             "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}}
 
 
