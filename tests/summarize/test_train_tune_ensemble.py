@@ -63,6 +63,13 @@ def test_train_then_predict_with_the_run_folder_and_with_merged_weights(tiny_cau
 
     summarizer = build_summarizer(PredictConfig(model=str(merged)), "en")
     assert isinstance(summarizer, FineTunedSummarizer)  # the merged folder still knows its prompt
+    trained = info["task_info"]["decode"]["max_new_tokens"]
+    assert summarizer.decode.max_new_tokens == trained  # no budget given: the run's own
+    assert build_summarizer(PredictConfig(model=str(run), max_new_tokens=3), "en").decode.max_new_tokens == 3
+    from slmkit.summarize._resume import predict_identity
+
+    identity = predict_identity(EN_DEV, PredictConfig(model=str(run)))
+    assert identity["config"]["max_new_tokens"] == trained  # the manifest records what it decodes with
 
 
 def test_bad_training_input_names_the_row_and_keeps_what_was_trained(tiny_causal_dir, tmp_path):

@@ -54,7 +54,9 @@ def demo_cmd(
     method: str = METHOD,
     model: str = MODEL,
     shots: int = typer.Option(2, "--shots", help="Few-shot examples per prompt."),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Generation budget per summary."),
+    max_new_tokens: int = typer.Option(
+        None, "--max-new-tokens", help="Generation budget per summary (default: 64; a fine-tuned run's own)."
+    ),
     languages: str = typer.Option("ko,en", "--languages", help="Example sets to run: ko, en or both."),
     data_dir: Path = typer.Option(None, "--data-dir", help="Folder with dialogues_{ko,en}[_train].csv."),
     output_dir: Path = typer.Option(Path("out/summarize_demo"), "--output-dir", help="Predictions and reports."),
@@ -103,7 +105,9 @@ def predict_cmd(
     language: str = typer.Option("auto", "--language", help="auto | ko | en"),
     shots: int = typer.Option(2, "--shots", help="few-shot: examples per prompt."),
     lead_k: int = typer.Option(2, "--lead-k", help="lead: turns kept as the summary."),
-    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Generation budget per summary (tokens)."),
+    max_new_tokens: int = typer.Option(
+        None, "--max-new-tokens", help="Generation budget per summary in tokens (default: 64; a fine-tuned run's own)."
+    ),
     num_beams: int = typer.Option(1, "--num-beams", help="Beam width (1 = greedy)."),
     mbr_samples: int = typer.Option(
         0,

@@ -27,15 +27,7 @@ def build(state: ServerState, key: tuple):
         lm = None
         if method not in ("lead", "longest"):
             lm = state.loaded_lm(target)
-        summarizer = build_summarizer(config, language, lm=lm)
-        decode = getattr(summarizer, "decode", None)
-        if decode is not None and decode.max_new_tokens > max_new_tokens:
-            # A fine-tuned run decodes with at least its trained budget (predict's rule); a server caps it at what
-            # the request (or --max-new-tokens) allows.
-            from dataclasses import replace
-
-            summarizer.decode = replace(decode, max_new_tokens=max_new_tokens)
-        return summarizer
+        return build_summarizer(config, language, lm=lm)  # the request's budget, a fine-tuned run's included
 
     return state.cached(key, make)
 

@@ -45,7 +45,8 @@ class PredictConfig:
         center_embeddings: subtract the pool's mean embedding before retrieval (see FewShotRetriever; off by
             default: raw cosine scored higher on the Korean dev rows).
         max_dialogue_chars: longer input dialogues are cut at a turn boundary (counted in the log).
-        max_new_tokens: generation budget per summary.
+        max_new_tokens: generation budget per summary; None: 64 for prompting, and a fine-tuned run's own
+            budget (the one it was trained and evaluated with) for a fine-tuned summarizer.
         num_beams: beam width (1 = greedy).
         mbr_samples: fine-tuned summarizers only: minimum-Bayes-risk decoding over the greedy summary and this
             many samples (see DecodeConfig; 0 = off, 8 = the benchmark's setting, ~6x the greedy decoding time).
@@ -77,7 +78,7 @@ class PredictConfig:
     max_example_chars: int = 700
     center_embeddings: bool = False
     max_dialogue_chars: int = 2000
-    max_new_tokens: int = 64
+    max_new_tokens: int | None = None
     num_beams: int = 1
     mbr_samples: int = 0
     repetition_penalty: float = 1.0
@@ -95,7 +96,7 @@ class PredictConfig:
         if self.language not in ("auto", "ko", "en"):
             raise ConfigError(f"language must be 'auto', 'ko' or 'en', got {self.language!r}")
         for name in ("lead_k", "shots", "max_new_tokens", "num_beams", "batch_size", "chunk_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_example_chars", "max_dialogue_chars"):
             if getattr(self, name) < 1:
@@ -120,6 +121,22 @@ class PredictConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+PROMPT_MAX_NEW_TOKENS = 64  # a prompted summary's budget when none is given
+
+
+def resolved_max_new_tokens(config: PredictConfig) -> int:
+    """The budget `config` decodes with: its own, else a fine-tuned run's trained one, else 64."""
+    if config.max_new_tokens is not None:
+        return config.max_new_tokens
+    if config.method in ("zero-shot", "few-shot"):
+        from slmkit.summarize._train import DecodeConfig, task_info_of
+
+        trained = task_info_of(config.model)
+        if trained is not None:
+            return DecodeConfig(**trained.get("decode", {})).max_new_tokens
+    return PROMPT_MAX_NEW_TOKENS
 
 
 def builtin_examples(language: str) -> Path:
@@ -184,7 +201,8 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
         decode = DecodeConfig(**trained.get("decode", {}))
         decode = replace(
             decode,
-            max_new_tokens=max(decode.max_new_tokens, config.max_new_tokens),
+            # the user's budget when given (a lower one is honoured), else the run's own
+            max_new_tokens=resolved_max_new_tokens(config),
             num_beams=config.num_beams,
             batch_size=config.batch_size,
             mbr_samples=config.mbr_samples,
@@ -198,7 +216,7 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
     lm = lm or _load_generator(config, list(dialogues) + (list(pool["summary"]) if pool is not None else []))
     params = summary_params(
         lm,
-        max_new_tokens=config.max_new_tokens,
+        max_new_tokens=resolved_max_new_tokens(config),
         num_beams=config.num_beams,
         repetition_penalty=config.repetition_penalty,
         seed=config.seed,

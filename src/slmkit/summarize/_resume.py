@@ -26,7 +26,11 @@ def predict_identity(input_path: str | Path, config, columns: DialogueColumns | 
     """
     input_path = Path(input_path)
     table_suffix(input_path)
+    from slmkit.summarize._predict import resolved_max_new_tokens
+
     settings = {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
+    if "max_new_tokens" in settings:  # the budget it decodes with (None: a fine-tuned run's own, or 64)
+        settings["max_new_tokens"] = resolved_max_new_tokens(config)
     if settings.get("dtype", "") is None:  # unset: outputs written before the option existed still resume
         del settings["dtype"]
     identity = {
