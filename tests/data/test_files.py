@@ -82,6 +82,19 @@ def test_stale_temps_of_files_and_folders_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
+def test_a_live_writers_temp_is_left_alone(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / f".out.csv.p{int(dead.stdout)}.abc.tmp").write_text("a killed writer's")
+    (tmp_path / ".out.csv.p1.def.tmp").write_text("a running writer's (pid 1 always runs)")
+    with atomic_open(tmp_path / "out.csv") as handle:
+        handle.write("ours")
+        assert remove_stale_temps(tmp_path / "out.csv") == 1  # ours, being written, and pid 1's stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.csv.p1.def.tmp", "out.csv"]
+
+
 def test_atomic_open_is_the_shared_helper(tmp_path):
     from slmkit import _files
 
@@ -89,3 +102,17 @@ def test_atomic_open_is_the_shared_helper(tmp_path):
     with atomic_open(tmp_path / "x.txt") as handle:
         handle.write("hi")
     assert (tmp_path / "x.txt").read_text() == "hi"
+
+
+def test_peak_rss_is_megabytes_on_linux_and_macos(monkeypatch):
+    import resource
+    import sys
+
+    from slmkit._files import peak_rss_mb
+
+    usage = type("Usage", (), {"ru_maxrss": 3 << 20})  # 3 GiB on Linux (KiB), 3 MiB on macOS (bytes)
+    monkeypatch.setattr(resource, "getrusage", lambda who: usage)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert peak_rss_mb() == 3072.0
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert peak_rss_mb() == 3.0
