@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from slmkit._files import peak_rss_mb
 from slmkit.data import atomic_open
 
 RESULTS = Path(__file__).parent / "results"
@@ -307,7 +307,7 @@ def main() -> None:
             "throughput": lambda: phase_throughput(args.model, args.n_texts, args.repeats, args.seed),
             "llamacpp": lambda: phase_llamacpp(args.model, args.n_texts, args.seed),
         }[args.phase]()
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
     import torch

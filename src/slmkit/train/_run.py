@@ -22,14 +22,13 @@ import json
 import logging
 import math
 import os
-import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from slmkit._constants import RUN_INFO_NAME, TASK_FILE_NAME  # noqa: F401  (re-exported)
-from slmkit._files import atomic_dir
+from slmkit._files import atomic_dir, peak_rss_mb
 from slmkit.data import write_json
 from slmkit.errors import ConfigError
 from slmkit.train._config import TRAIN_CONFIG_NAME, TrainConfig
@@ -317,7 +316,7 @@ def train(
         "seconds_this_process": round(seconds, 1),
         "seconds_per_step": round(rate_seconds / rate_steps, 3),
         "tokens_per_second": round(train_set.n_tokens() * rate_epochs / max(rate_seconds, 1e-9), 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "trainable_parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "metrics": {
             **final,
