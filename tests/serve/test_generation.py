@@ -103,3 +103,21 @@ def test_usage_counts_the_generated_ids(served_dir, app_factory):
     assert [c["text"] for c in reply["choices"]] == [g.text for g in expected]
     assert [c["finish_reason"] for c in reply["choices"]] == [g.finish_reason for g in expected]
     assert reply["usage"]["completion_tokens"] == sum(g.n_tokens for g in expected)
+
+
+def test_classifiers_on_one_model_share_one_loaded_copy(served_dir, app_factory, tmp_path):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    served = tmp_path / "served"
+    shutil.copytree(served_dir, served, symlinks=True)
+    shutil.copytree(served / "clf" / "reviews", served / "clf" / "reviews2")
+    app = app_factory(served)
+    with TestClient(app) as client:
+        for name in ("clf/reviews", "clf/reviews2"):
+            response = client.post("/v1/classify", json={"model": name, "texts": ["great film"]})
+            assert response.status_code == 200, response.text
+    state = app.state.slmkit
+    first, second = (state._objects[("classifier", str(served / "clf" / n))] for n in ("reviews", "reviews2"))
+    assert first.cache is second.cache and len(first.cache.loaded_models()) == 1

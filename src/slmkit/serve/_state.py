@@ -36,6 +36,7 @@ class ServerState:
         self.batcher = MicroBatcher(self.executor, wait_s=config.batch_wait_ms / 1000,
                                     max_items=config.max_micro_batch)
         self._objects: dict[tuple, object] = {}
+        self._classify_cache = None  # the EmbeddingCache every served classifier shares (see `classifier`)
         self._lock = threading.RLock()
         if config.jobs_dir:
             jobs_dir = Path(config.jobs_dir)
@@ -78,8 +79,13 @@ class ServerState:
     def classifier(self, entry: Entry):
         from slmkit.classify import EmbeddingCache, load_classifier
 
-        return self.cached(("classifier", entry.target),
-                           lambda: load_classifier(entry.target, cache=EmbeddingCache(None, max_items=SERVED_VECTORS)))
+        # One cache for every classifier served: artifacts on the same LM share one loaded copy of it (each had
+        # its own, so ten classifiers on gemma3-270m held ten copies) and one bounded store of vectors.
+        with self._lock:
+            if self._classify_cache is None:
+                self._classify_cache = EmbeddingCache(None, max_items=SERVED_VECTORS)
+            cache = self._classify_cache
+        return self.cached(("classifier", entry.target), lambda: load_classifier(entry.target, cache=cache))
 
     def scorer(self, entry: Entry):
         from slmkit.quality import load_scorer
