@@ -121,3 +121,42 @@ def test_classifiers_on_one_model_share_one_loaded_copy(served_dir, app_factory,
     state = app.state.slmkit
     first, second = (state._objects[("classifier", str(served / "clf" / n))] for n in ("reviews", "reviews2"))
     assert first.cache is second.cache and len(first.cache.loaded_models()) == 1
+
+
+def test_a_stream_that_waits_longer_than_a_poll_still_ends_with_done(served_dir, app_factory, monkeypatch):
+    import json
+    import time
+
+    import torch
+    from fastapi.testclient import TestClient
+
+    from slmkit.testing import make_tokenizer
+
+    tokenizer = make_tokenizer()
+
+    class Slow:  # its first piece comes after many polls (a model thread busy with other work)
+        spec = type("Spec", (), {"name": "stand-in"})
+        tokenizer = make_tokenizer()
+
+        def generate(self, prompts, params, batch_size=1):
+            streamer = params.extra["streamer"]
+            time.sleep(0.5)
+            streamer.put(torch.tensor([tokenizer(prompts[0])["input_ids"]]))
+            for token in tokenizer("late but whole", add_special_tokens=False)["input_ids"]:
+                streamer.put(torch.tensor([token]))
+            streamer.end()
+            return ["late but whole"]
+
+        def count_tokens(self, texts):
+            return [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+
+    monkeypatch.setattr("slmkit.serve._routes_openai.STREAM_POLL_S", 0.02)
+    app = app_factory(served_dir)
+    app.state.slmkit._objects[("lm", str(served_dir / "tiny"))] = Slow()
+    with TestClient(app) as client:
+        body = {"model": "tiny", "prompt": "x", "max_tokens": 30, "stream": True}
+        with client.stream("POST", "/v1/completions", json=body) as stream:
+            lines = [line for line in stream.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    text = "".join(json.loads(line[6:])["choices"][0]["text"] for line in lines[:-1])
+    assert text == "late but whole"

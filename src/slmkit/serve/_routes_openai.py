@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import logging
+import queue
 import time
 import uuid
 
@@ -19,6 +20,7 @@ from slmkit.serve._state import LM_KINDS, ServerState, check_texts, get_state
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 logger = logging.getLogger(__name__)
+STREAM_POLL_S = 5.0  # how long a stream waits for its next piece before checking that its job still runs
 
 
 def _model_card(entry: Entry) -> dict:
@@ -135,14 +137,22 @@ def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop
 
             from transformers import TextIteratorStreamer
 
-            streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+            # A short wait per piece, retried while the job lives: a request queued behind long work on the model
+            # thread waits as long as it takes (a single 600 s wait ended such a stream without [DONE]).
+            streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True,
+                                           timeout=STREAM_POLL_S)
             run_params = replace(params, extra={**params.extra, "streamer": streamer})
             job = loop.run_in_executor(state.executor, lambda: _generations(lm, [prompt], run_params))
             job.add_done_callback(lambda f: streamer.end() if f.exception() is not None else None)
             iterator = iter(streamer)
             received = ""
             while True:
-                piece = await asyncio.to_thread(next, iterator, None)
+                try:
+                    piece = await asyncio.to_thread(next, iterator, None)
+                except queue.Empty:
+                    if job.done():  # it ended without ending the stream (the callback above ends failed jobs)
+                        break
+                    continue
                 if piece is None:
                     break
                 if not piece or stopped:
