@@ -187,3 +187,39 @@ def test_a_rejected_upload_leaves_no_job_folder_and_names_the_clients_file(serve
     message = response.json()["error"]["message"]
     assert response.status_code == 400 and "repeated" in message and "upload 'mine.csv'" in message
     assert str(jobs) not in message and not [p for p in jobs.rglob("*") if p.is_file()]
+
+
+def test_jobs_outlive_a_restart_and_an_unfinished_one_resumes_from_its_last_chunk(served_dir, app_factory, tmp_path):
+    import json
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    def wait(client, job_id):
+        deadline = time.monotonic() + 60
+        while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        return job
+
+    jobs = tmp_path / "jobs"
+    table = pd.DataFrame({"fname": [f"d{i}" for i in range(12)], "dialogue": [DIALOGUE] * 12})
+    upload = {"file": ("dialogues.csv", table.to_csv(index=False).encode(), "text/csv")}
+    with TestClient(app_factory(served_dir, jobs_dir=str(jobs))) as client:
+        finished = client.post("/v1/jobs/summarize", files=upload, data={"method": "lead", "language": "en"}).json()
+        assert wait(client, finished["id"])["status"] == "done"
+    # A second job, as a server killed after its first chunk left it: job.json "running" at 8 of 12.
+    killed = jobs / "0123456789abcdef"
+    killed.mkdir()
+    shutil.copy(jobs / finished["id"] / "input.csv", killed / "input.csv")
+    record = json.loads((jobs / finished["id"] / "job.json").read_text())
+    (killed / "job.json").write_text(json.dumps(record | {"id": killed.name, "status": "running", "done": 8}))
+    (killed / "partial.json").write_text(json.dumps(["made before the kill"] * 8))
+    with TestClient(app_factory(served_dir, jobs_dir=str(jobs))) as client:
+        assert {j["id"] for j in client.get("/v1/jobs").json()["jobs"]} == {finished["id"], killed.name}
+        assert client.get(f"/v1/jobs/{finished['id']}/result").status_code == 200  # still downloadable
+        resumed = wait(client, killed.name)
+        assert resumed["status"] == "done" and resumed["done"] == 12, resumed
+        result = pd.read_csv(io.BytesIO(client.get(resumed["result_url"]).content))
+    assert list(result["summary"][:8]) == ["made before the kill"] * 8  # kept, not made again
+    assert result["summary"][8] != "made before the kill" and not (killed / "partial.json").exists()

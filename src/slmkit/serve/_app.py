@@ -143,6 +143,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        state.jobs.resume_unfinished()  # jobs an earlier server on the same --jobs-dir left unfinished
         yield
         state.close()
 

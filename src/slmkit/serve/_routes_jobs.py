@@ -66,7 +66,7 @@ async def start_summarize(
         raise type(exc)(str(exc).replace(str(path), f"upload {name!r}")) from exc
     seed = state.config.seed if seed is None else seed
     key = summarizer_key(entry, method, resolve_language(language, list(frame["dialogue"])), max_new_tokens, 1, seed)
-    return state.jobs.start_summarize(job_id, folder, frame, key).to_dict()
+    return state.jobs.start_summarize(job_id, folder, frame, key, path.name).to_dict()
 
 
 @router.get("", tags=["jobs"])

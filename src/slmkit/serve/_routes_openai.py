@@ -145,13 +145,17 @@ def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop
             job = loop.run_in_executor(state.executor, lambda: _generations(lm, [prompt], run_params))
             job.add_done_callback(lambda f: streamer.end() if f.exception() is not None else None)
             iterator = iter(streamer)
-            received = ""
+            received, drained = "", False
             while True:
                 try:
                     piece = await asyncio.to_thread(next, iterator, None)
                 except queue.Empty:
-                    if job.done():  # it ended without ending the stream (the callback above ends failed jobs)
-                        break
+                    # A job that ended has put all it will put: one more wait drains what raced this timeout; an
+                    # empty queue after that means it ended without ending the stream.
+                    if job.done():
+                        if drained:
+                            break
+                        drained = True
                     continue
                 if piece is None:
                     break
