@@ -316,8 +316,12 @@ def test_a_concatenated_classifier_notices_when_its_encoder_weights_change(adapt
     from slmkit.classify import EmbeddingCache
 
     adapted["concat-ft"].save(tmp_path / "model")
-    saved = json.loads((tmp_path / "model" / "slmkit_config.json").read_text())["model"]
+    config = json.loads((tmp_path / "model" / "slmkit_config.json").read_text())
+    saved = config["model"]
     assert len(saved["parts"]) == 2 and saved["checksum"].count(" | ") == 1  # both parts' weights count
+    layers = config["layers_resolved"]  # one list per part (it was empty for concatenations)
+    assert len(layers) == 2 and all(isinstance(part, list) and part for part in layers)
+    assert all("tokenizer_sha256" in p for p in saved["parts"])  # set for GGUF conversions, None for folders
     weights = next((tmp_path / "model" / "encoder").glob("*.safetensors"))
     tensors = load_file(str(weights))
     name = next(iter(tensors))

@@ -96,7 +96,7 @@ def save_classifier(clf: LMClassifier, directory: str | Path, *, metrics: dict |
         "chosen": {"template": clf.template_, "pooling": clf.pooling_, "layers": _jsonable(clf.layers_)},
         "auto": clf.auto_.to_dict() if getattr(clf, "auto_", None) is not None else None,
         "parts": parts, "adapt": getattr(clf, "adapt_", None),
-        "layers_resolved": [int(v) for v in getattr(clf.embedder_, "layers_", ())],
+        "layers_resolved": _layers_resolved(clf.embedder_),
         "n_features": int(clf.head_.n_features_in_),
         "classes": classes, "C": clf.head_.C_, "l1_ratio": clf.head_.l1_ratio_, "seed": params["random_state"],
         "data_fingerprint": data_fingerprint, "versions": _versions(),
@@ -109,6 +109,14 @@ def save_classifier(clf: LMClassifier, directory: str | Path, *, metrics: dict |
     if metrics is not None:
         write_json(directory / METRICS_NAME, metrics)
     return directory
+
+
+def _layers_resolved(embedder) -> list:
+    """The absolute layers embedded: a list, or one list per part for concatenated embedders."""
+    parts = getattr(embedder, "parts_", None)
+    if parts:
+        return [[int(v) for v in getattr(p, "layers_", ())] for p in parts]
+    return [int(v) for v in getattr(embedder, "layers_", ())]
 
 
 def read_config(directory: str | Path) -> dict:

@@ -115,7 +115,7 @@ class LMEmbedder(TransformerMixin, BaseEstimator):
         self.lm_ = self.cache_.model(self.model)
         self.layers_ = resolve_layers(self.layers, n_model_layers(self.lm_))
         info = self.lm_.info
-        self.model_info_ = {k: info.get(k) for k in ("name", "backend", "checksum", "dtype")}
+        self.model_info_ = {k: info.get(k) for k in ("name", "backend", "checksum", "tokenizer_sha256", "dtype")}
         self.hidden_size_ = int(self.lm_.hidden_size)
         self.poolings_ = tuple(self.pooling.split("+"))
         self.n_features_out_ = self.hidden_size_ * len(self.layers_) * len(self.poolings_)
