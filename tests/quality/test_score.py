@@ -51,8 +51,16 @@ def test_a_killed_run_resumes_without_rescoring_or_losing_rows(pair, corpus_json
     assert not first["finished"] and first["rows_read"] == 8 and sum(counted) == 8
     part0 = (tmp_path / "out" / "parts" / "part-00000.parquet").read_bytes()
     counted.clear()
-    second = score_file(corpus_jsonl, pair, tmp_path / "out", config, progress=False)
+    import tqdm.auto
+
+    bars = []  # the resumed bar opens where the first run stopped, so its rate counts only rows scored now
+    real_tqdm = tqdm.auto.tqdm
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tqdm.auto, "tqdm", lambda *a, **k: bars.append(k) or real_tqdm(*a, **k))
+        second = score_file(corpus_jsonl, pair, tmp_path / "out", config, progress=False)
     assert second["finished"] and sum(counted) == 12  # only the rows not yet scored
+    (bar,) = [k for k in bars if k.get("desc") == "quality score"]
+    assert 0 < bar["initial"] < bar["total"]
     assert (tmp_path / "out" / "parts" / "part-00000.parquet").read_bytes() == part0
     pd.testing.assert_frame_equal(read_scores(tmp_path / "out"), read_scores(tmp_path / "whole"))
     assert second["rows_scored"] == whole["rows_scored"] == 20

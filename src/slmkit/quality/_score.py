@@ -12,6 +12,7 @@ manifest's is refused with the differences named.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -79,11 +80,17 @@ def score_file(
     chunks_at_start = manifest["chunks_done"]
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, unit=unit, unit_scale=unit == "B", desc="quality score", disable=not progress) as bar:
-        for index, (frame, position) in enumerate(chunks):
-            if index < manifest["chunks_done"]:  # resumed: this chunk is already on disk
-                bar.update(position - bar.n)
-                continue
+    # Resumed: the chunks already on disk are read past before the bar starts, so it opens at their position and
+    # its rate (and ETA) counts only the chunks scored now (read-only chunks made it look many times faster).
+    items, resumed_at, first = enumerate(chunks), 0, []
+    for index, (frame, position) in items:
+        if index >= manifest["chunks_done"]:
+            first = [(index, (frame, position))]
+            break
+        resumed_at = position
+    with tqdm(total=total, initial=resumed_at, unit=unit, unit_scale=unit == "B", desc="quality score",
+              disable=not progress) as bar:
+        for index, (frame, position) in itertools.chain(first, items):
             first_row = manifest["rows_read"] + 1
             kept, rejected = _write_chunk(output_dir, index, frame, first_row, config)
             manifest["chunks_done"] = index + 1
