@@ -234,14 +234,18 @@ def test_a_trial_killed_mid_training_resumes_its_run_from_the_checkpoint(tiny_ca
         stop_after_steps=one_epoch,
         on_evaluate=lambda m: orphan.report(m["rouge"], 0),
     )
-    first_epoch = crashed.trials[0].intermediate_values
+    first_epoch = dict(crashed.trials[0].intermediate_values)
     assert list(first_epoch) == [0]
+    # ... and its second epoch was evaluated and reported, but the process died before that epoch's checkpoint:
+    # the resumed run redoes that epoch, and its evaluation must replace this report at the same step.
+    orphan.report(99.0, 1)
     with caplog.at_level("WARNING"):
         result = tune(EN_TRAIN, EN_DEV, study_dir, config, summarize, base, progress=False)
     assert "resuming trial_0 from checkpoint-" in caplog.text.replace(str(study_dir) + "/", "")
     rerun = [t for t in result.trials if t["state"] == "COMPLETE"]
     assert len(rerun) == 1 and rerun[0]["number"] == 1 and rerun[0]["params"] == crashed.trials[0].params
     assert rerun[0]["intermediate"][0] == first_epoch[0] and set(rerun[0]["intermediate"]) == {0, 1}
+    assert rerun[0]["intermediate"][1] != 99.0  # the redone epoch's own evaluation, at its own step
     assert result.best["training"]["run_dir"] == str(study_dir / "trial_0")
     assert (study_dir / "trial_0" / "model").is_dir() and not (study_dir / "trial_1").exists()
 

@@ -11,6 +11,7 @@ its last checkpoint). Plots: Optuna's history and parameter importances.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -251,9 +252,10 @@ def tune(
             run_dir = Path(trial.user_attrs.get("resume_dir") or study_dir / f"trial_{trial.number}")
             trial.set_user_attr("run_dir", str(run_dir))
             earlier = sorted((int(n), value) for n, value in (trial.user_attrs.get("resume_reports") or {}).items())
-            for n, value in earlier:
+            kept = _evaluations_kept(run_dir, len(earlier))
+            for n, value in earlier[:kept]:
                 trial.report(value, n)
-            step["n"] = earlier[-1][0] + 1 if earlier else 0
+            step["n"] = kept
             try:
                 run = train_summarizer(
                     train_frame,
@@ -376,6 +378,23 @@ def _study(optuna, storage: str, name: str, seed: int, *, pruned: bool, run_dirs
             f", resuming {attrs['resume_dir']}" if attrs else "",
         )
     return study
+
+
+def _evaluations_kept(run_dir: Path, reported: int) -> int:
+    """How many of a killed trial's `reported` evaluations its run folder still holds: all of them for a finished
+    run, else those in the checkpoint it resumes from. One reported after that checkpoint (the process died
+    between an epoch's evaluation and its checkpoint) is redone by the resumed run, and reported at its own step
+    again, not one step later."""
+    from slmkit.train._run import RUN_INFO_NAME, _last_checkpoint
+
+    record = run_dir / RUN_INFO_NAME
+    if record.is_file() and json.loads(record.read_text()).get("status") == "done":
+        return reported
+    checkpoint = _last_checkpoint(run_dir / "checkpoints")
+    if checkpoint is None:
+        return 0
+    history = json.loads((checkpoint / "trainer_state.json").read_text()).get("log_history", [])
+    return min(reported, sum("eval_rouge" in entry for entry in history))
 
 
 def _optimize(study, objective, n_trials: int) -> None:
