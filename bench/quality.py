@@ -371,6 +371,8 @@ def build_corpus(data: Path, seed: int) -> dict:
         rows={f"{s}/{d}": int(n) for (s, d), n in counts.items()},
         eval_path=str(path.relative_to(HERE.parent)),
         eval_sha256=fingerprint_file(path),
+        # the rows themselves: the Parquet file's bytes also depend on the pyarrow version that wrote it
+        eval_rows_sha256=_sha256(frame["id"] + "\t" + frame["label"] + "\t" + frame["text"]),
         train_sha256=_sha256(train),
         files={
             str(p.relative_to(data)): fingerprint_file(p)
