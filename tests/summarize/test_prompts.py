@@ -54,3 +54,27 @@ def test_postprocess_drops_a_repeated_sentence():
 
     text = " #Person1# asks for help. #Person2# agrees. #Person1# asks for help. #Person2# agrees."
     assert postprocess(text, "en", max_sentences=0) == "#Person1# asks for help. #Person2# agrees."
+
+
+@pytest.mark.parametrize("raw, expected", [
+    # a real summary made of the instruction's words is not an echo of it (it was emptied)
+    (" #Person1# and #Person2# call the police.", "#Person1# and #Person2# call the police."),
+    # abbreviations and initials end no sentence (the summary was cut at "Ms.")
+    (" Mr. Smith asks Ms. Jones to book a table for 7 p.m. tomorrow. #Person2# agrees. More.",
+     "Mr. Smith asks Ms. Jones to book a table for 7 p.m. tomorrow. #Person2# agrees."),
+    # repeats are of whole tokens ("555 555 5555" became "5555")
+    (" #Person1#'s number is 555 555 5555.", "#Person1#'s number is 555 555 5555."),
+    (" #Person1# buys 2 2 20-dollar tickets.", "#Person1# buys 2 2 20-dollar tickets."),
+])
+def test_postprocess_keeps_real_summaries_whole(raw, expected):
+    assert postprocess(raw, "en") == expected
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("#Person1은 #Person2에게 전화한다.", "#Person1#은 #Person2#에게 전화한다."),  # Hangul after the digit
+    ("#Person1 #Person2#는", "#Person1# #Person2#는"),  # the next tag's "#" stays with it
+    ("10 dollars per person 2 times a week", "10 dollars per person 2 times a week"),  # words, not a tag
+    ("salesperson1 and person1#", "salesperson1 and #Person1#"),
+])
+def test_fix_speaker_tags_in_korean_and_next_to_other_tags(raw, expected):
+    assert fix_speaker_tags(raw, speakers=["Person1", "Person2"]) == expected

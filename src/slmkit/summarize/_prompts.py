@@ -25,10 +25,16 @@ INSTRUCTIONS = {
     ),
 }
 LABELS = {"ko": ("대화", "요약"), "en": ("Dialogue", "Summary")}
-# Loose tag forms models produce: `#Person 1#`, `# Person1 #`, `#person1#`, `Person1#`, `#Person1`.
-_LOOSE_TAG = re.compile(r"#?\s?\b[Pp]erson\s?(\d+)\b\s?#?")
-_REPEAT = re.compile(r"(\S+(?:\s+\S+){0,3}?)(?:\s+\1){2,}")
+# Loose tag forms models produce: `#Person 1#`, `# Person1 #`, `#person1#`, `Person1#`, `#Person1`. Letters and
+# digits are looked at explicitly, not with \b: Hangul counts as a word character, so `#Person1은` (the loose form
+# with a Korean particle) had no boundary after the digit. A closing `#` that opens the next tag is not taken.
+_LOOSE_TAG = re.compile(r"#?\s?(?<![A-Za-z0-9])[Pp]erson\s?(\d+)(?!\d)(?:\s?#(?!\s?[Pp]erson\s?\d))?\s?")
+# A phrase of 1-4 whole tokens said three times or more ("에게 에게 에게"); whole tokens (a repeat may end at
+# punctuation), so "555 5555" or "2 20-dollar" are not read as repeats.
+_REPEAT = re.compile(r"(?<!\S)(\S+(?:\s+\S+){0,3}?)(?:\s+\1(?![^\s.,!?;:。])){2,}")
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
+# Words whose full stop ends no sentence ("Mr. Lee", "7 p.m. tomorrow"); single capitals are initials.
+_ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr prof vs etc e.g i.e a.m p.m no approx dept".split())
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ def postprocess(text: str, language: str, *, max_sentences: int = 2, speakers: S
     text = fix_speaker_tags(text, speakers)
     text = _REPEAT.sub(r"\1", text)  # greedy decoding of a small LM loops ("에게 에게 에게"): keep one
     # A base model often repeats the instruction instead of following it: drop sentences made of its words.
-    sentences = [x for x in _SENTENCE_END.split(text.strip()) if not _echoes(x, INSTRUCTIONS.get(language, ""))]
+    sentences = [x for x in split_sentences(text.strip()) if not _echoes(x, INSTRUCTIONS.get(language, ""))]
     # Greedy decoding also loops at sentence level ("A. B. A. B."): a summary never needs a sentence twice.
     sentences = list(dict.fromkeys(sentences))
     text = " ".join(sentences[:max_sentences] if max_sentences else sentences)
@@ -97,6 +103,8 @@ def fix_speaker_tags(text: str, speakers: Sequence[str] = ()) -> str:
         tag = f"Person{match.group(1)}"
         if known and tag not in known:
             return match.group(0)
+        if "#" not in match.group(0) and not re.search(r"[Pp]erson\d", match.group(0)):
+            return match.group(0)  # "per person 2 times": plain words, no tag
         # Keep the space that separated the tag from the previous word.
         lead = " " if match.group(0).startswith(" ") else ""
         trail = " " if match.group(0).endswith(" ") else ""
@@ -105,12 +113,30 @@ def fix_speaker_tags(text: str, speakers: Sequence[str] = ()) -> str:
     return _LOOSE_TAG.sub(repl, text)
 
 
-def _echoes(sentence: str, instruction: str, threshold: float = 0.8) -> bool:
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a summary: split after . ! ? or 。 and a space, but not after an abbreviation or initial."""
+    sentences, start = [], 0
+    for end in _SENTENCE_END.finditer(text):
+        word = text[start : end.start()].split()[-1].rstrip(".").lower() if text[start : end.start()].split() else ""
+        if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+            continue
+        sentences.append(text[start : end.start()])
+        start = end.end()
+    sentences.append(text[start:])
+    return [x for x in sentences if x]
+
+
+def _echoes(sentence: str, instruction: str, n: int = 4) -> bool:
+    """Whether `sentence` repeats the instruction: it shares a run of `n` words with it (a shorter sentence: all
+    of itself). Sharing words is not enough: "#Person1# and #Person2# call the police." shares most of its words
+    with the English instruction and is a summary."""
     words = _words(sentence)
     if len(words) < 3:
         return False
-    known = set(_words(instruction))
-    return sum(w in known for w in words) / len(words) >= threshold
+    size = min(n, len(words))
+    said = _words(instruction)
+    runs = {tuple(said[i : i + size]) for i in range(len(said) - size + 1)}
+    return any(tuple(words[i : i + size]) in runs for i in range(len(words) - size + 1))
 
 
 def _words(text: str) -> list[str]:
