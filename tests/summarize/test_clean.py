@@ -95,3 +95,21 @@ def test_entities_decode_exactly_every_reference_is_cleaned_and_a_second_pass_ch
     assert cleaned["references"][0] == ["A sum", "B sum & y"]
     again, report = clean_dialogues(cleaned)
     assert sum(report.changed.values()) == 0 and again["dialogue"].equals(cleaned["dialogue"])
+
+
+@pytest.mark.parametrize("text", ["\\&#39;", "&#92;t", "&#92;&#92;n", "\\&amp;#39;"])
+def test_escapes_made_by_entities_are_decoded_in_the_same_pass(text):
+    step = EscapeSequences()
+    once = step.apply(text)
+    assert step.apply(once) == once  # an entity that decodes to an escape left work for a second cleaning
+
+
+def test_clean_table_cleans_every_reference_of_a_list_cell():
+    from slmkit.summarize._clean import clean_table
+
+    frame = pd.DataFrame({"fname": ["a"], "dialogue": ["#Person1#: hi &amp; bye"],
+                          "summary": [["# Person 1 # says hi &amp; bye.", "#person1#  greets."]]})
+    cleaned, report = clean_table(frame, text_columns=["dialogue", "summary"], id_column="fname")
+    assert cleaned["dialogue"][0] == "#Person1#: hi & bye"
+    assert list(cleaned["summary"][0]) == ["#Person1# says hi & bye.", "#Person1# greets."]
+    assert report.changed["speaker_tags"] == 1 and report.changed["escape_sequences"] == 2

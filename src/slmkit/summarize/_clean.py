@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from slmkit.errors import ConfigError
@@ -56,11 +57,13 @@ class EscapeSequences(CleaningStep):
     _entity = re.compile(r"&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);")
 
     def apply(self, text: str) -> str:
-        text = self._literal.sub(lambda m: {"n": "\n", "t": " ", "r": ""}.get(m.group(1), m.group(1)), text)
         # Only what the entity pattern matched is decoded: html.unescape over the whole text also decodes bare
-        # names without ";" ("Tom&notes" -> "Tom¬es"). Loop until stable: "&amp;amp;" needs two passes.
+        # names without ";" ("Tom&notes" -> "Tom¬es"). Both decodings loop until stable, together: "&amp;amp;"
+        # needs two passes, and an entity can decode into an escape ("&#92;t" -> "\t") or the other way round,
+        # which a second cleaning would have decoded. Each pass shortens the text, so the loop ends.
         while True:
-            new = self._entity.sub(lambda m: html.unescape(m.group()), text)
+            new = self._literal.sub(lambda m: {"n": "\n", "t": " ", "r": ""}.get(m.group(1), m.group(1)), text)
+            new = self._entity.sub(lambda m: html.unescape(m.group()), new)
             if new == text:
                 return text
             text = new
@@ -232,6 +235,15 @@ def _apply_steps(
         values = list(out[column])
         for step in steps:
             for i, before in enumerate(values):
+                if isinstance(before, (list, tuple, np.ndarray)):  # several references in one cell
+                    after = [step.apply(v) if isinstance(v, str) else v for v in before]
+                    if after != list(before):
+                        values[i] = after
+                        report.changed[step.name] += 1
+                        if len(report.samples[step.name]) < config.n_samples:
+                            report.samples[step.name].append(_diff(ids[i], column, " | ".join(map(str, before)),
+                                                                   " | ".join(map(str, after))))
+                    continue
                 if not isinstance(before, str):
                     continue
                 after = step.apply(before)
