@@ -87,6 +87,8 @@ def test_errors_name_the_problem():
         rouge(["a", "b"], ["a"])
     with pytest.raises(ConfigError, match="example 1 has no non-empty reference"):
         rouge(["a"], [["", " "]])
+    with pytest.raises(ConfigError, match="example 2 has no non-empty reference"):  # a plain string too
+        rouge(["a", "b"], ["a", " "])
     with pytest.raises(ConfigError, match="unknown ROUGE tokenizer 'mecab'"):
         get_tokenizer("mecab")
     with pytest.raises(ConfigError, match="multi_ref"):

@@ -71,6 +71,9 @@ def test_evaluate_alignment_errors(table, tmp_path):
     extra.write_text("fname,summary\nd0,x\nd1,y\nd2,z\ntest_5,w\n", encoding="utf-8")
     with pytest.raises(DataError, match="'test_5'"):
         evaluate(extra, table)
+    frame = pd.DataFrame({"fname": ["d0", "d1", "d2", "d0"], "summary": ["a", "b", "c", "zzz"]})
+    with pytest.raises(DataError, match=r"row 4, column 'fname': duplicate id 'd0'"):  # a frame kept the last
+        evaluate(frame, table)
 
 
 def test_config_validation():

@@ -167,7 +167,7 @@ def _combine(scores: list, mode: str) -> tuple[float, float, float]:
 def _as_reference_lists(predictions, references) -> list[list[str]]:
     if len(predictions) != len(references):
         raise ConfigError(f"got {len(predictions)} predictions but {len(references)} references; they must pair up")
-    refs = [[r] if isinstance(r, str) else [x for x in r if isinstance(x, str) and x.strip()] for r in references]
+    refs = [[x for x in ([r] if isinstance(r, str) else r) if isinstance(x, str) and x.strip()] for r in references]
     for i, options in enumerate(refs):
         if not options:
             raise ConfigError(f"example {i + 1} has no non-empty reference summary")

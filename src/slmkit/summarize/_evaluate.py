@@ -90,6 +90,11 @@ def evaluate(
         else read_table(predictions, required=("fname", "summary"), id_column="fname")
     )
     source = "predictions" if isinstance(predictions, pd.DataFrame) else str(predictions)
+    repeated = preds["fname"].astype(str).duplicated()
+    if repeated.any():  # a file is checked by read_table; a frame would keep the last row of a repeated id
+        row = int(repeated.to_numpy().nonzero()[0][0])
+        raise DataError(f"{source}: row {row + 1}, column 'fname': duplicate id {preds['fname'].iloc[row]!r}; "
+                        "one summary per dialogue")
     by_fname = dict(zip(preds["fname"].astype(str), preds["summary"].fillna("").astype(str)))
     _check_alignment(source, by_fname, list(refs["fname"]))
     language = detect_language(list(refs["dialogue"]))
