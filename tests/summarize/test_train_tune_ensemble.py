@@ -162,6 +162,12 @@ def test_mbr_picks_the_consensus_candidate():
     picked, index = mbr_select(candidates, tokenizer="whitespace")
     assert index[0] in (0, 2) and picked[1] in ("only one", "only one here")
     assert mbr_select([["", "x"]], tokenizer="whitespace")[0] == ["x"]  # empty never wins over text
+    import unicodedata
+
+    # a candidate stored decomposed (NFD) is compared as the others are, as `rouge` scores it
+    korean = ["둘은 밥을 먹으러 간다", "둘은 밥을 먹으러 간다 지금", "둘은 밥을 먹으러 갔다"]
+    nfd = [unicodedata.normalize("NFD", korean[0]), *korean[1:]]
+    assert mbr_select([nfd], tokenizer="whitespace")[1][0] == mbr_select([korean], tokenizer="whitespace")[1][0] == 0
 
 
 def test_ensemble_cli_writes_the_competition_csv(tmp_path):

@@ -7,6 +7,7 @@ likely to be an outlier (a loop, a truncation, a hallucinated detail).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,10 +40,12 @@ def mbr_select(candidates: Sequence[Sequence[str]], *, tokenizer: str = "kiwi") 
             raise ConfigError(f"item {i + 1} has no candidate summary")
         n = len(options)
         utility = np.zeros(n)
+        # NFC as `rouge` scores: a decomposed (NFD) candidate would share no Korean token with the others
+        normal = [unicodedata.normalize("NFC", o) for o in options]
         for a in range(n):
             for b in range(n):
                 if a != b and options[a].strip() and options[b].strip():
-                    s = scorer.score(options[b], options[a])
+                    s = scorer.score(normal[b], normal[a])
                     utility[a] += (s["rouge1"].fmeasure + s["rouge2"].fmeasure + s["rougeL"].fmeasure) / 3
         utility[[not o.strip() for o in options]] = -1.0
         best = int(np.argmax(utility))
