@@ -58,3 +58,9 @@ def test_rows_without_a_topic_are_counted_apart():
     frame.loc[:2, "topic"] = ""
     stats = describe(frame, EdaConfig(keyword_topics=2, n_keywords=2)).stats["topics"]
     assert stats["rows_without_topic"] == 3 and "" not in dict(stats["top"])
+    counted = sum(n for _, n in stats["top"])
+    assert stats["share_in_top"] == round(counted / len(frame), 4)  # of all rows, the topic-less included
+    from slmkit.summarize._eda import topic_keywords
+
+    frame.loc[:, "topic"] = [""] * 6 + ["a", "a", "b"] + [""] * (len(frame) - 9)  # most rows have no topic
+    assert set(topic_keywords(frame, "en", n_topics=2, n_keywords=2)) == {"a", "b"}  # "" took a slot

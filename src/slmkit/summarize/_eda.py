@@ -98,8 +98,9 @@ def describe(frame: pd.DataFrame, config: EdaConfig | None = None, *, lm=None) -
     if "topic" in columns:
         # Rows without a topic are counted apart, not as a topic named ""
         result.topics = Counter(t for t in frame["topic"] if str(t).strip()).most_common()
-        result.stats["topics"] = topic_stats(result.topics, config.top_topics)
-        result.stats["topics"]["rows_without_topic"] = int(sum(not str(t).strip() for t in frame["topic"]))
+        without = int(sum(not str(t).strip() for t in frame["topic"]))
+        result.stats["topics"] = topic_stats(result.topics, config.top_topics, n_rows=len(frame))
+        result.stats["topics"]["rows_without_topic"] = without
         result.keywords = topic_keywords(frame, result.language, config.keyword_topics, config.n_keywords)
     if lm is not None:
         result.recommendation = recommend_lengths(result.lengths, config.coverage)
@@ -116,9 +117,10 @@ def summarize_array(values: np.ndarray) -> dict:
     return out
 
 
-def topic_stats(counts: list[tuple[str, int]], top: int) -> dict:
-    """Top topics, and how long the tail is (topics seen once, share of rows outside the top)."""
-    total = sum(n for _, n in counts) or 1
+def topic_stats(counts: list[tuple[str, int]], top: int, n_rows: int | None = None) -> dict:
+    """Top topics, and how long the tail is (topics seen once, share of rows outside the top). `share_in_top` is
+    of all `n_rows` (rows without a topic included), else of the rows counted."""
+    total = (n_rows if n_rows is not None else sum(n for _, n in counts)) or 1
     return {
         "distinct": len(counts),
         "top": counts[:top],
@@ -132,7 +134,7 @@ def topic_keywords(frame: pd.DataFrame, language: str, n_topics: int, n_keywords
     """TF-IDF keywords per topic: each topic's dialogues form one document (Korean: kiwipiepy nouns)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    topics = [t for t, _ in Counter(frame["topic"]).most_common(n_topics) if t]
+    topics = [t for t, _ in Counter(t for t in frame["topic"] if str(t).strip()).most_common(n_topics)]
     if len(topics) < 2:
         return {}
     docs = [" ".join(frame.loc[frame["topic"] == t, "dialogue"]) for t in topics]
