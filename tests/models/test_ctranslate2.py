@@ -290,3 +290,11 @@ def test_engine_weights_and_twin_stay_float32_whatever_slmkit_dtype_says(tiny_lo
     fast = load_model(str(tiny_lora_run), backend="ctranslate2", quantize="float32", num_threads=1)
     assert fast._twin().info["dtype"] == "float32"
     assert fast.info["checksum"] == load_model(str(tiny_lora_run), dtype="float32").info["checksum"]
+
+
+@pytest.mark.parametrize("suppress", [False, True])
+def test_an_empty_prompt_does_not_spoil_the_rows_batched_with_it(tiny_lm, fast_lm, suppress):
+    prompts = ["", "The cat sat on", "Hi"]
+    params = GenerationParams(max_new_tokens=6, suppress_leading_newline=suppress)
+    expected = [tiny_lm.generate([p], params)[0] for p in prompts]
+    assert fast_lm.generate(prompts, params, batch_size=3) == expected  # the others returned their own prompt

@@ -29,7 +29,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -303,8 +303,7 @@ class CTranslate2LM(LanguageModel):
             bar.update(len(ids) - len(todo) if budget > 0 else len(ids))  # ended at their first token, or no budget
             if budget > 0:
                 min_left = max(0, params.min_new_tokens - (1 if params.suppress_leading_newline else 0))
-                for batch in length_sorted_batches([len(ids[i]) for i in todo], size):
-                    rows = [todo[k] for k in batch]
+                for rows in _prompt_batches([len(ids[i]) + len(first[i]) for i in todo], size, todo):
                     results = engine.generate_batch(
                         [self._tokens(ids[i] + first[i]) for i in rows], max_length=budget, min_length=min_left,
                         max_batch_size=len(rows), asynchronous=parallel,
@@ -333,7 +332,7 @@ class CTranslate2LM(LanguageModel):
         """Each prompt's first new token, newline tokens banned, `batch_size` prompts at a time."""
         banned = [[t] for t in self._tokens(self.newline_token_ids())]
         first: list[list[int]] = [[] for _ in ids]
-        for batch in length_sorted_batches([len(x) for x in ids], batch_size):
+        for batch in _prompt_batches([len(x) for x in ids], batch_size, range(len(ids))):
             results = engine.generate_batch(
                 [self._tokens(ids[i]) for i in batch], max_length=1, min_length=1 if params.min_new_tokens else 0,
                 max_batch_size=len(batch), suppress_sequences=banned or None, **knobs,
@@ -530,6 +529,16 @@ def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
     return final, str(source), round(time.perf_counter() - start, 1)
+
+
+def _prompt_batches(lengths: Sequence[int], size: int, rows: Sequence[int]) -> Iterator[list[int]]:
+    """`rows` in batches of similar length, a one-token prompt (BOS alone, from an empty text) never beside a
+    longer one: in such a batch CTranslate2 (4.x, include_prompt_in_result=False) decoded the other rows' prompts
+    as their "new" text."""
+    rows = list(rows)
+    for group in ([k for k, n in enumerate(lengths) if n <= 1], [k for k, n in enumerate(lengths) if n > 1]):
+        for batch in length_sorted_batches([lengths[k] for k in group], size):
+            yield [rows[group[b]] for b in batch]
 
 
 def load_ctranslate2(spec: ModelSpec, *, num_threads: int | None = None, quantize: str | None = DEFAULT_QUANTIZATION,
