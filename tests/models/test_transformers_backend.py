@@ -305,3 +305,44 @@ def test_min_new_tokens_equals_transformers_own_when_eos_comes_first(kind, tiny_
         assert out.shape[1] - skip >= 4
         expected = lm.tokenizer.decode(out[0, skip:], skip_special_tokens=True)
         assert lm.generate([prompt], max_new_tokens=6, min_new_tokens=4, num_beams=beams) == [expected]
+
+
+def test_empty_input_lists_give_empty_results(tiny_lm):
+    assert tiny_lm.embed([]).shape[0] == 0 and tiny_lm.token_losses([]) == []
+    assert tiny_lm.generate([]) == [] and tiny_lm.generate_detailed([]) == [] and tiny_lm.count_tokens([]) == []
+    assert tiny_lm.score_choices([], ["a b", "c d"]).shape == (0, 2)
+
+
+def test_older_lm_head_architectures_are_causal(tmp_path):
+    import json
+
+    from slmkit.models._registry import _kind_of_dir
+
+    for name, kind in [("GPT2LMHeadModel", "causal"), ("LlamaForCausalLM", "causal"), ("BertModel", "encoder")]:
+        (tmp_path / "config.json").write_text(json.dumps({"architectures": [name]}))
+        assert _kind_of_dir(tmp_path) == kind, name
+
+
+def test_keep_tokens_with_int8_is_refused_before_loading(tiny_causal_dir):
+    from slmkit.errors import ConfigError
+    from slmkit.models import load_model
+
+    with pytest.raises(ConfigError, match="keep_tokens and quantize='int8'"):
+        load_model(str(tiny_causal_dir), dtype="float32", quantize="int8", keep_tokens=["some text"])
+
+
+def test_a_generation_config_eos_that_is_not_special_is_no_text(tiny_lm):
+    prompt = "Stock prices rose"
+    ids = tiny_lm.tokenizer(prompt, return_tensors="pt")
+    import torch
+
+    with torch.no_grad():
+        first = tiny_lm.model.generate(**ids, max_new_tokens=1, do_sample=False)[0, -1].item()
+    config = tiny_lm.model.generation_config
+    saved = config.eos_token_id
+    config.eos_token_id = [saved, first] if isinstance(saved, int) else [*saved, first]
+    try:
+        (generation,) = tiny_lm.generate_detailed([prompt], max_new_tokens=8)
+    finally:
+        config.eos_token_id = saved
+    assert (generation.text, generation.n_tokens, generation.finish_reason) == ("", 0, "stop")

@@ -125,4 +125,6 @@ def _kind_of_dir(path: Path) -> str:
     if values.get("is_encoder_decoder"):
         return "seq2seq"
     architectures = values.get("architectures") or []
-    return "causal" if not architectures or any("CausalLM" in a for a in architectures) else "encoder"
+    # "...ForCausalLM", and the older "...LMHeadModel" naming of causal LMs (GPT2LMHeadModel, e.g. KoGPT2)
+    causal = any("CausalLM" in a or a.endswith("LMHeadModel") for a in architectures)
+    return "causal" if not architectures or causal else "encoder"

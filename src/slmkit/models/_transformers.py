@@ -86,6 +86,8 @@ class TransformersLM(LanguageModel):
         return self.spec.kind == "causal"
 
     def _encode(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+        if not len(texts):  # the tokenizer raises IndexError on an empty batch
+            return []
         ids = self.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
         too_long = sum(len(x) > self.max_length for x in ids)
         if too_long:
@@ -189,7 +191,7 @@ class TransformersLM(LanguageModel):
 
     # -- interface ------------------------------------------------------------------------------------------
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(x) for x in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        return [len(x) for x in self._encode(texts, add_special_tokens=False)]
 
     @torch.no_grad()
     def embed(
@@ -295,6 +297,8 @@ class TransformersLM(LanguageModel):
         if reduction not in ("sum", "mean"):
             raise ConfigError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
         per_prompt = _choices_per_prompt(prompts, choices)
+        if not len(prompts):
+            return np.zeros((0, len(per_prompt[0]) if per_prompt else len(choices)))
         prompt_ids = self._encode(prompts)
         single = [self.single_token_ids(options) for options in per_prompt]
         if per_prompt and all(ids is not None for ids in single):
@@ -399,9 +403,10 @@ class TransformersLM(LanguageModel):
     def _generation(self, ids: list[int], params, eos_ids: set[int]) -> Generation:
         """A row of generate's new ids as a Generation. A row that ended early (EOS, or a stop string in a
         batch that went on) is filled with the pad id after its end; one that did not end ran to the budget."""
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        cut = cut_at_stop(text, params.stop)
         end = next((k for k, t in enumerate(ids) if t in eos_ids), None)
+        # up to the end only: an EOS id the tokenizer does not mark special (a generation-config one) is no text
+        text = self.tokenizer.decode(ids if end is None else ids[:end], skip_special_tokens=True)
+        cut = cut_at_stop(text, params.stop)
         if end is not None:
             return Generation(cut, end, "stop")
         n = len(ids)
@@ -639,6 +644,10 @@ def load_transformers(
     target_device = resolve_device(device)
     requested = requested_dtype(dtype)
     run_dtype, quantize = resolve_precision(dtype, quantize, target_device)  # invalid choices fail before loading
+    if quantize == "int8" and keep_tokens is not None:
+        # torch's dynamic int8 Linear keeps its weight packed (no `.weight` tensor), which the trimmed head reads
+        raise ConfigError("keep_tokens and quantize='int8' do not combine on the transformers backend; use one, or "
+                          "backend 'ctranslate2' (int8 with a trimmed output layer)")
     torch.set_num_threads(num_threads or default_num_threads())
     auto = {"causal": AutoModelForCausalLM, "seq2seq": AutoModelForSeq2SeqLM}.get(spec.kind, AutoModel)
     load_dtype = getattr(torch, spec.dtype)  # how the files are read; run_dtype is what inference runs in
