@@ -298,3 +298,18 @@ def test_an_empty_prompt_does_not_spoil_the_rows_batched_with_it(tiny_lm, fast_l
     params = GenerationParams(max_new_tokens=6, suppress_leading_newline=suppress)
     expected = [tiny_lm.generate([p], params)[0] for p in prompts]
     assert fast_lm.generate(prompts, params, batch_size=3) == expected  # the others returned their own prompt
+
+
+def test_texts_longer_than_the_sliding_window_are_scored(tiny_lm, fast_lm):
+    from slmkit.testing import TOY_TEXTS
+
+    long = " ".join(TOY_TEXTS)[:600]  # ~250 tokens; the tiny Gemma 3's window is 64 (gemma3-270m's: 512)
+    texts = [long, "a short one", long[:200]]
+    assert fast_lm._window and len(tiny_lm.token_losses([long])[0]) > fast_lm._window
+    for reverse in (False, True):  # CTranslate2 raised ValueError past the window
+        ours, theirs = fast_lm.token_losses(texts, reverse=reverse), tiny_lm.token_losses(texts, reverse=reverse)
+        for mine, reference in zip(ours, theirs):
+            np.testing.assert_allclose(mine, reference, atol=1e-4)
+    for choices in (["yes", "no maybe"], [" a", " b"]):
+        np.testing.assert_allclose(fast_lm.score_choices(texts, choices), tiny_lm.score_choices(texts, choices),
+                                   atol=1e-4)

@@ -90,6 +90,7 @@ class CTranslate2LM(LanguageModel):
         order = self.model_dir / VOCAB_ORDER
         self._order = np.load(order) if order.is_file() else None
         self._hf = None  # the transformers twin for embeddings / token states, loaded on first use
+        self._window = _sliding_window(self.source_dir)
         self._newline_ids: list[int] | None = None
 
     def _engine(self, *, intra_threads: int, replicas: int):
@@ -178,13 +179,27 @@ class CTranslate2LM(LanguageModel):
         else:
             seqs = [self._ids(t) for t in texts]
         out: list[np.ndarray | None] = [None] * len(seqs)
+        long = [i for i, seq in enumerate(seqs) if self._over_window(len(seq))]
+        if long:  # CTranslate2 cannot score past a sliding-attention window: the float32 twin scores those
+            losses = self._twin().token_losses([texts[i] for i in long], batch_size=batch_size, reverse=reverse)
+            for i, value in zip(long, losses):
+                out[i] = value
         with progress_bar(len(seqs), "token losses", progress) as bar:
-            for batch in equal_length_batches([len(s) for s in seqs], batch_size):
+            bar.update(len(long))
+            short = [i for i in range(len(seqs)) if out[i] is None]
+            for part in equal_length_batches([len(seqs[i]) for i in short], batch_size):
+                batch = [short[k] for k in part]
                 results = self._generator.score_batch([self._tokens(seqs[i]) for i in batch])
                 for i, result in zip(batch, results):
                     out[i] = -np.asarray(result.log_probs, dtype=np.float32)  # log p(token t | < t), t >= 1
                 bar.update(len(batch))
         return out
+
+    def _over_window(self, n_tokens: int) -> bool:
+        """Whether a sequence is longer than CTranslate2 can score: its Gemma 3 sliding-attention cache holds
+        `sliding_window` positions, and score_batch / forward_batch raised ValueError past that (gemma3-270m:
+        texts over ~513 tokens). Generation is not affected."""
+        return self._window is not None and n_tokens > self._window
 
     def _last_logits(self, prompts_ids: list[list[int]]) -> np.ndarray:
         self._require_full_vocabulary("next-token scores")
@@ -209,6 +224,10 @@ class CTranslate2LM(LanguageModel):
         rows = []
         for start in range(0, len(prompts), batch_size):
             chunk = [self._ids(p) for p in prompts[start : start + batch_size]]
+            if any(self._over_window(len(ids)) for ids in chunk):  # see _over_window: the twin scores them
+                wanted = [candidates[start + r] for r in range(len(chunk))]
+                rows.extend(self._twin()._next_token_scores(chunk, wanted, batch_size))
+                continue
             logp = log_softmax(self._last_logits(chunk))
             rows.extend(logp[r, candidates[start + r]] for r in range(len(chunk)))
         return np.array(rows).reshape(len(prompts), -1)
@@ -232,6 +251,9 @@ class CTranslate2LM(LanguageModel):
                     raise ConfigError("a choice tokenizes to nothing; choices must be non-empty text")
                 seqs.append((p_ids + c_ids, len(c_ids)))
             self._require_full_vocabulary("score_choices")
+            if any(self._over_window(len(seq)) for seq, _ in seqs):  # see _over_window: the twin scores them
+                scores[i] = self._twin().score_choices([prompt], [list(options)], reduction=reduction)[0]
+                continue
             for batch in equal_length_batches([len(seq) for seq, _ in seqs], len(seqs)):
                 results = self._generator.score_batch([self._tokens(seqs[j][0]) for j in batch])
                 for j, result in zip(batch, results):
@@ -529,6 +551,17 @@ def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
     return final, str(source), round(time.perf_counter() - start, 1)
+
+
+def _sliding_window(source_dir) -> int | None:
+    """The source model's sliding-attention window (None where it has none), from its config.json."""
+    config = Path(str(source_dir)) / "config.json"
+    if not config.is_file():
+        return None
+    values = json.loads(config.read_text())
+    values = values.get("text_config", values)
+    window = values.get("sliding_window")
+    return int(window) if window else None
 
 
 def _prompt_batches(lengths: Sequence[int], size: int, rows: Sequence[int]) -> Iterator[list[int]]:
