@@ -313,3 +313,25 @@ def test_texts_longer_than_the_sliding_window_are_scored(tiny_lm, fast_lm):
     for choices in (["yes", "no maybe"], [" a", " b"]):
         np.testing.assert_allclose(fast_lm.score_choices(texts, choices), tiny_lm.score_choices(texts, choices),
                                    atol=1e-4)
+
+
+def test_generation_ends_on_every_eos_of_the_generation_config(tiny_causal_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "two-eos"
+    shutil.copytree(tiny_causal_dir, folder)
+    hf = load_model(str(folder), dtype="float32")
+    prompts = ["Stock prices rose", "The cat"]
+    ids = hf.tokenizer(prompts[1], return_tensors="pt")
+    with torch.no_grad():
+        out = hf.model.generate(**ids, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    new = out[0, ids["input_ids"].shape[1] :]
+    second = int(new[2])  # the third token "The cat" is continued with
+    config = json.loads((folder / "generation_config.json").read_text())
+    config["eos_token_id"] = [hf.tokenizer.eos_token_id, second]  # e.g. Gemma 3 IT: <eos> and <end_of_turn>
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    hf = load_model(str(folder), dtype="float32")
+    fast = load_model(str(folder), backend="ctranslate2", quantize="float32", num_threads=1)
+    expected = hf.generate_detailed(prompts, max_new_tokens=8)
+    assert expected[1].finish_reason == "stop" and expected[1].n_tokens < 8  # transformers stops there
+    assert fast.generate_detailed(prompts, max_new_tokens=8) == expected  # CTranslate2 ran on past it

@@ -91,6 +91,7 @@ class CTranslate2LM(LanguageModel):
         self._order = np.load(order) if order.is_file() else None
         self._hf = None  # the transformers twin for embeddings / token states, loaded on first use
         self._window = _sliding_window(self.source_dir)
+        self._end_ids = _end_ids(tokenizer, self.source_dir, self._order)
         self._newline_ids: list[int] | None = None
 
     def _engine(self, *, intra_threads: int, replicas: int):
@@ -277,14 +278,13 @@ class CTranslate2LM(LanguageModel):
                           **overrides) -> list[Generation]:
         params = resolve_params(params, overrides)
         ct2 = _import_ctranslate2()
-        eos = self.tokenizer.eos_token
         knobs = dict(
             beam_size=params.num_beams,
             length_penalty=params.length_penalty,
             repetition_penalty=params.repetition_penalty,
             no_repeat_ngram_size=params.no_repeat_ngram_size,
             include_prompt_in_result=False,
-            end_token=[eos] if eos else None,
+            end_token=self._tokens(self._end_ids) or None,  # every id transformers' generate stops on
             sampling_topk=(params.top_k or 0) if params.do_sample else 1,  # 1 = greedy; 0 = the whole vocabulary
             **params.extra,
         )
@@ -306,8 +306,8 @@ class CTranslate2LM(LanguageModel):
             # with the newline tokens banned, then generation goes on from prompt + that token.
             first = self._first_tokens(engine, ids, knobs, params, batch_size)
             budget -= 1
-        eos_id = self.tokenizer.eos_token_id
-        todo = [i for i in range(len(ids)) if not (first[i] and first[i][0] == eos_id)]
+        ends = set(self._end_ids)
+        todo = [i for i in range(len(ids)) if not (first[i] and first[i][0] in ends)]
         if not params.do_sample:
             engine = self._single_stream_engine() if len(todo) == 1 else self._decoder
         # Greedy and beam batches run in parallel on the decoding replicas, split so that each replica has work.
@@ -343,7 +343,8 @@ class CTranslate2LM(LanguageModel):
         out: list[Generation] = []
         for i in range(len(ids)):
             # CTranslate2 leaves the end token out of its results; a first token decoded apart may be EOS
-            tokens = [t for t in first[i] + new.get(i, []) if t != eos_id]
+            tokens = first[i] + new.get(i, [])
+            tokens = tokens[: next((k for k, t in enumerate(tokens) if t in ends), len(tokens))]
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             cut = cut_at_stop(text, params.stop)
             ended = cut != text or len(tokens) < params.max_new_tokens
@@ -551,6 +552,20 @@ def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
     return final, str(source), round(time.perf_counter() - start, 1)
+
+
+def _end_ids(tokenizer, source_dir, order) -> list[int]:
+    """The ids generation ends on, as transformers' generate takes them: the tokenizer's EOS and every
+    `eos_token_id` of the source's generation_config.json (Gemma 3 instruction models: <eos> and <end_of_turn>);
+    for a trimmed engine, those it kept."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    config = Path(str(source_dir)) / "generation_config.json"
+    if config.is_file():
+        eos = json.loads(config.read_text()).get("eos_token_id")
+        ids |= set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if order is not None:
+        ids &= {int(i) for i in order}
+    return sorted(int(i) for i in ids)
 
 
 def _sliding_window(source_dir) -> int | None:
