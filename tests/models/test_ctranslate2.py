@@ -335,3 +335,22 @@ def test_generation_ends_on_every_eos_of_the_generation_config(tiny_causal_dir, 
     expected = hf.generate_detailed(prompts, max_new_tokens=8)
     assert expected[1].finish_reason == "stop" and expected[1].n_tokens < 8  # transformers stops there
     assert fast.generate_detailed(prompts, max_new_tokens=8) == expected  # CTranslate2 ran on past it
+
+
+def test_a_moved_or_retokenized_folder_gets_a_conversion_of_its_own(tiny_causal_dir, tmp_path):
+    import shutil
+
+    first = tmp_path / "a" / "mymodel"
+    shutil.copytree(tiny_causal_dir, first)
+    expected = load_model(str(first), backend="ctranslate2", quantize="float32", num_threads=1).generate(PROMPTS[:1])
+    moved = tmp_path / "b" / "mymodel"
+    shutil.move(str(first), str(moved))  # the cached conversion's recorded source is gone
+    lm = load_model(str(moved), backend="ctranslate2", quantize="float32", num_threads=1)
+    assert lm.generate(PROMPTS[:1]) == expected and str(lm.source_dir).startswith(str(moved))
+    other = tmp_path / "c" / "mymodel"  # same name, same weights, another end of sequence
+    shutil.copytree(moved, other)
+    config = json.loads((other / "generation_config.json").read_text())
+    config["eos_token_id"] = [config["eos_token_id"], 5] if isinstance(config["eos_token_id"], int) else [5]
+    (other / "generation_config.json").write_text(json.dumps(config))
+    other_lm = load_model(str(other), backend="ctranslate2", quantize="float32", num_threads=1)
+    assert other_lm.model_dir != lm.model_dir and str(other_lm.source_dir).startswith(str(other))

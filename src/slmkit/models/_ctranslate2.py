@@ -395,6 +395,12 @@ def converted_path(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | 
                    checksum: str | None = None) -> Path:
     """The cache folder of `spec` at `quantize` (`checksum`: its weights_checksum, if already computed)."""
     key = hashlib.sha256(f"{checksum or weights_checksum(spec)}|{quantize}".encode())
+    if spec.path and Path(spec.path).is_dir():
+        # A folder's checksum covers its weight files only; the engine also takes its vocabulary and end tokens
+        # from these, so two folders with the same weights and another tokenizer get their own conversions.
+        for name in _TEXT_FILES:
+            if (Path(spec.path) / name).is_file():
+                key.update(name.encode() + b"\x00" + (Path(spec.path) / name).read_bytes())
     if keep_tokens is not None:
         key.update("\x00".join(keep_tokens).encode())
     trimmed = "-trimmed" if keep_tokens is not None else ""
@@ -520,7 +526,11 @@ def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None
     checksum = checksum or weights_checksum(spec)
     final = converted_path(spec, quantize, keep_tokens, checksum)
     if (final / MARKER).is_file():
-        return final, json.loads((final / MARKER).read_text())["source"], None
+        source = json.loads((final / MARKER).read_text())["source"]
+        if spec.hub_id or Path(source).exists():
+            return final, source, None
+        # the folder it was converted from has moved or gone: convert again from where the model is now
+        logger.warning("%s: the conversion's source %s is gone; converting again", spec.name, source)
     start = time.perf_counter()
     logger.warning("converting %s to CTranslate2 (%s) once; later loads use the cache", spec.name, quantize)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -552,6 +562,10 @@ def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2))
     return final, str(source), round(time.perf_counter() - start, 1)
+
+
+_TEXT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json")
 
 
 def _end_ids(tokenizer, source_dir, order) -> list[int]:
