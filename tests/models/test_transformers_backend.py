@@ -346,3 +346,28 @@ def test_a_generation_config_eos_that_is_not_special_is_no_text(tiny_lm):
     finally:
         config.eos_token_id = saved
     assert (generation.text, generation.n_tokens, generation.finish_reason) == ("", 0, "stop")
+
+
+def test_a_trimmed_output_layer_keeps_the_generation_configs_end_tokens(tiny_causal_dir, tmp_path):
+    import json
+    import shutil
+
+    import torch
+
+    from slmkit.models import load_model
+
+    folder = tmp_path / "two-eos"
+    shutil.copytree(tiny_causal_dir, folder)
+    full = load_model(str(folder), dtype="float32")
+    prompt = "Stock prices rose"
+    ids = full.tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = full.model.generate(**ids, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    end = int(out[0, -1])
+    config = json.loads((folder / "generation_config.json").read_text())
+    config["eos_token_id"] = [full.tokenizer.eos_token_id, end]
+    (folder / "generation_config.json").write_text(json.dumps(config))
+    texts = ["a few words that do not need that token"]
+    trimmed = load_model(str(folder), dtype="float32", keep_tokens=texts)
+    assert end in trimmed.model.get_output_embeddings().kept.tolist()
+    assert trimmed.generate_detailed([prompt], max_new_tokens=8)[0].finish_reason == "stop"

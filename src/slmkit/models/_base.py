@@ -148,9 +148,10 @@ def keep_token_texts(keep_tokens) -> list[str] | None:
     return list(keep_tokens)
 
 
-def kept_token_ids(tokenizer, texts: Sequence[str]) -> list[int]:
-    """The tokens `texts` use, every special token and every byte-fallback token (so any text stays writable)."""
-    ids = set(tokenizer.all_special_ids)
+def kept_token_ids(tokenizer, texts: Sequence[str], end_ids: Sequence[int] = ()) -> list[int]:
+    """The tokens `texts` use, every special token and every byte-fallback token (so any text stays writable),
+    and `end_ids` (a generation config's EOS ids, which the tokenizer may not mark special)."""
+    ids = set(tokenizer.all_special_ids) | {int(i) for i in end_ids}
     ids |= {i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
     ids |= {i for token, i in tokenizer.get_vocab().items() if BYTE_TOKEN.match(token)}
     for start in range(0, len(texts), 256):

@@ -541,7 +541,9 @@ def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None
         source = _source_dir(spec, Path(scratch))
         from transformers import AutoConfig, AutoTokenizer
 
-        keep = None if keep_tokens is None else kept_token_ids(AutoTokenizer.from_pretrained(str(source)), keep_tokens)
+        keep = None
+        if keep_tokens is not None:
+            keep = kept_token_ids(AutoTokenizer.from_pretrained(str(source)), keep_tokens, _config_end_ids(source))
         _convert(source, tmp, quantize, keep)
 
         text = AutoConfig.from_pretrained(str(source))
@@ -564,6 +566,15 @@ def ensure_ct2(spec: ModelSpec, quantize: str, keep_tokens: Sequence[str] | None
     return final, str(source), round(time.perf_counter() - start, 1)
 
 
+def _config_end_ids(source_dir) -> list[int]:
+    """The `eos_token_id`s of a model folder's generation_config.json ([] where there is none)."""
+    config = Path(str(source_dir)) / "generation_config.json"
+    if not config.is_file():
+        return []
+    eos = json.loads(config.read_text()).get("eos_token_id")
+    return [int(i) for i in (eos if isinstance(eos, list) else [eos] if eos is not None else [])]
+
+
 _TEXT_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                "special_tokens_map.json")
 
@@ -573,10 +584,7 @@ def _end_ids(tokenizer, source_dir, order) -> list[int]:
     `eos_token_id` of the source's generation_config.json (Gemma 3 instruction models: <eos> and <end_of_turn>);
     for a trimmed engine, those it kept."""
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    config = Path(str(source_dir)) / "generation_config.json"
-    if config.is_file():
-        eos = json.loads(config.read_text()).get("eos_token_id")
-        ids |= set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    ids |= set(_config_end_ids(source_dir))
     if order is not None:
         ids &= {int(i) for i in order}
     return sorted(int(i) for i in ids)

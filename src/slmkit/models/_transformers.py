@@ -704,7 +704,9 @@ def load_transformers(
     if keep_tokens is not None:
         if prompt_tuned:
             raise ConfigError(f"{spec.name!r} is P-tuned (peft serves its output layer); load it without keep_tokens")
-        kept = kept_token_ids(tokenizer, keep_token_texts(keep_tokens))
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        ends = [] if eos is None else eos if isinstance(eos, (list, tuple)) else [eos]
+        kept = kept_token_ids(tokenizer, keep_token_texts(keep_tokens), ends)
         _trim_output_layer(model, kept)
         digest = hashlib.sha256(np.asarray(kept, dtype=np.int64).tobytes()).hexdigest()[:16]
         info["embedding_checksum"] = info["checksum"]  # the input side is untouched: the same embeddings
