@@ -135,6 +135,19 @@ def test_a_finished_run_is_returned_not_retrained_and_another_config_is_refused(
     assert again.info == first.info
     with pytest.raises(ConfigError, match="another config.*lora_r"):
         train(str(tiny_causal_dir), fast(max_steps=2, lora_r=4), tmp_path / "run", train_pairs=(PROMPTS, TARGETS))
+    # the same config on other data, another base model or in reverse order is other work: refused, not returned
+    with pytest.raises(ConfigError, match="another training data"):
+        train(str(tiny_causal_dir), config, tmp_path / "run", train_pairs=(PROMPTS[:-1], TARGETS[:-1]))
+    other = tmp_path / "other-base"
+    __import__("shutil").copytree(tiny_causal_dir, other)
+    weights_file = next(other.glob("*.safetensors"))
+    weights_file.write_bytes(weights_file.read_bytes()[:-8] + b"\x00" * 8)  # other weights, same config
+    with pytest.raises(ConfigError, match="another base model"):
+        train(str(other), config, tmp_path / "run", train_pairs=(PROMPTS, TARGETS))
+    docs = fast(max_steps=2, objective="documents")
+    train(str(tiny_causal_dir), docs, tmp_path / "docs", documents=TOY_TEXTS)
+    with pytest.raises(ConfigError, match=r"token order \(reverse\)"):
+        train(str(tiny_causal_dir), docs, tmp_path / "docs", documents=TOY_TEXTS, reverse=True)
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest
 
 

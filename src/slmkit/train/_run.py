@@ -5,6 +5,7 @@ A run folder holds everything needed to reproduce, inspect and serve what was tr
     run/
       train_config.json   the TrainConfig
       slmkit_run.json     base model + checksum, task, sizes, timings, peak memory, final metrics, versions
+      slmkit_inputs.json  base weights, data digest, token order, task: a rerun resumes only the same work
       model/              the LoRA / P-tuning adapter, or the full weights, with the tokenizer
       metrics.jsonl       every logged step (loss, learning rate, evaluation metrics)
       learning_curve.png  training and evaluation curves
@@ -18,6 +19,7 @@ memory, P-tuning through peft.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -45,6 +47,7 @@ from slmkit.train._data import (
 )
 
 logger = logging.getLogger(__name__)
+INPUTS_NAME = "slmkit_inputs.json"  # base model, data digest, token order and task of a run (see _run_inputs)
 
 
 @dataclass
@@ -134,7 +137,8 @@ def train(
 
     config.validate()
     run_dir = Path(run_dir)
-    finished = _check_run_dir(run_dir, config)
+    inputs = _run_inputs(base, reverse, task, task_info, train_pairs, documents, text_pairs, preference_pairs)
+    finished = _check_run_dir(run_dir, config, inputs)
     if finished is not None:
         logger.info("%s is already trained with this config; returning it", run_dir)
         return finished
@@ -171,6 +175,8 @@ def train(
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir)
+    if not (run_dir / INPUTS_NAME).is_file():
+        write_json(run_dir / INPUTS_NAME, inputs)
     if preference:  # before any adapter exists: the model as loaded is the reference
         train_set.reference = _reference_logps(lm.model, train_set, config, run_dir, tokenizer.pad_token_id, progress)
     model = _prepare(lm.model, config)
@@ -482,7 +488,32 @@ def _prepare(model, config: TrainConfig):
     return get_peft_model(model, peft_config)
 
 
-def _check_run_dir(run_dir: Path, config: TrainConfig) -> TrainResult | None:
+def _run_inputs(base, reverse, task, task_info, *data) -> dict:
+    """What a run is trained on besides its config: the base model's weights, the training data (a digest; the
+    evaluation rows choose checkpoints but train nothing, so they may change), the token order and the task. A run
+    folder resumes, or is returned finished, only for the same; checked without loading the model."""
+    from slmkit.models import LanguageModel, model_checksum
+
+    if isinstance(base, LanguageModel):
+        name, checksum = base.spec.name, base.info.get("weights_checksum", base.info.get("checksum"))
+    else:
+        name = base if isinstance(base, str) else getattr(base, "name", str(base))
+        try:
+            checksum = model_checksum(base)
+        except Exception:  # an unknown or missing model fails later, at load, with its own clear error
+            checksum = None
+    digest = hashlib.sha256()
+    for part in data:  # every text of every input, in order, with separators between fields and inputs
+        digest.update(b"\x01")
+        for column in part if isinstance(part, tuple) else [part] if part is not None else []:
+            digest.update(b"\x02")
+            for value in column:
+                digest.update(str(value).encode("utf-8", "surrogatepass") + b"\x00")
+    return {"base": name, "base_checksum": checksum, "data_sha256": digest.hexdigest(), "reverse": bool(reverse),
+            "task": task, "task_info": json.loads(json.dumps(task_info or {}, default=str))}
+
+
+def _check_run_dir(run_dir: Path, config: TrainConfig, inputs: dict | None = None) -> TrainResult | None:
     saved = run_dir / TRAIN_CONFIG_NAME
     if not saved.is_file():
         if run_dir.exists() and any(run_dir.iterdir()):
@@ -496,6 +527,15 @@ def _check_run_dir(run_dir: Path, config: TrainConfig) -> TrainResult | None:
         raise ConfigError(
             f"{run_dir} holds a run with another config ({shown}); choose a new run folder, or delete this one"
         )
+    recorded = run_dir / INPUTS_NAME
+    if inputs is not None and recorded.is_file():  # runs from before this record resume as they did
+        before = json.loads(recorded.read_text())
+        names = {"base": "base model", "base_checksum": "base model weights", "data_sha256": "training data",
+                 "reverse": "token order (reverse)", "task": "task", "task_info": "task settings"}
+        differs = [names.get(k, k) for k in inputs if k in before and before[k] != inputs[k]]
+        if differs:
+            raise ConfigError(f"{run_dir} holds a run trained with another {', '.join(differs)}; choose a new run "
+                              "folder, or delete this one")
     if is_run_dir(run_dir) and read_run_info(run_dir).get("status") == "done" and (run_dir / "model").is_dir():
         history = _read_history(run_dir)
         return TrainResult(run_dir, run_dir / "model", read_run_info(run_dir), history)
