@@ -211,3 +211,18 @@ def test_a_predict_identity_names_a_reduced_precision_picked_by_the_environment(
     monkeypatch.setenv("SLMKIT_DTYPE", "bfloat16")
     reduced = predict_identity(data, config)
     assert "precision" not in plain and reduced["precision"] == "bfloat16"
+
+
+def test_predict_overwrite_keeps_the_old_output_when_the_new_run_fails_before_writing(tmp_path):
+    data = _multi_ref(tmp_path / "d.csv")
+    out = tmp_path / "p.csv"
+    assert _invoke("summarize", "predict", data, "--method", "lead", "--output", out).exit_code == 0
+    before = out.read_bytes()
+    bad = tmp_path / "bad_examples.csv"
+    bad.write_text("id,text\n1,hello\n")  # wrong columns: found only after the run has started
+    result = _invoke("summarize", "predict", data, "--method", "few-shot", "--examples", bad, "--output", out,
+                     "--overwrite")
+    assert result.exit_code == 1 and "missing column" in result.output
+    assert out.read_bytes() == before  # it was deleted before the new run was checked
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # nothing set aside is left
+    assert _invoke("summarize", "predict", data, "--method", "lead", "--output", out).exit_code == 0  # resumes

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,13 +169,28 @@ def resumable_output(
         True when an existing output is being resumed.
     """
     output = Path(output)
+    # --overwrite sets the old output (and its manifest) aside instead of deleting it first: a run that fails
+    # before writing anything (a bad option found while loading, Ctrl-C during the model load) puts it back.
+    aside = []
+    if overwrite and output.exists():
+        for path in (output, manifest_path(output)):
+            if path.exists():
+                kept = path.with_name(f".{path.name}.p{os.getpid()}.previous.tmp")
+                os.replace(path, kept)
+                aside.append((kept, path))
     resumed = check_resume(output, identity, overwrite=overwrite, option=option)
     try:
         yield resumed
     except BaseException:
         if not output.exists():
             manifest_path(output).unlink(missing_ok=True)
+            for kept, path in aside:
+                os.replace(kept, path)
+            aside = []
         raise
+    finally:
+        for kept, _ in aside:
+            kept.unlink(missing_ok=True)
 
 
 def describe_differences(saved: Mapping, now: Mapping, prefix: str = "") -> list[str]:
