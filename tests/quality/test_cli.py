@@ -25,6 +25,15 @@ def test_train_score_select_report(tmp_path, corpus_jsonl):
     config = json.loads((pair / "quality_config.json").read_text())
     assert config["seed"] == config["training"]["seed"] == 3 and config["training"]["max_steps"] == 3
     assert config["training"]["method"] == "full" and config["scratch"]["hidden_size"] == 32
+    # --config starts from that pair's settings: only what is typed replaces them (the defaults did)
+    again = tmp_path / "again"
+    result = runner.invoke(app, ["quality", "train", str(EXAMPLES / "texts.jsonl"), "--output", str(again),
+                                 "--config", str(pair / "quality_config.json"), "--num-layers", "2"])
+    assert result.exit_code == 0, result.output
+    copied = json.loads((again / "quality_config.json").read_text())
+    assert copied["seed"] == copied["training"]["seed"] == 3 and copied["scratch"]["hidden_size"] == 32
+    assert copied["scratch"]["vocab_size"] == 400 and copied["scratch"]["num_layers"] == 2
+    assert copied["training"]["max_steps"] == 3
 
     scores = tmp_path / "scores"
     args = ["quality", "score", str(corpus_jsonl), "--scorer", str(pair), "--output", str(scores), "--chunk-rows", "8"]

@@ -42,8 +42,9 @@ def train_cmd(
 ) -> None:
     """Train a forward/reverse scorer pair with matched training (same data, steps, method and seed)."""
     import json
-    from dataclasses import asdict
+    from dataclasses import asdict, fields
 
+    from slmkit.cli._common import option_given
     from slmkit.cli.train import build_train_config
     from slmkit.data import read_table
     from slmkit.quality import QualityConfig, train_scorer
@@ -52,13 +53,26 @@ def train_cmd(
 
     output_policy([corpus, config], False).folder(output)
     # Both sides' TrainConfig: the route's defaults, then --config's "training" section, then the options.
-    training = asdict(default_training(route))
+    saved: dict = {}
     if config:
         try:
             saved = json.loads(Path(config).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"--config {config}: not a readable JSON file ({exc})") from exc
-        training.update(saved.get("training") or {})
+    # The file's values stand unless the option is typed (the options' defaults silently replaced them).
+    def chosen(name: str, value, saved_value):
+        return value if saved_value is None or option_given(name) else saved_value
+
+    route = chosen("route", route, saved.get("route"))
+    model = chosen("model", model, saved.get("base_model"))
+    seed = chosen("seed", seed, saved.get("seed"))
+    shape = saved.get("scratch") or {}
+    vocab_size = chosen("vocab_size", vocab_size, shape.get("vocab_size"))
+    hidden_size = chosen("hidden_size", hidden_size, shape.get("hidden_size"))
+    num_layers = chosen("num_layers", num_layers, shape.get("num_layers"))
+    num_heads = chosen("num_heads", num_heads, shape.get("num_heads"))
+    training = asdict(default_training(route))
+    training.update(saved.get("training") or {})
     if max_steps is not None:
         training["max_steps"] = max_steps
     train_config = build_train_config(
@@ -70,12 +84,13 @@ def train_cmd(
         seed,
         **{k: v for k, v in training.items() if k not in ("method", "epochs", "learning_rate", "seed")},
     )
+    intermediate = int(hidden_size * 8 / 3 + 63) // 64 * 64
+    if shape.get("intermediate_size") and not option_given("hidden_size"):
+        intermediate = shape["intermediate_size"]
     scratch = ScratchConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        intermediate_size=int(hidden_size * 8 / 3 + 63) // 64 * 64,
+        **{k: v for k, v in shape.items() if k in {f.name for f in fields(ScratchConfig)}}
+        | {"vocab_size": vocab_size, "hidden_size": hidden_size, "num_layers": num_layers, "num_heads": num_heads,
+           "intermediate_size": intermediate}
     )
     quality_config = QualityConfig(route=route, base_model=model, scratch=scratch, training=train_config, seed=seed)
     texts = list(read_table(corpus, text_columns=[text_column])[text_column])
