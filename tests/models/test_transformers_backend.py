@@ -77,6 +77,10 @@ def test_generation_params_are_validated():
         GenerationParams(max_new_tokens=0)
     with pytest.raises(ConfigError, match="top_p must be in"):
         GenerationParams(top_p=0)
+    # these failed inside the backend, after the model had loaded, or were accepted silently
+    for field, value in (("top_k", -1), ("repetition_penalty", 0), ("no_repeat_ngram_size", -2)):
+        with pytest.raises(ConfigError, match=f"{field} must be"):
+            GenerationParams(**{field: value})
 
 
 def test_inner_layers_stop_the_forward_pass_early_with_the_same_vectors(tmp_path):
