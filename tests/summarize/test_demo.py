@@ -59,3 +59,16 @@ def test_a_rerun_with_another_method_never_reports_the_old_summaries(tmp_path):
     fresh = run_demo(replace(longest, output_dir=str(tmp_path / "fresh")))[0]
     assert again.predictions.read_bytes() == fresh.predictions.read_bytes() != before
     assert again.report.result.summary()["final"] == fresh.report.result.summary()["final"]
+
+
+def test_overwrite_predicts_again_even_with_the_same_settings(tmp_path):
+    config = DemoConfig(predict=PredictConfig(method="lead"), languages=("en",), output_dir=str(tmp_path))
+    (first,) = run_demo(config)
+    before = first.predictions.read_bytes()
+    frame = pd.read_csv(first.predictions)
+    frame.loc[0, "summary"] = "EDITED"
+    frame.to_csv(first.predictions, index=False)
+    (resumed,) = run_demo(config)
+    assert "EDITED" in resumed.predictions.read_text()  # a plain rerun resumes what is there
+    (again,) = run_demo(config, restart_changed=True)
+    assert again.predictions.read_bytes() == before  # --overwrite started afresh (it kept EDITED)

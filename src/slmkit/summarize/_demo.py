@@ -84,8 +84,8 @@ def run_demo(
 
     Writes `predictions_{lang}.csv` (with a resume manifest), `eval_{lang}/` (rouge.json, per_example.csv,
     per_topic.csv) and `demo.json` into `config.output_dir`. A rerun with the same settings resumes unfinished
-    prediction files; one with other settings (method, model, shots, ...) raises DataError naming what differs,
-    or with `restart_changed` predicts those files again.
+    prediction files; one with other settings (method, model, shots, ...) raises DataError naming what differs.
+    `restart_changed` (`--overwrite`) predicts every file again.
 
     Example:
         >>> results = run_demo(DemoConfig(predict=PredictConfig(method="lead")))   # doctest: +SKIP
@@ -143,10 +143,7 @@ def run_demo(
 def _claim(path: Path, identity: dict, restart_changed: bool) -> None:
     from slmkit.data import check_resume
 
-    try:
-        check_resume(path, identity, option="--output-dir")
-    except DataError:
-        if not restart_changed:
-            raise
-        logger.info("%s was made with other settings; predicting it again", path)
+    if restart_changed:  # --overwrite: start afresh, as `summarize predict --overwrite` does
         check_resume(path, identity, overwrite=True, option="--output-dir")
+        return
+    check_resume(path, identity, option="--output-dir")
