@@ -40,8 +40,11 @@ def test_fit_predict_evaluate_explain(config, tmp_path):
 
 def test_curve_writes_json_and_png(config, tmp_path):
     train = EXAMPLES / "sentences_ko.csv"
-    result = curve_tables(train, train, tmp_path / "curve", config, shots=(2, 4), draws=2)
-    assert result["shots"] == [2, 4]
+    result = curve_tables(train, train, tmp_path / "curve", config, shots=(2, 4, 500), draws=2)
+    assert result["shots"] == [2, 4]  # 500 per class is more than any class has: not reported as a budget
+    assert result["skipped_shots"]["shots"] == [500] and result["skipped_shots"]["smallest_class_count"] < 500
+    only = curve_tables(train, train, tmp_path / "small", config, shots=(500,), draws=1)  # all over: the pool
+    assert only["shots"] == [result["skipped_shots"]["smallest_class_count"]]
     saved = json.loads((tmp_path / "curve" / "curve.json").read_text())
     assert saved["config"]["seed"] == config.seed and saved["versions"]["slmkit"]
     assert [(f["k"], f["draw"]) for f in saved["fits"]] == [(2, 0), (4, 0), (2, 1), (4, 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from slmkit.classify._plr import check_label_counts
 from slmkit.classify._report import write_html_report
 from slmkit.data import fingerprint_file, is_missing, read_table, write_json, write_table
 from slmkit.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -198,6 +201,19 @@ def curve_tables(train_path, test_path, out_dir, config: ClassifyConfig, *, shot
                           f"got {list(shots)}, {draws}")
     texts, y = read_labelled(train_path, config.text_column, config.label_column)
     test_texts, y_test = read_labelled(test_path, config.text_column, config.label_column)
+    # A budget over the smallest class's count would draw the same whole pool at every such budget and report it
+    # as "k per class": those budgets are left out, and named in the result.
+    labels, counts = np.unique(np.asarray(y), return_counts=True)
+    smallest = int(counts.min())
+    skipped = [int(k) for k in shots if k > smallest]
+    shots = [k for k in shots if k <= smallest]
+    if not shots:  # a small table: its one honest budget is the smallest class's count
+        if smallest < 2:
+            raise ConfigError(f"{train_path}: class {str(labels[counts.argmin()])!r} has {smallest} example; a "
+                              "learning curve needs at least 2 per class")
+        shots = [smallest]
+    if skipped:
+        logger.warning("%s: shots %s skipped: the smallest class has %d examples", train_path, skipped, smallest)
     fits = []
 
     def record(k, draw, model) -> None:  # what each fit used: "auto" settings resolve per fit
@@ -213,6 +229,7 @@ def curve_tables(train_path, test_path, out_dir, config: ClassifyConfig, *, shot
     result = curve.to_dict() | {
         "model": config.model, "template": config.template, "train": str(train_path), "test": str(test_path),
         "config": asdict(config), "fits": fits, "versions": _versions(),
+        "skipped_shots": {"shots": skipped, "smallest_class_count": smallest} if skipped else None,
         "data_sha256": {"train": fingerprint_file(train_path), "test": fingerprint_file(test_path)},
     }
     write_json(out_dir / "curve.json", result)

@@ -195,6 +195,10 @@ def curve_cmd(
         table.add_row(str(k), f"{p['accuracy_mean']:.3f} ± {p['accuracy_std']:.3f}",
                       f"{p['macro_f1_mean']:.3f} ± {p['macro_f1_std']:.3f}")
     Console().print(table)
+    if result.get("skipped_shots"):
+        skipped = result["skipped_shots"]
+        typer.echo(f"skipped shots {skipped['shots']}: the smallest class has {skipped['smallest_class_count']} "
+                   "examples in the training table")
 
 
 @app.command("explain")
