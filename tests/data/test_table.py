@@ -79,6 +79,9 @@ def test_invalid_jsonl_names_line(tmp_path):
 def test_unsupported_suffix_and_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         read_table(tmp_path / "nope.csv")
+    (tmp_path / "tables.csv").mkdir()
+    with pytest.raises(DataError, match="tables.csv: is a folder"):  # it said "no such file"
+        read_table(tmp_path / "tables.csv")
     with pytest.raises(DataError, match="unsupported file type '.xlsx'"):
         read_table(_write(tmp_path, "d.xlsx", "x"))
 

@@ -181,6 +181,9 @@ def test_ensemble_cli_writes_the_competition_csv(tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert list(table.columns) == ["fname", "summary"] and table["summary"][0] in ("a b c", "a b c d")
+    twice = runner.invoke(app, ["summarize", "ensemble", files[0], files[0], "--output", str(tmp_path / "t.csv"),
+                                "--tokenizer", "whitespace"])
+    assert twice.exit_code == 0 and f"2 summaries from 1: {files[0]}" in twice.output  # not "0 from" it
     pd.DataFrame({"fname": ["d1", "other"], "summary": ["a", "b"]}).to_csv(tmp_path / "bad.csv", index=False)
     result = runner.invoke(
         app, ["summarize", "ensemble", files[0], str(tmp_path / "bad.csv"), "--output", str(tmp_path / "e2.csv")]

@@ -132,6 +132,8 @@ def score_cmd(
         workers=workers,
     )
     output_policy([input, scorer], False).folder(output)
+    if max_chunks is not None and max_chunks < 1:
+        raise ConfigError(f"--max-chunks must be >= 1 (leave it out to score everything), got {max_chunks}")
     manifest = score_file(input, scorer, output, config, max_chunks=max_chunks)
     state = "done" if manifest["finished"] else "stopped at --max-chunks; run again to continue (or to reach the end)"
     typer.echo(

@@ -388,7 +388,13 @@ def dpo_cmd(
         k: v for k, v in asdict(defaults).items() if k in ("objective", "lora_dropout", "dpo_beta", "dpo_sft_weight")
     }
     config = build_train_config(
-        defaults.method, epochs or defaults.epochs, learning_rate or defaults.learning_rate, None, set_, seed, **fixed
+        defaults.method,
+        defaults.epochs if epochs is None else epochs,  # 0 is refused by the config, not replaced by a default
+        defaults.learning_rate if learning_rate is None else learning_rate,
+        None,
+        set_,
+        seed,
+        **fixed,
     )
     columns = _columns(id_column, dialogue_column, summary_columns, topic_column)
     print_result(preference_tune(model, train, output, config, columns=columns))

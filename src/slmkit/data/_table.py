@@ -104,6 +104,8 @@ def is_missing(value) -> bool:
 
 def table_suffix(path: Path) -> str:
     """The lower-case suffix of an existing table file of a supported type, else a DataError naming the file."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give a table file (.csv, .tsv, .jsonl or .parquet) inside it")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()

@@ -78,5 +78,7 @@ def ensemble_files(
     picked, index = mbr_select([[m[f] for m in maps] for f in order], tokenizer=tokenizer)
     frame = pd.DataFrame({"fname": order, "summary": picked})
     write_table(output, frame)
-    frame.attrs["source_counts"] = {str(p): int((index == i).sum()) for i, p in enumerate(prediction_files)}
+    # keyed by position too: a file given twice is two sources (keyed by path alone, the second count replaced the
+    # first)
+    frame.attrs["source_counts"] = {f"{i + 1}: {p}": int((index == i).sum()) for i, p in enumerate(prediction_files)}
     return frame
