@@ -226,3 +226,22 @@ def test_predict_overwrite_keeps_the_old_output_when_the_new_run_fails_before_wr
     assert out.read_bytes() == before  # it was deleted before the new run was checked
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # nothing set aside is left
     assert _invoke("summarize", "predict", data, "--method", "lead", "--output", out).exit_code == 0  # resumes
+
+
+def test_demo_and_eda_do_not_replace_a_users_files_they_never_checked(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "eval_en").mkdir(parents=True)
+    (folder / "eval_en" / "rouge.json").write_text("my own numbers")
+    result = _invoke("summarize", "demo", "--method", "lead", "--languages", "en", "--output-dir", folder)
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert (folder / "eval_en" / "rouge.json").read_text() == "my own numbers"
+    (tmp_path / "eda").mkdir()
+    (tmp_path / "eda" / "topics.png").write_text("my plot")
+    data = _multi_ref(tmp_path / "d.csv")
+    result = _invoke("summarize", "eda", data, "--output-dir", tmp_path / "eda", "--model", "none")
+    assert result.exit_code == 1 and (tmp_path / "eda" / "topics.png").read_text() == "my plot"
+    # a folder the command made itself is rerun without --overwrite, its reports and plots replaced
+    assert _invoke("summarize", "demo", "--method", "lead", "--languages", "en", "--output-dir",
+                   tmp_path / "d").exit_code == 0
+    assert _invoke("summarize", "demo", "--method", "lead", "--languages", "en", "--output-dir",
+                   tmp_path / "d").exit_code == 0

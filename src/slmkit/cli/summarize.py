@@ -77,6 +77,9 @@ def demo_cmd(
     outputs.folder(output_dir, option="--output-dir", files=["demo.json"])
     for language in config.languages:  # resumable: their manifests decide (run_demo), as in `summarize predict`
         outputs.file(output_dir / f"predictions_{language}.csv", option="--output-dir", resumable=True)
+        if not outputs.written_by_us(output_dir / "demo.json"):  # a folder this command made owns its reports
+            outputs.folder(output_dir / f"eval_{language}", option="--output-dir",
+                           files=["rouge.json", "per_example.csv", "per_topic.csv"])
     for result in run_demo(config, progress=True, restart_changed=overwrite):
         _print_scores(f"demo {result.language} ({method}, {result.seconds:.0f} s)", result.report)
         typer.echo(f"predictions: {result.predictions}")
@@ -238,7 +241,10 @@ def eda_cmd(
 
     config = EdaConfig(coverage=coverage)
     outputs = output_policy([input], overwrite)
-    outputs.folder(output_dir, option="--output-dir", files=["eda.json", "report.md"])
+    from slmkit.summarize._eda_report import PLOT_NAMES
+
+    ours = outputs.written_by_us(output_dir / "eda.json")  # a folder this command made owns its plots
+    outputs.folder(output_dir, option="--output-dir", files=["eda.json", "report.md", *(() if ours else PLOT_NAMES)])
     frame = load_dialogues(input, _columns(id_column, dialogue_column, summary_columns, topic_column), strict=False)
     lm = None
     if model.lower() != "none":

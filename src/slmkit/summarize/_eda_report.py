@@ -14,6 +14,7 @@ _HISTOGRAMS = {
     "turns_speakers.png": ("turns", "speakers"),
     "compression.png": ("compression_tokens", "compression_chars"),
 }
+PLOT_NAMES = (*_HISTOGRAMS, "topics.png")  # every file name the report may write beside eda.json and report.md
 
 
 def write_eda_report(result: EdaResult, directory: str | Path, *, title: str = "Dialogue summarization EDA") -> Path:
