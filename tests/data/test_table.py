@@ -139,3 +139,12 @@ def test_parquet_of_a_column_mixing_types_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match=r"out\.parquet: cannot write Parquet .* a column mixes types"):
         write_table(tmp_path / "out.parquet", frame)
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_a_table_is_never_written_under_a_name_it_cannot_be_read_back_from(tmp_path):
+    from slmkit.data import write_table
+
+    for name in ("out.txt", "out.json", "out"):
+        with pytest.raises(DataError, match="unsupported table type"):  # it was written as CSV
+            write_table(tmp_path / name, pd.DataFrame({"a": [1]}))
+        assert not (tmp_path / name).exists()

@@ -164,6 +164,9 @@ def predict_cmd(
     columns = _columns(id_column, dialogue_column, "", topic_column)
     outputs = output_policy([input, examples, keep_tokens], overwrite)
     outputs.file(output, resumable=True)
+    from slmkit.data._write import check_table_suffix
+
+    check_table_suffix(output, "--output")  # before any model loads, not at the first chunk
     with resumable_output(output, predict_identity(input, config, columns), overwrite=overwrite):
         frame = predict(input, output, config, columns=columns, progress=True)
     outputs.record()

@@ -21,9 +21,14 @@ def write_json(path: str | Path, payload: Any) -> Path:
 
 
 def write_table(path: str | Path, frame: pd.DataFrame) -> Path:
-    """Write a DataFrame as CSV, TSV, JSONL or Parquet (by suffix), atomically."""
+    """Write a DataFrame as CSV, TSV, JSONL or Parquet (by suffix), atomically.
+
+    Raises:
+        DataError: another suffix (a `.txt` or `.json` was written as CSV, which slmkit then refused to read).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
+    check_table_suffix(path)
     if suffix == ".parquet":
         import pyarrow as pa
 
@@ -47,6 +52,18 @@ def write_table(path: str | Path, frame: pd.DataFrame) -> Path:
         with atomic_open(path) as handle:
             _write_delimited(handle, frame, "\t" if suffix == ".tsv" else ",")
     return path
+
+
+def check_table_suffix(path: str | Path, option: str = "") -> None:
+    """A DataError unless `path` names a table format slmkit writes and reads (.csv .tsv .jsonl .parquet)."""
+    from slmkit._constants import SUPPORTED_TABLE_SUFFIXES
+    from slmkit.errors import DataError
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUPPORTED_TABLE_SUFFIXES:
+        where = f"{option} {path}" if option else str(path)
+        raise DataError(f"{where}: unsupported table type {suffix or '(none)'!r}; end the name with one of "
+                        f"{', '.join(SUPPORTED_TABLE_SUFFIXES)}")
 
 
 def _json_value(value):
