@@ -36,6 +36,9 @@ def test_fit_predict_evaluate_explain(config, tmp_path):
                            n_boot=2, cache_dir=config.cache_dir)
     assert len(result["explanations"]) == 3 and "stability" in result and "global" in result
     assert (tmp_path / "report.json").is_file() and "<html" in (tmp_path / "report.html").read_text()
+    for n_boot, train_path in ((2, None), (1, train)):  # stability asked for but not measurable: said, not ignored
+        with pytest.raises(ConfigError, match="stability needs at least 2 re-fits"):
+            explain_table(tmp_path / "model", train, tmp_path / "r2.html", train_path=train_path, n_boot=n_boot)
 
 
 def test_curve_writes_json_and_png(config, tmp_path):

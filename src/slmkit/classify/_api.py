@@ -251,6 +251,9 @@ def explain_table(model_dir, input_path, output_html, *, text_column: str = "tex
         raise ConfigError(f"method must be 'auto', 'exact' or 'occlusion', got {method!r}")
     if n_boot < 0:
         raise ConfigError(f"n_boot must be >= 0, got {n_boot}")
+    if n_boot == 1 or (n_boot and train_path is None):  # it was silently ignored
+        raise ConfigError(f"n_boot={n_boot}: stability needs at least 2 re-fits of the head on the training table "
+                          "(give --train with --n-boot 2 or more; 0 turns it off)")
     json_path = explain_json_path(output_html)
     if json_path.resolve() == Path(output_html).resolve():
         raise ConfigError(f"{output_html}: the HTML report and its JSON would be the same file; give an .html name")
