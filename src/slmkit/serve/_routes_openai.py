@@ -181,7 +181,7 @@ def _stream_generate(state: ServerState, lm, prompt: str, params, chunk_of, stop
                 yield _sse("[DONE]")
                 return
         else:
-            (generation, _), = await state.run(_generate_fn(lm, params), [prompt])
+            (generation,) = await state.run(_generations, lm, [prompt], params)  # no prompt count: no usage here
             emitted, stopped = _cut(generation.text, stop)
             yield _sse(chunk_of(emitted, None))
         yield _sse(chunk_of("", "stop" if stopped else generation.finish_reason))
