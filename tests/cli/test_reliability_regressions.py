@@ -138,12 +138,16 @@ def test_explain_json_never_replaces_its_html(artifact, tmp_path):
     assert result.exit_code == 1 and "same file" in result.output
 
 
-def test_evaluating_on_labels_the_classifier_never_saw(artifact, tmp_path):
+def test_evaluating_on_labels_the_classifier_never_saw(artifact, tmp_path, monkeypatch):
+    import slmkit.classify._api as api
+
     frame = pd.read_csv(EXAMPLES / "sentences_en.csv")
     unseen = frame.assign(label="other")
     unseen.to_csv(tmp_path / "unseen.csv", index=False)
-    result = _invoke("classify", "evaluate", "--model-dir", artifact, "--input", tmp_path / "unseen.csv",
-                     "--cache-dir", tmp_path / "cache")
+    with monkeypatch.context() as patch:  # refused from the artifact's config, before its LM is loaded
+        patch.setattr(api, "load_classifier", lambda *a, **k: pytest.fail("loaded the model"))
+        result = _invoke("classify", "evaluate", "--model-dir", artifact, "--input", tmp_path / "unseen.csv",
+                         "--cache-dir", tmp_path / "cache")
     assert result.exit_code == 1 and "none of its labels" in result.output
     partly = frame.copy()
     partly.loc[0, "label"] = "other"

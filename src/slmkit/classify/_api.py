@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, classification_report, f1_score
 
 from slmkit._constants import DEFAULT_MODEL, DEFAULT_SEED
-from slmkit.classify._artifact import _versions, load_classifier, save_classifier
+from slmkit.classify._artifact import _versions, load_classifier, read_config, save_classifier
 from slmkit.classify._auto import AUTO
 from slmkit.classify._cache import EmbeddingCache
 from slmkit.classify._embedder import POOLING_CHOICES
@@ -173,9 +173,13 @@ def evaluate_table(model_dir, input_path, *, text_column: str = "text", label_co
     """
     frame = read_table(input_path, required=[label_column], text_columns=[text_column])
     labels = label_array(frame[label_column], f"{input_path}: column {label_column!r}")
-    clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
-    y = match_labels(labels, clf.classes_)
-    known = {str(c) for c in clf.classes_}
+    # The classes are in the artifact's config: a table with none of them is refused before its LM loads.
+    config = read_config(model_dir)
+    if "classes" not in config:
+        load_classifier(model_dir)  # raises its "incomplete artifact" error
+    classes = np.asarray(config["classes"])
+    y = match_labels(labels, classes)
+    known = {str(c) for c in classes}
     unseen = sorted({v for v in y if v not in known})
     if unseen and len(unseen) == len(set(y)):
         raise DataError(f"{input_path}: column {label_column!r}: none of its labels ({', '.join(unseen[:5])}) is a "
@@ -185,6 +189,7 @@ def evaluate_table(model_dir, input_path, *, text_column: str = "text", label_co
         rows = [i + 1 for i, v in enumerate(y) if v not in known]
         warnings.warn(f"{input_path}: {len(rows)} row(s) (first: row {rows[0]}) have label(s) the classifier "
                       f"never saw ({', '.join(unseen[:5])}); they count as errors", stacklevel=2)
+    clf = load_classifier(model_dir, cache=EmbeddingCache(cache_dir))
     metrics = _scores(y, clf.predict(frame[text_column].tolist()).astype(str)) | {"file": str(input_path)}
     if unseen:
         metrics["unseen_labels"] = unseen
