@@ -83,6 +83,17 @@ def test_predict_refuses_to_resume_an_output_made_another_way(tmp_path):
     assert out.read_bytes() != first
 
 
+def test_an_extractive_output_resumes_under_settings_its_rows_do_not_depend_on(tmp_path):
+    data = _multi_ref(tmp_path / "d.csv")
+    out = tmp_path / "p.csv"
+    assert _invoke("summarize", "predict", data, "--output", out, "--method", "lead").exit_code == 0
+    result = _invoke("summarize", "predict", data, "--output", out, "--method", "lead", "--seed", "7", "--shots",
+                     "3", "--model", "no-such-model", "--max-new-tokens", "9")
+    assert result.exit_code == 0, result.output
+    result = _invoke("summarize", "predict", data, "--output", out, "--method", "lead", "--lead-k", "3")
+    assert result.exit_code == 1 and "lead_k=2 (now 3)" in result.output
+
+
 def test_predict_refuses_an_output_it_did_not_write(tmp_path):
     data = _multi_ref(tmp_path / "d.csv")
     (tmp_path / "p.csv").write_text("fname,summary\na,old\n")

@@ -15,6 +15,8 @@ from slmkit.summarize._data import DialogueColumns
 
 # Fields that change how fast rows are made, not what they say.
 _NOT_IDENTITY = ("batch_size", "chunk_size", "limit")
+# The settings the extractive baselines' rows depend on (see build_summarizer).
+_EXTRACTIVE = {"lead": ("method", "lead_k"), "longest": ("method",)}
 
 
 def predict_identity(input_path: str | Path, config, columns: DialogueColumns | None = None) -> dict:
@@ -29,7 +31,9 @@ def predict_identity(input_path: str | Path, config, columns: DialogueColumns | 
     from slmkit.summarize._predict import resolved_max_new_tokens
 
     settings = {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
-    if "max_new_tokens" in settings:  # the budget it decodes with (None: a fine-tuned run's own, or 64)
+    if config.method in _EXTRACTIVE:  # no model, prompt or seed makes their rows: a change there is not a new run
+        settings = {k: settings[k] for k in _EXTRACTIVE[config.method]}
+    elif "max_new_tokens" in settings:  # the budget it decodes with (None: a fine-tuned run's own, or 64)
         settings["max_new_tokens"] = resolved_max_new_tokens(config)
     if settings.get("dtype", "") is None:  # unset: outputs written before the option existed still resume
         del settings["dtype"]
