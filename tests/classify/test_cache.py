@@ -24,3 +24,12 @@ def test_unbounded_by_default_and_bad_bound_refused():
     assert all(v is not None for v in cache.get("space", [f"t{i}" for i in range(50)]))
     with pytest.raises(ValueError, match="max_items"):
         EmbeddingCache(None, max_items=0)
+
+
+def test_cache_dir_none_keeps_vectors_in_memory_and_makes_no_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("none", "None", ":memory:"):
+        cache = EmbeddingCache(spelling)
+        cache.put("space", ["a"], np.ones((1, 2), np.float32))
+        assert cache.directory is None and cache.get("space", ["a"])[0] is not None
+    assert list(tmp_path.iterdir()) == []

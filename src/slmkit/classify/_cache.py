@@ -47,8 +47,8 @@ class EmbeddingCache:
     that a model is loaded once per process and a text is embedded once per model, template, pooling and layer.
 
     Args:
-        directory: where `embeddings.sqlite` lives; default `<slmkit cache dir>/classify`. `None` and
-            `":memory:"` keep vectors in memory only (tests, the server).
+        directory: where `embeddings.sqlite` lives; default `<slmkit cache dir>/classify`. `None`,
+            `":memory:"` and `"none"` keep vectors in memory only (tests, the server, `--cache-dir none`).
         max_items: keep at most this many vectors, dropping the oldest (None: no bound).
         load_options: forwarded to `slmkit.models.load_model` (e.g. `num_threads`).
 
@@ -63,7 +63,9 @@ class EmbeddingCache:
             directory = cache_dir() / "classify"
         if max_items is not None and max_items < 1:
             raise ValueError(f"EmbeddingCache: max_items must be >= 1 or None, got {max_items}")
-        self.directory = None if directory in (None, ":memory:") else Path(directory)
+        # "none" (as the CLI spells it) or ":memory:": embeddings are kept in memory only, no folder is made
+        off = directory is None or str(directory) == ":memory:" or str(directory).lower() == "none"
+        self.directory = None if off else Path(directory)
         self.max_items = max_items
         self.load_options = load_options
         self._models: dict[str, LanguageModel] = {}

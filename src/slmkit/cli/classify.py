@@ -16,7 +16,8 @@ app = Typer(no_args_is_help=True, help="Tens-of-shot classification: small-LM em
 TEXT_COLUMN = typer.Option("text", "--text-column", help="Column holding the texts.")
 LABEL_COLUMN = typer.Option("label", "--label-column", help="Column holding the labels.")
 MODEL_DIR = typer.Option(..., "--model-dir", help="Directory written by `slmkit classify fit`.")
-CACHE_DIR = typer.Option("default", "--cache-dir", help="Embedding cache directory ('default': slmkit cache).")
+CACHE_DIR = typer.Option("default", "--cache-dir",
+                         help="Embedding cache directory ('default': slmkit cache; 'none': in memory only).")
 ARTIFACT_FILES = ("slmkit_config.json", "head.npz", "metrics.json")
 
 
