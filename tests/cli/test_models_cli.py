@@ -34,6 +34,7 @@ def test_models_list_keeps_names_whole_on_a_narrow_terminal():
             assert status.spec.name in result.output and status.spec.package in result.output
         for status in engine_statuses():
             assert status.backend in result.output
+        assert result.output.count("slmkit models") == 1  # the title once (it was printed twice)
 
 
 def test_models_list_json_for_scripts():

@@ -50,7 +50,6 @@ def list_cmd(
         return
     # Narrower than the table (an 80-column terminal, or a pipe, where rich assumes 80): rich would cut the
     # names a user types back ("gemma3…"), so print one record per model and engine instead.
-    console.print(f"[bold]slmkit models[/bold] (cache: {cache_dir()})", highlight=False)
     for title, rows, key in ((f"[bold]slmkit models[/bold] (cache: {cache_dir()})", cells, "name"),
                              ("[bold]engines[/bold] (load_model(..., backend=...), --backend)", engine_cells,
                               "backend")):
