@@ -70,6 +70,13 @@ def test_train_then_predict_with_the_run_folder_and_with_merged_weights(tiny_cau
 
     identity = predict_identity(EN_DEV, PredictConfig(model=str(run)))
     assert identity["config"]["max_new_tokens"] == trained  # the manifest records what it decodes with
+    # The repetition penalty likewise: a given one is honoured (it was ignored), else the run's own decoding's.
+    info["task_info"]["decode"]["repetition_penalty"] = 1.25  # as `summarize tune` may have chosen
+    (run / "slmkit_run.json").write_text(json.dumps(info))
+    assert build_summarizer(PredictConfig(model=str(run)), "en").decode.repetition_penalty == 1.25
+    assert build_summarizer(PredictConfig(model=str(run), repetition_penalty=1.5), "en").decode.repetition_penalty \
+        == 1.5
+    assert predict_identity(EN_DEV, PredictConfig(model=str(run)))["config"]["repetition_penalty"] == 1.25
 
 
 def test_bad_training_input_names_the_row_and_keeps_what_was_trained(tiny_causal_dir, tmp_path):

@@ -17,7 +17,8 @@ from slmkit.data import write_json
 from slmkit.errors import ConfigError, DataError
 from slmkit.summarize._data import load_dialogues
 from slmkit.summarize._evaluate import EvaluationReport, evaluate
-from slmkit.summarize._predict import PredictConfig, build_summarizer, predict_frame, resolved_max_new_tokens
+from slmkit.summarize._predict import (PredictConfig, build_summarizer, predict_frame, resolved_max_new_tokens,
+                                       resolved_repetition_penalty)
 from slmkit.summarize._resume import predict_identity
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,8 @@ def run_demo(
         own_pool = data / f"dialogues_{language}_train.csv"
         examples = config.predict.examples or (str(own_pool) if own_pool.is_file() else None)
         pconfig = replace(config.predict, language=language, examples=examples)
-        pconfig = replace(pconfig, max_new_tokens=resolved_max_new_tokens(pconfig))  # recorded as decoded
+        pconfig = replace(pconfig, max_new_tokens=resolved_max_new_tokens(pconfig),  # recorded as decoded
+                          repetition_penalty=resolved_repetition_penalty(pconfig))
         source, path = data / f"dialogues_{language}.csv", out / f"predictions_{language}.csv"
         # Without this, a rerun with another method "resumed" the finished file: the old method's summaries
         # were scored and reported under the new one.

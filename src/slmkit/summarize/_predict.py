@@ -50,7 +50,8 @@ class PredictConfig:
         num_beams: beam width (1 = greedy).
         mbr_samples: fine-tuned summarizers only: minimum-Bayes-risk decoding over the greedy summary and this
             many samples (see DecodeConfig; 0 = off, 8 = the benchmark's setting, ~6x the greedy decoding time).
-        repetition_penalty: >1 discourages loops (it also discourages repeating speaker tags).
+        repetition_penalty: >1 discourages loops (it also discourages repeating speaker tags); None: 1.0 for
+            prompting, and a fine-tuned run's own (its decoding, as `summarize tune` chose it).
         max_sentences: sentences kept by post-processing (0 keeps all).
         batch_size: prompts generated together.
         chunk_size: rows between two saves of the output file.
@@ -81,7 +82,7 @@ class PredictConfig:
     max_new_tokens: int | None = None
     num_beams: int = 1
     mbr_samples: int = 0
-    repetition_penalty: float = 1.0
+    repetition_penalty: float | None = None
     max_sentences: int = 2
     batch_size: int = 4
     chunk_size: int = 8
@@ -107,7 +108,7 @@ class PredictConfig:
             raise ConfigError(f"mbr_samples must be >= 0 (0 = off), got {self.mbr_samples}")
         if self.max_sentences < 0:
             raise ConfigError(f"max_sentences must be >= 0 (0 keeps all), got {self.max_sentences}")
-        if not self.repetition_penalty > 0:
+        if self.repetition_penalty is not None and not self.repetition_penalty > 0:
             raise ConfigError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if self.keep_tokens and self.backend not in ("transformers", "ctranslate2"):
             raise ConfigError(f"keep_tokens needs the transformers or ctranslate2 backend, not {self.backend!r}")
@@ -137,6 +138,19 @@ def resolved_max_new_tokens(config: PredictConfig) -> int:
         if trained is not None:
             return DecodeConfig(**trained.get("decode", {})).max_new_tokens
     return PROMPT_MAX_NEW_TOKENS
+
+
+def resolved_repetition_penalty(config: PredictConfig) -> float:
+    """The repetition penalty `config` decodes with: its own, else a fine-tuned run's decoding's, else 1.0."""
+    if config.repetition_penalty is not None:
+        return config.repetition_penalty
+    if config.method in ("zero-shot", "few-shot"):
+        from slmkit.summarize._train import DecodeConfig, task_info_of
+
+        trained = task_info_of(config.model)
+        if trained is not None:
+            return DecodeConfig(**trained.get("decode", {})).repetition_penalty
+    return 1.0
 
 
 def builtin_examples(language: str) -> Path:
@@ -206,6 +220,7 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
             num_beams=config.num_beams,
             batch_size=config.batch_size,
             mbr_samples=config.mbr_samples,
+            repetition_penalty=resolved_repetition_penalty(config),  # a given one is honoured, else the run's
         )
         lm = lm or _load_generator(config, dialogues)
         return FineTunedSummarizer(lm, trained.get("language", language), decode, seed=config.seed)
@@ -218,7 +233,7 @@ def build_summarizer(config: PredictConfig, language: str, *, lm=None, exclude_i
         lm,
         max_new_tokens=resolved_max_new_tokens(config),
         num_beams=config.num_beams,
-        repetition_penalty=config.repetition_penalty,
+        repetition_penalty=resolved_repetition_penalty(config),
         seed=config.seed,
     )
     retriever = _fit_retriever(config, language, lm, pool, progress) if pool is not None else None

@@ -28,13 +28,14 @@ def predict_identity(input_path: str | Path, config, columns: DialogueColumns | 
     """
     input_path = Path(input_path)
     table_suffix(input_path)
-    from slmkit.summarize._predict import resolved_max_new_tokens
+    from slmkit.summarize._predict import resolved_max_new_tokens, resolved_repetition_penalty
 
     settings = {k: v for k, v in asdict(config).items() if k not in _NOT_IDENTITY}
     if config.method in _EXTRACTIVE:  # no model, prompt or seed makes their rows: a change there is not a new run
         settings = {k: settings[k] for k in _EXTRACTIVE[config.method]}
     elif "max_new_tokens" in settings:  # the budget it decodes with (None: a fine-tuned run's own, or 64)
         settings["max_new_tokens"] = resolved_max_new_tokens(config)
+        settings["repetition_penalty"] = resolved_repetition_penalty(config)  # likewise (None: 1.0 or the run's)
     if settings.get("dtype", "") is None:  # unset: outputs written before the option existed still resume
         del settings["dtype"]
     identity = {
