@@ -44,7 +44,8 @@ class PredictConfig:
         max_example_chars: longest dialogue eligible as a few-shot example.
         center_embeddings: subtract the pool's mean embedding before retrieval (see FewShotRetriever; off by
             default: raw cosine scored higher on the Korean dev rows).
-        max_dialogue_chars: longer input dialogues are cut at a turn boundary (counted in the log).
+        max_dialogue_chars: longer input dialogues are cut at a turn boundary (counted in the log); prompting
+            only (a fine-tuned summarizer gets its training prompt).
         max_new_tokens: generation budget per summary; None: 64 for prompting, and a fine-tuned run's own
             budget (the one it was trained and evaluated with) for a fine-tuned summarizer.
         num_beams: beam width (1 = greedy).
@@ -52,7 +53,8 @@ class PredictConfig:
             many samples (see DecodeConfig; 0 = off, 8 = the benchmark's setting, ~6x the greedy decoding time).
         repetition_penalty: >1 discourages loops (it also discourages repeating speaker tags); None: 1.0 for
             prompting, and a fine-tuned run's own (its decoding, as `summarize tune` chose it).
-        max_sentences: sentences kept by post-processing (0 keeps all).
+        max_sentences: sentences kept by post-processing of a prompted summary (0 keeps all); a fine-tuned
+            summarizer keeps every sentence (it learned the length).
         batch_size: prompts generated together.
         chunk_size: rows between two saves of the output file.
         limit: summarize only the first `limit` rows still to do (None: all).
