@@ -92,6 +92,19 @@ def test_few_shot_predict_with_tiny_model(table, tmp_path, tiny_causal_dir):
     assert len(frame) == 3
 
 
+def test_an_example_pool_needs_no_id_column_but_its_ids_if_given_are_checked(tmp_path):
+    from slmkit.summarize._predict import _load_pool
+
+    pool = tmp_path / "pool.csv"
+    pd.DataFrame({"dialogue": ["#Person1#: Hi.", "#Person1#: Bye."], "summary": ["A greets.", "A leaves."]}).to_csv(
+        pool, index=False)
+    frame = _load_pool(PredictConfig(method="few-shot", examples=str(pool)), "en", set())
+    assert list(frame["fname"]) == ["pool.csv:1", "pool.csv:2"] and list(frame["summary"]) == ["A greets.", "A leaves."]
+    pd.read_csv(pool).assign(fname=["x", "x"]).to_csv(pool, index=False)
+    with pytest.raises(DataError, match="row 2, column 'fname': duplicate id 'x'"):
+        _load_pool(PredictConfig(method="few-shot", examples=str(pool)), "en", set())
+
+
 def test_few_shot_without_examples_uses_the_built_in_pool(table, tmp_path, tiny_causal_dir, caplog):
     from slmkit.summarize import builtin_examples
 
@@ -122,7 +135,8 @@ def test_keep_tokens_trims_the_output_layer_to_the_table_and_the_input(table, tm
     from slmkit.summarize import build_summarizer
 
     vocab = tmp_path / "train.csv"
-    pd.DataFrame({"fname": ["t0"], "dialogue": ["#Person1#: 안녕"], "summary": ["인사를 한다."]}).to_csv(vocab, index=False)
+    # a plain dialogue/summary table: only the table being summarized needs ids
+    pd.DataFrame({"dialogue": ["#Person1#: 안녕"], "summary": ["인사를 한다."]}).to_csv(vocab, index=False)
     inputs = ["#Person1#: 내일 비가 온대."]
     config = PredictConfig(method="zero-shot", model=str(tiny_causal_dir), max_new_tokens=4, keep_tokens=str(vocab))
     lm = build_summarizer(config, "ko", dialogues=inputs).lm

@@ -74,19 +74,24 @@ def read_table(
     for column in text_columns:
         frame[column] = _check_text(path, frame[column], column, allow_empty_text)
     if id_column:
-        for row, value in enumerate(frame[id_column]):
-            if is_missing(value) or not str(value).strip():
-                raise DataError(f"{path}: row {row + 1}, column {id_column!r}: empty id; every row needs a unique id")
-        frame[id_column] = frame[id_column].astype(str)
-        dup = frame[id_column].duplicated(keep="first")
-        if dup.any():
-            row = int(dup.to_numpy().nonzero()[0][0])
-            value = frame[id_column].iloc[row]
-            first = int((frame[id_column] == value).to_numpy().nonzero()[0][0])
-            raise DataError(
-                f"{path}: row {row + 1}, column {id_column!r}: duplicate id {value!r} (first seen at row {first + 1})"
-            )
+        check_ids(path, frame, id_column)
     return frame.reset_index(drop=True)
+
+
+def check_ids(path, frame: pd.DataFrame, id_column: str) -> None:
+    """Make `frame[id_column]` text, refusing an empty or repeated id (naming the file, row and column)."""
+    for row, value in enumerate(frame[id_column]):
+        if is_missing(value) or not str(value).strip():
+            raise DataError(f"{path}: row {row + 1}, column {id_column!r}: empty id; every row needs a unique id")
+    frame[id_column] = frame[id_column].astype(str)
+    dup = frame[id_column].duplicated(keep="first")
+    if dup.any():
+        row = int(dup.to_numpy().nonzero()[0][0])
+        value = frame[id_column].iloc[row]
+        first = int((frame[id_column] == value).to_numpy().nonzero()[0][0])
+        raise DataError(
+            f"{path}: row {row + 1}, column {id_column!r}: duplicate id {value!r} (first seen at row {first + 1})"
+        )
 
 
 def is_missing(value) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from slmkit.data import is_missing, read_table
+from slmkit.data._table import check_ids
 from slmkit.errors import DataError
 from slmkit.summarize._dialogue import DialogueIssue, check_dialogue
 
@@ -45,6 +46,7 @@ def load_dialogues(
     *,
     require_summary: bool = False,
     strict: bool = True,
+    ids_optional: bool = False,
 ) -> pd.DataFrame:
     """Read and validate a dialogue table.
 
@@ -53,6 +55,8 @@ def load_dialogues(
         columns: column names; the competition's by default.
         require_summary: raise when the table has no reference column (evaluation needs one).
         strict: raise on the first dialogue error (no turn tags); otherwise log it with the warnings.
+        ids_optional: a table without the id column is read with ids `<file name>:<row>` (example pools and
+            vocabulary tables are plain dialogue/summary pairs; only a table being summarized needs its ids).
 
     Returns:
         DataFrame with columns fname, dialogue, summary, references, topic; `frame.attrs["issues"]` holds
@@ -63,7 +67,12 @@ def load_dialogues(
             dialogue (with `strict`), naming the file and the 1-based row.
     """
     path, columns = Path(path), columns or DialogueColumns()
-    raw = read_table(path, text_columns=[columns.dialogue], id_column=columns.id)
+    raw = read_table(path, text_columns=[columns.dialogue], id_column=None if ids_optional else columns.id)
+    if ids_optional:
+        if columns.id in raw.columns:
+            check_ids(path, raw, columns.id)
+        else:
+            raw[columns.id] = [f"{path.name}:{i + 1}" for i in range(len(raw))]
     summary_cols = _summary_columns(raw, columns.summaries, path)
     if require_summary and not summary_cols:
         raise DataError(

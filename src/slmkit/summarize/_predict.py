@@ -182,7 +182,7 @@ def _load_generator(config: PredictConfig, dialogues: Sequence[str]):
     options = {} if config.dtype is None else {"dtype": config.dtype}
     if not config.keep_tokens:
         return load_model(config.model, backend=config.backend, **options)
-    table = load_dialogues(config.keep_tokens, strict=False)
+    table = load_dialogues(config.keep_tokens, strict=False, ids_optional=True)
     texts = [t for refs in table["references"] for t in refs] + list(table["dialogue"]) + list(dialogues)
     return load_model(config.model, backend=config.backend, keep_tokens=[t for t in texts if t], **options)
 
@@ -254,7 +254,7 @@ def _load_pool(config: PredictConfig, language: str, exclude: set[str]) -> pd.Da
     source = config.examples
     if not source:
         source = builtin_examples(language)
-    pool = load_dialogues(source, require_summary=True, strict=False)
+    pool = load_dialogues(source, require_summary=True, strict=False, ids_optional=True)
     if not config.examples:
         logger.warning(
             "few-shot examples: slmkit's built-in pool of %d %s dialogues (pass --examples with your own "
