@@ -122,3 +122,15 @@ def test_missing_and_non_scalar_labels_are_named_by_row():
         label_array(pd.array(["a", None, "b"], dtype="string"), "t.parquet")  # pd.NA, not the class "<NA>"
     with pytest.raises(DataError, match=r"t\.jsonl: row 1: a label must be one value, found a list"):
         label_array([["a", "b"], "c"], "t.jsonl")
+
+
+def test_one_and_one_point_zero_are_one_class_and_distinct_codes_stay_distinct():
+    from slmkit.classify._api import label_array, match_labels
+
+    # JSONL numbers written by two tools: 1 and 1.0 are one class (they were four classes for two)
+    assert label_array([1, 1.0, 2, 2.0], "t.jsonl").tolist() == [1, 1, 2, 2]
+    assert label_array([1.5, 1], "t.jsonl").tolist() == ["1.5", "1"]  # fractional: classes as text
+    # zero-padded codes are classes of their own; a number still finds its one class
+    assert match_labels(["01", "1", "2", 2, 2.0, "x"], ["1", "01", "2"]).tolist() == ["01", "1", "2", "2", "2", "x"]
+    assert match_labels(["1.0"], ["1", "01"]).tolist() == ["1.0"]  # ambiguous: counted as unseen, not guessed
+    assert match_labels(["1.0", 1, "1e0"], ["1", "2"]).tolist() == ["1", "1", "1"]

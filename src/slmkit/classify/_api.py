@@ -103,6 +103,8 @@ def label_array(values, where: str) -> np.ndarray:
         if isinstance(value, (list, tuple, dict, np.ndarray)):
             raise DataError(f"{where}: row {row + 1}: a label must be one value, found a {type(value).__name__}")
     values = [v.item() if isinstance(v, np.generic) else v for v in values]  # numpy scalars as Python values
+    if {type(v) for v in values} == {int, float} and all(float(v).is_integer() for v in values):
+        values = [int(v) for v in values]  # JSONL with 1 and 1.0: one class, not two
     mixed = len({type(v) for v in values}) > 1  # e.g. JSONL with 1 and "1"
     # scikit-learn reads fractional numbers (0.5, 1.5) as a regression target; as text they are classes
     fractional = any(isinstance(v, float) and not v.is_integer() for v in values)
@@ -129,9 +131,24 @@ def _label_key(value) -> str:
 
 
 def match_labels(y, classes) -> np.ndarray:
-    """`y` as strings comparable with `classes` (as strings), so 1, "1" and "1.0" name the same class."""
-    lookup = {_label_key(c): str(c) for c in classes}
-    return np.array([lookup.get(_label_key(v), str(v)) for v in y])
+    """`y` as strings comparable with `classes` (as strings), so 1, "1" and "1.0" name the same class.
+
+    A label spelled exactly as a class is that class; the numeric reading is a fallback used only where it names
+    one class ("01" and "1" may both be classes: zero-padded codes).
+    """
+    exact = {str(c) for c in classes}
+    by_key: dict[str, list[str]] = {}
+    for c in classes:
+        by_key.setdefault(_label_key(c), []).append(str(c))
+
+    def match(v) -> str:
+        text = str(v.item() if isinstance(v, np.generic) else v)
+        if text in exact:
+            return text
+        found = by_key.get(_label_key(v), [])
+        return found[0] if len(found) == 1 else text
+
+    return np.array([match(v) for v in y])
 
 
 def _scores(y_true, pred) -> dict:
