@@ -13,6 +13,7 @@ from slmkit.classify import DEFAULT_TEMPLATE, ClassifyConfig, EmbeddingCache, LM
 from slmkit.classify import fit_classifier as fit_table
 from slmkit.classify import _auto
 from slmkit.classify._auto import PLAIN_TEMPLATE, candidates, label_template, one_se_choice
+from slmkit.errors import DataError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
 
@@ -75,6 +76,22 @@ def test_select_picks_the_best_mean_cv_score_even_within_one_standard_error(monk
     assert report.chosen == 1 and len(report.table[1]["fold_scores"]) == 10
     tie = _auto.select(lambda c: np.zeros((len(y), 2)), cands, y, seed=0)
     assert tie.chosen == 0  # a tie goes to the earlier candidate
+
+
+def test_select_maps_a_class_weight_dict_from_labels_to_the_codes_it_fits_on(monkeypatch):
+    seen = []
+
+    def spy(X, codes, folds, *, class_weight, seed):
+        seen.append(class_weight)
+        return np.zeros((len(folds), len(_auto.SELECTION_C_GRID)))
+
+    monkeypatch.setattr(_auto, "fold_scores", spy)
+    cands = candidates("auto", "auto", "auto", ["a", "b"])
+    y = np.array([1, 2] * 10)
+    _auto.select(lambda c: np.zeros((len(y), 2)), cands, y, class_weight={1: 5.0}, seed=0)
+    assert seen and all(w == {0: 5.0} for w in seen)  # label 1 is code 0 (it weighted code 1 = label 2)
+    with pytest.raises(DataError, match="class_weight names label"):
+        _auto.select(lambda c: np.zeros((len(y), 2)), cands, y, class_weight={"x": 1.0}, seed=0)
 
 
 def test_one_pass_fills_every_pooling(tiny_causal_dir, cache, en_data):

@@ -461,13 +461,15 @@ def search(texts: list[str], y, frozen: np.ndarray, encoder_features, *, budget_
         the same for the LM.
     """
     from slmkit.classify._auto import SELECTION_C_GRID, fold_scores
+    from slmkit.classify._plr import coded_class_weight
     from slmkit.errors import TrainingDivergedError
 
     start = time.perf_counter()
     y = np.asarray(y)
-    codes = LabelEncoder().fit_transform(y)
+    labels = LabelEncoder().fit(y)
+    codes = labels.transform(y)
     folds = adapt_folds(y, n_splits, seed)
-    kwargs = {"class_weight": class_weight, "seed": seed}
+    kwargs = {"class_weight": coded_class_weight(class_weight, labels), "seed": seed}  # as in select()
 
     def per_fold(make) -> np.ndarray:  # (n_folds, n_C): each fold scored on its own features
         return np.vstack([fold_scores(make(i), codes, [fold], **kwargs) for i, fold in enumerate(folds)])

@@ -39,6 +39,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
 from slmkit.classify._embedder import BOTH, POOLING_CHOICES
+from slmkit.classify._plr import coded_class_weight
 from slmkit.errors import ConfigError
 
 AUTO = "auto"
@@ -180,7 +181,9 @@ def select(features, cands: Sequence[Candidate], y, *, n_splits: int = 5, n_repe
         y: labels of shape (n_samples,); every class needs >= 2 examples.
     """
     start = time.perf_counter()
-    codes = LabelEncoder().fit_transform(np.asarray(y))
+    encoder = LabelEncoder().fit(np.asarray(y))
+    codes = encoder.transform(np.asarray(y))
+    class_weight = coded_class_weight(class_weight, encoder)  # the fits see codes, a dict names the user's labels
     n_splits = int(min(n_splits, np.bincount(codes).min()))
     folds = list(RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
                  .split(np.zeros(len(codes)), codes))

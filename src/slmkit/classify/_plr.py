@@ -117,13 +117,7 @@ class PLRClassifier(ClassifierMixin, BaseEstimator):
         # model sees integer codes and classes_ keeps the user's labels.
         encoder = LabelEncoder().fit(y)
         codes = encoder.transform(y)
-        class_weight = self.class_weight
-        if isinstance(class_weight, dict):
-            unknown = [k for k in class_weight if k not in set(encoder.classes_.tolist())]
-            if unknown:
-                raise DataError(f"PLRClassifier: class_weight names label(s) {unknown!r} not found in y "
-                                f"(labels: {encoder.classes_.tolist()!r})")
-            class_weight = {int(encoder.transform([k])[0]): w for k, w in class_weight.items()}
+        class_weight = coded_class_weight(self.class_weight, encoder)
         n_splits = int(min(self.cv, np.bincount(codes).min()))
         folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
         solver = "lbfgs" if self.penalty == "l2" else "saga"
@@ -177,3 +171,19 @@ class PLRClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
         return tags
+
+
+def coded_class_weight(class_weight, encoder: LabelEncoder):
+    """`class_weight` for a model fitted on `encoder`'s integer codes: a dict's keys (the user's labels) become
+    codes; "balanced" and None pass through.
+
+    Raises:
+        DataError: the dict names a label that is not in y.
+    """
+    if not isinstance(class_weight, dict):
+        return class_weight
+    unknown = [k for k in class_weight if k not in set(encoder.classes_.tolist())]
+    if unknown:
+        raise DataError(f"PLRClassifier: class_weight names label(s) {unknown!r} not found in y "
+                        f"(labels: {encoder.classes_.tolist()!r})")
+    return {int(encoder.transform([k])[0]): w for k, w in class_weight.items()}
