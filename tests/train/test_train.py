@@ -199,6 +199,29 @@ def test_seq2seq_bart_trains_and_generates(tmp_path):
         assert len(load_model(str(tmp_path / method)).generate(PROMPTS[:2], max_new_tokens=4)) == 2
 
 
+def test_a_seq2seq_batch_trains_the_same_whatever_its_gradient_accumulation(tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from slmkit.testing import make_tiny_model_dir
+
+    bart = make_tiny_model_dir(tmp_path / "bart", kind="seq2seq")
+    config = json.loads((bart / "config.json").read_text())  # no dropout: micro-batches see the same network
+    config.update(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    (bart / "config.json").write_text(json.dumps(config))
+    runs = {}
+    for batch, accum in ((8, 1), (2, 4)):
+        result = train(str(bart), fast(method="full", batch_size=batch, grad_accum=accum, max_steps=1,
+                                       warmup_ratio=0.0), tmp_path / f"b{batch}", train_pairs=(PROMPTS, TARGETS))
+        runs[batch] = (result.history[0]["loss"], result.history[0]["grad_norm"],
+                       load_file(str(tmp_path / f"b{batch}" / "model" / "model.safetensors")))
+    (loss8, norm8, w8), (loss2, norm2, w2) = runs[8], runs[2]
+    # BART's own loss is a per-micro-batch mean the Trainer does not divide: it logged 4x the loss and gradient
+    assert loss2 == pytest.approx(loss8, rel=1e-4) and norm2 == pytest.approx(norm8, rel=1e-3)
+    assert max((w8[k] - w2[k]).abs().max().item() for k in w8) < 1e-4
+
+
 def test_bad_input_is_named(tiny_causal_dir, tmp_path):
     with pytest.raises(ConfigError, match="lora_r must be >= 1"):
         TrainConfig(lora_r=0)

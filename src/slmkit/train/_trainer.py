@@ -67,12 +67,33 @@ class SlmTrainer(Trainer):
             return self._contrastive_loss(unwrapped, inputs, return_outputs)
         if self.dpo_beta is not None:
             return self._preference_loss(model, unwrapped, inputs, return_outputs)
-        if self.loss_path == "full" or getattr(unwrapped.config, "is_encoder_decoder", False):
+        if getattr(unwrapped.config, "is_encoder_decoder", False):
+            return self._seq2seq_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.loss_path == "full":
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         losses, _, outputs = batch_target_losses(model, unwrapped, inputs, self.n_virtual_tokens)
         total = losses.sum()
         count = num_items_in_batch if num_items_in_batch is not None else losses.numel()
         loss = total / torch.as_tensor(count, dtype=total.dtype).clamp(min=1)
+        return (loss, outputs) if return_outputs else loss
+
+    def _seq2seq_loss(self, model, inputs, return_outputs: bool, num_items_in_batch):
+        """Token-summed cross-entropy over the batch's target tokens / their count in the whole accumulated batch.
+
+        BART / T5 accept **kwargs, so the Trainer assumes their loss is already divided by `num_items_in_batch`
+        and skips dividing by the accumulation steps; but they return a per-micro-batch mean. With grad_accum 4
+        that gave a 4x loss and gradient (clipping at 1/4 the norm) and weighted micro-batches equally, not by
+        tokens. Summing here makes any batch_size x grad_accum split train as one batch does.
+        """
+        outputs = model(**inputs)
+        labels = inputs["labels"]
+        logits = outputs.logits
+        if logits.shape[:2] != labels.shape:  # e.g. virtual tokens in the decoder: the library's own loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        total = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten().to(logits.device),
+                                                  ignore_index=IGNORE, reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else (labels != IGNORE).sum()
+        loss = total / torch.as_tensor(count, dtype=total.dtype, device=total.device).clamp(min=1)
         return (loss, outputs) if return_outputs else loss
 
     def _contrastive_loss(self, unwrapped, inputs, return_outputs: bool):
