@@ -24,7 +24,7 @@ def make_config(seed: int = 0, route: str = "scratch", base_model: str = "gemma3
         max_steps=4,
         batch_size=4,
         learning_rate=1e-2,
-        max_length=64,
+        max_length=256,  # the scratch pair scores texts up to its training length
         report_to="none",
         precision="fp32",
         logging_steps=1,

@@ -13,7 +13,7 @@ from slmkit.cli.main import app
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
 runner = CliRunner()
 TINY = ["--vocab-size", "400", "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2", "--max-steps", "3"]
-FAST = ["--set", "batch_size=4", "--set", "max_length=64", "--set", "report_to=none", "--set", "precision=fp32"]
+FAST = ["--set", "batch_size=4", "--set", "max_length=256", "--set", "report_to=none", "--set", "precision=fp32"]
 
 
 def test_train_score_select_report(tmp_path, corpus_jsonl):

@@ -28,6 +28,38 @@ def test_reversal_round_trips_and_matches_the_training_layout(tiny_lm):
     assert reverse_content(full, tok.bos_token_id, tok.eos_token_id) == document_ids(tok, body, reverse=True)
 
 
+def test_a_tokenizer_that_adds_no_bos_trains_and_scores_in_one_layout(tmp_path):
+    # SmolLM2's GGUF defines a BOS it never adds: training documents had one, scored texts did not
+    import pandas as pd
+    from tokenizers import processors
+
+    from slmkit.quality import ScorerPair, score_frame
+    from slmkit.testing import tiny_lm
+
+    lm = tiny_lm(tmp_path / "tiny")
+    tok = lm.tokenizer
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B")
+    assert tok.bos_token_id is not None and tok("the cat")["input_ids"][0] != tok.bos_token_id
+    for text in TOY_TEXTS[:3]:
+        scored = tok(text)["input_ids"]
+        for reverse in (False, True):
+            trained = encode_documents(tok, [text], max_length=64, pack=False, reverse=reverse)[0].input_ids
+            expected = reverse_content(scored, tok.bos_token_id, tok.eos_token_id) if reverse else scored
+            assert trained[:-1] == expected  # + EOS
+    one = next(t for t in ("a", "x", "I", "the") if lm.count_tokens([t])[0] == 1)
+    out = score_frame(ScorerPair(None, QualityConfig(), {}, lm, lm), pd.DataFrame({"text": [one, TOY_TEXTS[0]]},
+                      dtype=object), text_column="text")
+    assert out["reject_reason"][0].startswith("no tokens to score") and pd.isna(out["reject_reason"][1])
+    assert np.isnan(out["S"][0]) and out["n_tokens"][1] > 0
+
+
+def test_a_scratch_pair_scores_only_as_many_tokens_as_it_was_trained_on(pair):
+    assert pair.config.route == "scratch" and pair.max_tokens == pair.config.training.max_length
+    assert pair.forward.max_length > pair.max_tokens  # the model's context is longer: its last positions untrained
+    long = " ".join(TOY_TEXTS * 20)
+    assert pair.score_texts([long])["reject_reason"][0].startswith("too long")
+
+
 def test_reverse_token_losses_score_the_reversed_sequence(tiny_lm):
     texts = TOY_TEXTS[:3]
     losses = tiny_lm.token_losses(texts, reverse=True)

@@ -101,7 +101,7 @@ class ScoreConfig:
         chunk_rows: rows read, scored and written per chunk (the unit of resume and of memory use).
         batch_size: documents per forward pass.
         max_tokens: longer documents are rejected (reported, not truncated: a truncated document's score
-            is not the document's); None = the models' context length.
+            is not the document's); None = the context the pair was trained on (`ScorerPair.max_tokens`).
         output_format: "parquet" or "jsonl" part files.
         engine: "local" (this process) or "ray" (Ray Data, one scorer pair per worker).
         workers: Ray workers (engine "ray").

@@ -98,11 +98,11 @@ def encode_documents(
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{source}: row {i + 1}: empty document")
     bodies = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    docs = [document_ids(tokenizer, body, reverse=reverse) for body in bodies]
+    bos = leading_bos(tokenizer)
+    docs = [document_ids(tokenizer, body, reverse=reverse, bos=bos) for body in bodies]
     if not pack:
         return [Example(d[:max_length], d[:max_length]) for d in docs]
     stream = [t for d in docs for t in d]
-    bos = tokenizer.bos_token_id
     if bos is None:
         blocks = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
     else:
@@ -115,12 +115,29 @@ def encode_documents(
     return [Example(b, b) for b in blocks if len(b) > 1]
 
 
-def document_ids(tokenizer, body: Sequence[int], *, reverse: bool = False) -> list[int]:
-    """BOS + body (reversed if asked) + EOS: reversal is over the content tokens only."""
+_UNSET = object()
+
+
+def leading_bos(tokenizer) -> int | None:
+    """The BOS id the tokenizer itself puts before a text it encodes, or None where it adds none.
+
+    Some tokenizers define a BOS they never add (SmolLM2's GGUF, GPT-2): a scored text then has no BOS
+    (`LanguageModel.token_losses` encodes as the tokenizer does), so a training document must not have one either.
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return None
+    ids = tokenizer("a")["input_ids"]
+    return bos if len(ids) and ids[0] == bos else None
+
+
+def document_ids(tokenizer, body: Sequence[int], *, reverse: bool = False, bos=_UNSET) -> list[int]:
+    """BOS (where the tokenizer adds one) + body (reversed if asked) + EOS: reversal is over the content tokens
+    only. `bos`: `leading_bos(tokenizer)` computed once by a caller with many documents."""
     body = list(body)[::-1] if reverse else list(body)
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    bos = leading_bos(tokenizer) if bos is _UNSET else bos
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    return bos + body + eos
+    return ([bos] if bos is not None else []) + body + eos
 
 
 class ExampleDataset(torch.utils.data.Dataset):
