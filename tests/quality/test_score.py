@@ -151,7 +151,39 @@ def test_csv_and_parquet_inputs_and_jsonl_output(pair, tmp_path):
     assert manifest["rows_scored"] == 8 and list(scores["id"]) == [str(i) for i in range(1, 9)]
 
 
+def test_awkward_but_valid_inputs_score_to_the_end(pair, tmp_path):
+    # a later chunk with no text key at all, a pass-through column of mixed JSON types, a null id
+    rows = [{"id": 10, "text": TOY_TEXTS[0], "year": 2020}, {"id": None, "text": TOY_TEXTS[1], "year": "unknown"},
+            {"id": 12, "body": "another key"}, {"id": 13, "body": "another key"}, {"id": 14, "text": TOY_TEXTS[2]}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = score_file(path, pair, tmp_path / "out", ScoreConfig(chunk_rows=2), progress=False)
+    assert manifest["finished"] and manifest["rows_scored"] == 3 and manifest["rows_rejected"] == 2
+    scores = read_scores(tmp_path / "out")
+    assert list(scores["id"]) == ["10", "2", "14"] and list(scores["year"][:2]) == ["2020", "unknown"]
+    assert pd.isna(scores["year"][2])
+    assert list(read_rejects(tmp_path / "out")["reason"]) == ["missing text", "missing text"]
+    # a Parquet int id column with a null (pandas Int64: pd.NA; or floats 10.0) names rows as the JSONL does
+    for ids in (pd.array([10, None, 12], dtype="Int64"), [10.0, float("nan"), 12.0]):
+        parquet = tmp_path / "ids.parquet"
+        pd.DataFrame({"id": ids, "text": TOY_TEXTS[:3]}).to_parquet(parquet)
+        out = tmp_path / f"pq{len(list(tmp_path.iterdir()))}"
+        score_file(parquet, pair, out, ScoreConfig(chunk_rows=2), progress=False)
+        assert list(read_scores(out)["id"]) == ["10", "2", "12"]
+
+
+def test_parts_are_read_back_in_chunk_order_past_99999(tmp_path):
+    parts = [tmp_path / "part-99999.parquet", tmp_path / "part-100000.parquet", tmp_path / "part-00002.parquet"]
+    assert [p.name for p in sorted(parts, key=score_module._part_index)] == [
+        "part-00002.parquet", "part-99999.parquet", "part-100000.parquet"]
+
+
 def test_bad_inputs_and_options_name_file_row_and_field(pair, corpus_jsonl, tmp_path):
+    row_column = tmp_path / "row.jsonl"
+    row_column.write_text(json.dumps({"row": 7, "text": TOY_TEXTS[0]}) + "\n")
+    with pytest.raises(DataError, match=r"row\.jsonl: the input has a column named 'row'"):
+        score_file(row_column, pair, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
     with pytest.raises(DataError, match=r"corpus\.jsonl: missing column\(s\) 'body'; found 'id', 'text', 'domain'"):
         score_file(corpus_jsonl, pair, tmp_path / "a", ScoreConfig(text_column="body"), progress=False)
     with pytest.raises(DataError, match="nothing.jsonl: no such file"):

@@ -98,6 +98,18 @@ def test_report_writes_png_and_self_contained_html(scores, tmp_path):
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["top_overlap"]["fraction"] == 0.5
 
 
+def test_report_json_is_strict_json_when_a_domain_has_one_row(scores, tmp_path):
+    lone = scores.assign(domain=["a"] * 9 + [None])  # one row without a domain; its std is NaN
+    write_report(lone, tmp_path / "rep", domain_column="domain", n_examples=10)
+
+    def refuse(value):
+        raise ValueError(f"not JSON: {value}")
+
+    report = json.loads((tmp_path / "rep" / "report.json").read_text(), parse_constant=refuse)
+    assert report["per_domain"]["nan"]["std"] is None and report["per_domain"]["nan"]["count"] == 1
+    assert any(r["domain"] is None for r in report["highest"])
+
+
 def test_top_overlap(scores):
     assert top_overlap(scores, scores)["overlap"] == 1.0
     flipped = scores.assign(S=-scores["S"])

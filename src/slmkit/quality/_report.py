@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +113,11 @@ def write_report(
         "n_rows": len(scores),
         "n_scored": int(numeric.notna().sum()),
         "by": by,
-        "per_domain": {str(k): {s: float(v) for s, v in row.items()} for k, row in per_domain.iterrows()},
-        "highest": highest.to_dict("records"),
-        "lowest": lowest.to_dict("records"),
+        # std of a one-row domain, mean of an all-rejected one: NaN, which JSON cannot hold -> null
+        "per_domain": {str(k): {s: float(v) if math.isfinite(v) else None for s, v in row.items()}
+                       for k, row in per_domain.iterrows()},
+        "highest": _json_records(highest),
+        "lowest": _json_records(lowest),
     }
     if other is not None:
         summary["top_overlap"] = {**top_overlap(scores, other, fraction=fraction, by=by), "fraction": fraction}
@@ -145,3 +148,9 @@ def write_report(
     with atomic_open(output_dir / "report.html") as handle:
         handle.write("\n".join(parts))
     return summary
+
+
+def _json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with NaN (a missing domain, say) as None: JSON has no NaN."""
+    return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+            for row in frame.to_dict("records")]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from slmkit.data import atomic_open, fingerprint_file, write_json, write_table
+from slmkit.data import atomic_open, fingerprint_file, is_missing, write_json, write_table
 from slmkit.errors import ConfigError, DataError
 from slmkit.quality._config import ScoreConfig
 from slmkit.quality._pair import REJECT_COLUMN, ScorerPair, load_scorer, score_frame
@@ -141,7 +141,9 @@ def _local_chunks(input_path: Path, pair: ScorerPair, config: ScoreConfig, skip:
         if index < skip:
             yield chunk.frame, chunk.position
             continue
-        _check_columns(input_path, chunk.frame, config)
+        # the first chunk was checked before scoring (_check_readable); a later chunk missing the text key
+        # (JSONL rows with another key) has its rows rejected one by one instead of stopping the run
+        _check_columns(input_path, chunk.frame, config, strict=False)
         frame = score_frame(
             pair,
             chunk.frame,
@@ -152,10 +154,13 @@ def _local_chunks(input_path: Path, pair: ScorerPair, config: ScoreConfig, skip:
         yield frame, chunk.position
 
 
-def _check_columns(path: Path, frame: pd.DataFrame, config: ScoreConfig) -> None:
+def _check_columns(path: Path, frame: pd.DataFrame, config: ScoreConfig, *, strict: bool = True) -> None:
+    if "row" in frame.columns:
+        raise DataError(f"{path}: the input has a column named 'row', the name scores give the row number; "
+                        "rename it before scoring")
     wanted = [config.text_column] + ([config.id_column] if config.id_column else [])
     missing = [c for c in wanted if c not in frame.columns]
-    if missing and not (REJECT_COLUMN in frame.columns and frame[REJECT_COLUMN].notna().all()):
+    if strict and missing and not (REJECT_COLUMN in frame.columns and frame[REJECT_COLUMN].notna().all()):
         found = ", ".join(repr(c) for c in frame.columns if c != REJECT_COLUMN)
         raise DataError(
             f"{path}: missing column(s) {', '.join(map(repr, missing))}; found {found} "
@@ -220,14 +225,14 @@ def _write_chunk(output_dir: Path, index: int, frame: pd.DataFrame, first_row: i
     if id_column not in (None, "id") and "id" in frame.columns:
         raise ConfigError(f"the input has an 'id' column and --id-column is {id_column!r}; use one id column")
     values = frame[id_column] if id_column else [None] * len(frame)
-    ids = [str(row) if v is None or v != v else _valid_text(str(v)) for v, row in zip(values, rows)]
+    ids = [str(row) if is_missing(v) else _id_text(v) for v, row in zip(values, rows)]
     frame = frame.drop(columns=["id"], errors="ignore")
     frame.insert(0, "id", pd.Series(ids, dtype=object))
     bad = frame[REJECT_COLUMN].notna()
     good = frame.loc[~bad].drop(columns=[REJECT_COLUMN])
     for column in good.columns:
         if pd.api.types.is_object_dtype(good[column]):  # only object columns can hold undecodable bytes
-            good[column] = good[column].map(_valid_text)
+            good[column] = _mixed_as_text(good[column].map(_valid_text))
     suffix = "parquet" if config.output_format == "parquet" else "jsonl"
     write_table(output_dir / "parts" / f"part-{index:05d}.{suffix}", good)
     rejects = output_dir / "rejects" / f"rejects-{index:05d}.jsonl"
@@ -247,11 +252,33 @@ def _write_chunk(output_dir: Path, index: int, frame: pd.DataFrame, first_row: i
     return int((~bad).sum()), int(bad.sum())
 
 
+def _id_text(value) -> str:
+    """An id as text: a whole-number float is written as an integer (a Parquet int column with a null reads as
+    floats: 10.0 must stay the id 10, as the JSONL or CSV copy of the file names it)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return _valid_text(str(value))
+
+
+def _mixed_as_text(column: pd.Series) -> pd.Series:
+    """A pass-through column whose cells mix types (JSONL "year": 2020 and "unknown") as text, so Parquet can
+    hold it; missing cells stay missing. Other columns are returned as they are."""
+    kinds = {type(v) for v in column if not is_missing(v)}
+    if len(kinds) <= 1:
+        return column
+    return column.map(lambda v: v if is_missing(v) else str(v))
+
+
 def _valid_text(value):
     """Strings with undecodable bytes (lone surrogates) shown with U+FFFD, so Parquet and JSON can hold them."""
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return value
+
+
+def _part_index(path: Path) -> int:
+    """A part's chunk number: parts are named with 5 digits, so past chunk 99999 names sort out of row order."""
+    return int(path.name.split("-", 1)[1].split(".", 1)[0])
 
 
 def read_scores(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -262,7 +289,7 @@ def read_scores(path: str | Path, columns: list[str] | None = None) -> pd.DataFr
     if path.is_dir():
         if not (path / MANIFEST_NAME).is_file():
             raise DataError(f"{path}: not a scores folder (no {MANIFEST_NAME}); pass quality score's --output")
-        parts = sorted((path / "parts").glob("part-*"))
+        parts = sorted((path / "parts").glob("part-*"), key=_part_index)
         if not parts:
             raise DataError(f"{path}: no scored rows yet")
         frames = [
@@ -286,6 +313,6 @@ def read_scores(path: str | Path, columns: list[str] | None = None) -> pd.DataFr
 def read_rejects(output_dir: str | Path) -> pd.DataFrame:
     """Every rejected row of a scores folder: row, id, reason, text_preview."""
     records = []
-    for path in sorted((Path(output_dir) / "rejects").glob("rejects-*.jsonl")):
+    for path in sorted((Path(output_dir) / "rejects").glob("rejects-*.jsonl"), key=_part_index):
         records += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return pd.DataFrame.from_records(records, columns=["row", "id", "reason", "text_preview"])
