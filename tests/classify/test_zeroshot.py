@@ -26,9 +26,25 @@ def test_calibration_divides_out_the_prior(tiny_causal_dir, en_data, cache):
     texts, _ = en_data
     raw = ZeroShotClassifier(str(tiny_causal_dir), label_words=WORDS, cache=cache).fit()
     cal = ZeroShotClassifier(str(tiny_causal_dir), label_words=WORDS, calibrate=True, cache=cache).fit()
-    expected = raw.decision_function(texts) - raw.prior_
+    expected = raw.predict_log_proba(texts) - raw.prior_
     expected -= np.log(np.exp(expected).sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(cal.decision_function(texts), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(cal.predict_log_proba(texts), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_classes_follow_scikit_learns_order_whatever_the_order_of_label_words(tiny_causal_dir, en_data, cache):
+    from sklearn.metrics import get_scorer
+
+    texts, y = en_data
+    y01 = np.where(np.asarray(y) == "positive", 1, 0)
+    a = ZeroShotClassifier(str(tiny_causal_dir), label_words={1: " good", 0: " bad"}, cache=cache).fit()
+    b = ZeroShotClassifier(str(tiny_causal_dir), label_words={0: " bad", 1: " good"}, cache=cache).fit()
+    assert a.classes_.tolist() == b.classes_.tolist() == [0, 1]
+    np.testing.assert_allclose(a.predict_proba(texts), b.predict_proba(texts))
+    assert get_scorer("neg_log_loss")(a, texts, y01) == get_scorer("neg_log_loss")(b, texts, y01)
+    decision = a.decision_function(texts)  # binary: the log-odds of classes_[1], as roc_auc reads it
+    assert decision.shape == (len(texts),) and 0 <= get_scorer("roc_auc")(a, texts, y01) <= 1
+    np.testing.assert_allclose(decision, np.log(a.predict_proba(texts)[:, 1] / a.predict_proba(texts)[:, 0]),
+                               rtol=1e-5)
 
 
 def test_scores_are_cached(tiny_causal_dir, en_data, cache):

@@ -30,18 +30,22 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         prompt: the prompt with "{text}" where the input goes, ending where the label word would follow,
             e.g. "Review: {text}\\nSentiment (positive or negative):".
         label_words: label -> continuation (e.g. {1: " positive", 0: " negative"}); a list of strings per label
-            averages the probability of several phrasings. Keys must cover the labels given to `fit`.
+            sums the probability of several phrasings (the label is said if any of them is; uncalibrated, a label
+            with more phrasings is favoured, which calibration divides out). Keys must cover the labels given to
+            `fit`.
         calibrate: apply contextual calibration with content-free inputs.
         reduction: "sum" (default) or "mean" of the continuation's token log-probs.
         cache: EmbeddingCache that memoises the loaded model and the scores.
 
     Attributes:
-        classes_: the labels, in the order of `label_words`.
+        classes_: the labels, sorted (scikit-learn's order: `predict_proba`'s columns and the binary
+            `decision_function`'s positive class follow it, whatever the order of `label_words`).
         prior_: log-probabilities of each label on content-free inputs (what calibration divides out).
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, prompt: str = "{text}\nAnswer:", label_words: Mapping | None = None,
-                 calibrate: bool = False, reduction: str = "sum", cache: EmbeddingCache | None = None) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, *, prompt: str = "{text}\nAnswer:",
+                 label_words: Mapping | None = None, calibrate: bool = False, reduction: str = "sum",
+                 cache: EmbeddingCache | None = None) -> None:
         self.model = model
         self.prompt = prompt
         self.label_words = label_words
@@ -52,8 +56,11 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
     def _words(self) -> tuple[list, list[list[str]]]:
         if not self.label_words:
             raise ConfigError("ZeroShotClassifier: label_words is required, e.g. {1: ' positive', 0: ' negative'}")
-        labels = list(self.label_words)
-        words = [[w] if isinstance(w, str) else list(w) for w in self.label_words.values()]
+        try:  # sorted as scikit-learn orders classes_ (scorers and ensembles pair columns with sorted labels)
+            labels = sorted(self.label_words)
+        except TypeError:
+            labels = sorted(self.label_words, key=str)
+        words = [[w] if isinstance(w, str) else list(w) for w in (self.label_words[k] for k in labels)]
         if any(not ws or any(not w for w in ws) for ws in words):
             raise ConfigError(f"ZeroShotClassifier: every label needs non-empty words, got {dict(self.label_words)!r}")
         return labels, words
@@ -97,17 +104,23 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
             start += len(ws)
         return log_softmax(np.column_stack(per_label), axis=1)
 
-    def decision_function(self, X) -> np.ndarray:
+    def predict_log_proba(self, X) -> np.ndarray:
         """Log-probabilities over labels (calibrated if asked), array of shape (n_samples, n_classes)."""
         check_is_fitted(self, "prior_")
         logp = self._label_log_probs(list(X) if not isinstance(X, str) else X)
         return log_softmax(logp - self.prior_, axis=1) if self.calibrate else logp
 
+    def decision_function(self, X) -> np.ndarray:
+        """scikit-learn's convention: for two classes the log-odds of `classes_[1]`, shape (n_samples,);
+        otherwise the log-probabilities, shape (n_samples, n_classes)."""
+        logp = self.predict_log_proba(X)
+        return logp[:, 1] - logp[:, 0] if logp.shape[1] == 2 else logp
+
     def predict_proba(self, X) -> np.ndarray:
-        return np.exp(self.decision_function(X))
+        return np.exp(self.predict_log_proba(X))
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+        return self.classes_[self.predict_log_proba(X).argmax(axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
