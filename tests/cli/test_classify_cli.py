@@ -39,6 +39,17 @@ def test_fit_predict_evaluate_curve_explain(tiny_causal_dir, tmp_path):
     assert (tmp_path / "r.html").is_file()
 
 
+def test_curve_takes_the_fit_options_that_decide_each_fit(tmp_path, monkeypatch):
+    import slmkit.classify
+
+    seen = []
+    monkeypatch.setattr(slmkit.classify, "curve_tables", lambda *a, **k: seen.append(a[3]) or {"points": []})
+    train = str(EXAMPLES / "sentences_en.csv")
+    runner.invoke(app, ["classify", "curve", "--train", train, "--test", train, "--out", str(tmp_path / "c"),
+                        "--cv", "3", "--adapt-budget", "0", "--adapt-pairs", "8"])
+    assert seen and (seen[0].cv, seen[0].adapt_budget, seen[0].adapt_pairs) == (3, 0.0, 8)
+
+
 def test_errors_are_one_line_with_exit_code_1(tiny_causal_dir, tmp_path):
     train = str(EXAMPLES / "sentences_en.csv")
     result = runner.invoke(app, ["classify", "fit", "--train", train, "--out", str(tmp_path / "m"), "--model",

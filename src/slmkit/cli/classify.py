@@ -18,6 +18,15 @@ LABEL_COLUMN = typer.Option("label", "--label-column", help="Column holding the 
 MODEL_DIR = typer.Option(..., "--model-dir", help="Directory written by `slmkit classify fit`.")
 CACHE_DIR = typer.Option("default", "--cache-dir",
                          help="Embedding cache directory ('default': slmkit cache; 'none': in memory only).")
+CV_OPTION = typer.Option(5, "--cv", help="Folds used to choose the penalty strength.")
+ADAPT_BUDGET_OPTION = typer.Option("auto", "--adapt-budget", help="Seconds for encoder adaptation candidates "
+                                   "(MiniLM beside the LM's features; its contrastive fine-tune; the LM's own "
+                                   "contrastive LoRA fine-tune), kept only when CV says they pay. 0 = off; auto = "
+                                   "900 on a GPU, off on a CPU.")
+ADAPT_PAIRS_OPTION = typer.Option("auto", "--adapt-pairs", help="Pairs per example for adaptation's "
+                                  "contrastive fine-tunes: auto (sized to --adapt-budget from the measured pace, "
+                                  "so machine-dependent) or a fixed even number >= 4 (the same fit for a --seed on "
+                                  "any machine, however long it takes).")
 ARTIFACT_FILES = ("slmkit_config.json", "head.npz", "metrics.json")
 
 
@@ -71,15 +80,9 @@ def fit_cmd(
     layers: str = typer.Option("auto", "--layers", help="auto (chosen by CV) or layers to concatenate, e.g. -1 "
                                "or 0.5,-1."),
     penalty: str = typer.Option("l2", "--penalty", help="l2, l1 or elasticnet."),
-    cv: int = typer.Option(5, "--cv", help="Folds used to choose the penalty strength."),
-    adapt_budget: str = typer.Option("auto", "--adapt-budget", help="Seconds for encoder adaptation candidates "
-                                     "(MiniLM beside the LM's features; its contrastive fine-tune; the LM's own "
-                                     "contrastive LoRA fine-tune), kept only when CV says they pay. 0 = off; auto = "
-                                     "900 on a GPU, off on a CPU."),
-    adapt_pairs: str = typer.Option("auto", "--adapt-pairs", help="Pairs per example for adaptation's "
-                                    "contrastive fine-tunes: auto (sized to --adapt-budget from the measured pace, "
-                                    "so machine-dependent) or a fixed even number >= 4 (the same fit for a --seed on "
-                                    "any machine, however long it takes)."),
+    cv: int = CV_OPTION,
+    adapt_budget: str = ADAPT_BUDGET_OPTION,
+    adapt_pairs: str = ADAPT_PAIRS_OPTION,
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     cache_dir: str = CACHE_DIR,
@@ -170,20 +173,26 @@ def curve_cmd(
     layers: str = typer.Option("auto", "--layers", help="auto (chosen by CV) or layers to concatenate, e.g. -1 "
                                "or 0.5,-1."),
     penalty: str = typer.Option("l2", "--penalty", help="l2, l1 or elasticnet."),
+    cv: int = CV_OPTION,
+    adapt_budget: str = ADAPT_BUDGET_OPTION,
+    adapt_pairs: str = ADAPT_PAIRS_OPTION,
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     cache_dir: str = CACHE_DIR,
     overwrite: bool = OVERWRITE_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
-    """Accuracy and macro-F1 against examples per class (answers "how many labels do I need?")."""
+    """Accuracy and macro-F1 against examples per class (answers "how many labels do I need?").
+
+    Each fit is the one `classify fit` makes with the same options (adaptation included where it is on)."""
     from slmkit.classify import curve_tables
 
     try:
         budgets = [int(k) for k in shots.split(",")]
     except ValueError as exc:
         raise ConfigError(f"--shots must be comma-separated integers, got {shots!r}") from exc
-    config = _config(model, template, pooling, layers, penalty, 5, text_column, label_column, seed, cache_dir)
+    config = _config(model, template, pooling, layers, penalty, cv, text_column, label_column, seed, cache_dir,
+                     adapt_budget, adapt_pairs)
     outputs = output_policy([train, test], overwrite)
     outputs.folder(out, option="--out", files=("curve.json", "curve.png"))
     result = curve_tables(train, test, out, config, shots=budgets, draws=draws)
