@@ -308,6 +308,26 @@ def test_early_stopping_and_best_checkpoint_come_from_the_trainer(tiny_causal_di
     assert result.metrics["best_metric"] == pytest.approx(min(evals))
 
 
+def test_checkpoints_off_the_evaluations_and_unknown_metrics_are_refused_before_anything_is_written(
+        tiny_causal_dir, tmp_path):
+    pairs = dict(train_pairs=(PROMPTS, TARGETS), eval_pairs=(PROMPTS, TARGETS))
+    for bad in (dict(save_steps=2), dict(save_steps=2, eval_steps=3)):  # transformers refused them mid-setup
+        with pytest.raises(ConfigError, match="save_steps .* must be a multiple of eval_steps"):
+            train(str(tiny_causal_dir), fast(max_steps=2, **bad), tmp_path / "run", **pairs)
+        assert not (tmp_path / "run").exists()  # a folder left here refused the corrected config as another run
+
+    def generation_eval(model, tokenizer):
+        return {"rouge": 0.0}
+
+    generation_eval.metrics = ("rouge",)
+    with pytest.raises(ConfigError, match="metric_for_best='rouge_l' is not a metric of this job; choose one of "
+                                          "loss, rouge"):
+        train(str(tiny_causal_dir), fast(max_steps=2, metric_for_best="rouge_l"), tmp_path / "run",
+              generation_eval=generation_eval, **pairs)
+    result = train(str(tiny_causal_dir), fast(max_steps=2, save_steps=2, eval_steps=1), tmp_path / "run", **pairs)
+    assert result.info["steps"] == 2
+
+
 def test_a_diverged_run_stops_with_a_clear_error_and_writes_no_model(tiny_causal_dir, tmp_path):
     from transformers import TrainerCallback
 

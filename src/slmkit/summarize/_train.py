@@ -254,4 +254,5 @@ def _rouge_eval(dev: pd.DataFrame, language: str, config: SummarizeTrainConfig, 
             on_evaluate(out)
         return out
 
+    evaluate.metrics = ("rouge", "rouge1", "rouge2", "rougeL")  # what metric_for_best may name (checked upfront)
     return evaluate

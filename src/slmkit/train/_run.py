@@ -144,9 +144,20 @@ def train(
         return finished
     if config.metric_for_best != "loss" and generation_eval is None:
         raise ConfigError(f"metric_for_best={config.metric_for_best!r} needs a generation metric; use 'loss'")
+    # A name the job's metrics lack failed at the first evaluation, after an epoch's training and before its
+    # checkpoint. `generation_eval.metrics` (optional) declares the names it returns.
+    known = getattr(generation_eval, "metrics", None)
+    if config.metric_for_best != "loss" and known is not None and config.metric_for_best not in known:
+        raise ConfigError(f"metric_for_best={config.metric_for_best!r} is not a metric of this job; choose one of "
+                          f"loss, {', '.join(known)}")
     has_eval = bool(eval_pairs or eval_documents or eval_text_pairs)
     if config.early_stopping_patience and not has_eval:
         raise ConfigError("early_stopping_patience needs an evaluation set")
+    if has_eval and config.save_steps and (not config.eval_steps or config.save_steps % config.eval_steps):
+        # the best checkpoint is chosen among evaluated ones, so checkpoints must fall on evaluations
+        raise ConfigError(f"with an evaluation set, save_steps ({config.save_steps}) must be a multiple of "
+                          f"eval_steps ({config.eval_steps or 'unset: once per epoch'}); set eval_steps too, e.g. "
+                          f"eval_steps={config.save_steps}")
 
     lm = _load_base(base)
     tokenizer, seq2seq = lm.tokenizer, lm.spec.kind == "seq2seq"
@@ -173,15 +184,6 @@ def train(
         train_set, eval_set = _datasets(
             config, tokenizer, seq2seq, train_pairs, eval_pairs, train_ids, documents, eval_documents, reverse, source
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir)
-    if not (run_dir / INPUTS_NAME).is_file():
-        write_json(run_dir / INPUTS_NAME, inputs)
-    if preference:  # before any adapter exists: the model as loaded is the reference
-        train_set.reference = _reference_logps(lm.model, train_set, config, run_dir, tokenizer.pad_token_id, progress)
-    model = _prepare(lm.model, config)
-    n_virtual = config.num_virtual_tokens if config.method == "ptuning" else 0
-
     epoch_eval = "epoch" if not config.eval_steps else "steps"
     args = TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
@@ -219,6 +221,16 @@ def train(
         train_sampling_strategy="random" if contrastive else "group_by_length",
         dataloader_num_workers=0,
     )
+    # Only now, with the arguments accepted, is the run folder written: a config transformers refuses must not
+    # leave a folder that then refuses the corrected config as "another run".
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir)
+    if not (run_dir / INPUTS_NAME).is_file():
+        write_json(run_dir / INPUTS_NAME, inputs)
+    if preference:  # before any adapter exists: the model as loaded is the reference
+        train_set.reference = _reference_logps(lm.model, train_set, config, run_dir, tokenizer.pad_token_id, progress)
+    model = _prepare(lm.model, config)
+    n_virtual = config.num_virtual_tokens if config.method == "ptuning" else 0
     callbacks = list(callbacks)
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(config.early_stopping_patience))
