@@ -60,6 +60,52 @@ def test_target_loss_equals_the_libraries_full_vocabulary_loss(tiny_lm):
     assert ours.item() / scored.sum().item() == pytest.approx(full.item(), rel=1e-5)
 
 
+def _tiny(config_class, **extra):
+    torch.manual_seed(0)
+    config = config_class(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                          num_attention_heads=2, num_key_value_heads=2, **extra)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(30)  # trained-size logits, where a missed scale shows
+    return model
+
+
+@pytest.mark.parametrize("name, extra", [("granite", {"logits_scaling": 8.0}), ("cohere", {"logit_scale": 0.0625})])
+def test_target_positions_get_the_logit_scaling_the_model_applies(name, extra):
+    import transformers
+
+    from slmkit.models._transformers import check_head_projection
+    from slmkit.train._trainer import target_token_losses
+
+    model = _tiny(getattr(transformers, f"{name.capitalize()}Config"), **extra)
+    ids = torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=ids, output_hidden_states=True)
+        ours = target_token_losses(model, out.hidden_states[-1][:, :-1].reshape(-1, 16), ids[:, 1:].reshape(-1))
+    assert ours.mean().item() == pytest.approx(out.loss.item(), rel=1e-5)  # the fast path missed the scaling
+    check_head_projection(model)
+
+
+def test_an_output_step_slmkit_does_not_repeat_is_refused_not_trained_wrongly(tiny_causal_dir, tmp_path):
+    from transformers import LlamaConfig
+
+    from slmkit.models._transformers import check_head_projection
+
+    model = _tiny(LlamaConfig)
+    forward = model.forward
+
+    def scaled(*args, **kwargs):  # an architecture with a step after its output layer that slmkit does not know
+        out = forward(*args, **kwargs)
+        out.logits = out.logits * 3.0
+        return out
+
+    model.forward = scaled
+    with pytest.raises(ConfigError, match="loss_path='full'"):
+        check_head_projection(model)
+
+
 def test_fast_and_full_loss_paths_train_to_the_same_loss(tiny_causal_dir, tmp_path):
     a = train(str(tiny_causal_dir), fast(max_steps=4), tmp_path / "a", train_pairs=(PROMPTS, TARGETS))
     b = train(

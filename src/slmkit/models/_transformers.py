@@ -158,15 +158,12 @@ class TransformersLM(LanguageModel):
         return {layer: caught[index] for layer, index in wanted.items()}
 
     def _head_logits(self, hidden: torch.Tensor):
-        """Output-layer logits (float32, soft-capped as the model's own forward does) of `hidden` (n, d), in
-        chunks of `_LOGIT_CHUNK` rows: yields (start, logits)."""
+        """Output-layer logits (float32, scaled and soft-capped as the model's own forward does) of `hidden`
+        (n, d), in chunks of `_LOGIT_CHUNK` rows: yields (start, logits)."""
+        check_head_projection(self.model)
         head = self.model.get_output_embeddings()
-        cap = getattr(self.model.config, "final_logit_softcapping", None)
         for start in range(0, hidden.shape[0], _LOGIT_CHUNK):
-            logits = head(hidden[start : start + _LOGIT_CHUNK]).float()
-            if cap:  # Gemma-style soft-capping
-                logits = torch.tanh(logits / cap) * cap
-            yield start, logits
+            yield start, head_logits(self.model.config, head, hidden[start : start + _LOGIT_CHUNK])
 
     def _log_probs_at(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log p(target | position) for rows of `hidden` (n, d); projects `_LOGIT_CHUNK` rows at a time."""
@@ -434,6 +431,52 @@ class TransformersLM(LanguageModel):
     def _require_causal(self, what: str) -> None:
         if not self._is_causal:
             raise ConfigError(f"{what} needs a causal LM; {self.spec.name!r} is an encoder (embeddings only)")
+
+
+def head_logits(config, head, hidden: torch.Tensor) -> torch.Tensor:
+    """float32 logits of final hidden states, with the post-processing the model's forward applies after its
+    output layer: Granite divides by `logits_scaling`, Cohere multiplies by `logit_scale`, Gemma soft-caps.
+    (slmkit projects only the positions it scores, so it must repeat these steps; `check_head_projection`
+    verifies them against the model's own logits.)"""
+    logits = head(hidden).float()
+    scaling = getattr(config, "logits_scaling", None)
+    if scaling and getattr(config, "model_type", "") == "granite":
+        logits = logits / scaling
+    scale = getattr(config, "logit_scale", None)
+    if scale and getattr(config, "model_type", "").startswith("cohere"):
+        logits = logits * scale
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:  # Gemma-style soft-capping
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+@torch.no_grad()
+def check_head_projection(model) -> None:
+    """Once per model: the logits `head_logits` computes must be the model's own, or scores and the training
+    loss's fast path would be silently wrong for an architecture with another step after its output layer.
+
+    Raises:
+        ConfigError: they differ (the training loss then needs loss_path="full").
+    """
+    if getattr(model, "_slmkit_head_checked", False):
+        return
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = inner.get_output_embeddings()
+    if head is None or isinstance(head, TrimmedHead):
+        return  # a trimmed head is slmkit's own (its logits are projected by head_logits too)
+    vocab = getattr(inner.config, "vocab_size", None) or 4  # (a quantised head's weight is a method, not a tensor)
+    ids = torch.tensor([[1 % vocab, 2 % vocab, 3 % vocab]], device=inner.device)
+    out = inner(input_ids=ids, output_hidden_states=True)
+    theirs = out.logits[0].float()
+    ours = head_logits(inner.config, head, out.hidden_states[-1][0])  # every position, as the head saw them
+    tolerance = 1e-3 * max(1.0, float(theirs.abs().max()))
+    if not torch.allclose(ours, theirs, rtol=1e-3, atol=tolerance):
+        raise ConfigError(f"{type(inner).__name__} ({getattr(inner.config, 'model_type', '?')}): its forward changes "
+                          "the output layer's logits in a way slmkit's projection of scored positions does not "
+                          f"repeat (largest difference {float((ours - theirs).abs().max()):.3g}); token scores are "
+                          "unsupported for it, and training needs loss_path='full'")
+    model._slmkit_head_checked = True
 
 
 class _StopStrings:

@@ -184,6 +184,10 @@ def train(
         train_set, eval_set = _datasets(
             config, tokenizer, seq2seq, train_pairs, eval_pairs, train_ids, documents, eval_documents, reverse, source
         )
+    if config.loss_path == "target" and not seq2seq and not contrastive:
+        from slmkit.models._transformers import check_head_projection
+
+        check_head_projection(lm.model)  # the fast path repeats the model's output steps: refuse one it cannot
     epoch_eval = "epoch" if not config.eval_steps else "steps"
     args = TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),

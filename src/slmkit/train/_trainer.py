@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from transformers import Trainer
 
-from slmkit.models._transformers import pool_layers
+from slmkit.models._transformers import head_logits, pool_layers
 from slmkit.train._data import IGNORE
 
 _CHUNK = 512  # target positions projected at once: 512 x 262k bf16 logits = 268 MB
@@ -173,13 +173,10 @@ def target_token_losses(model, hidden: torch.Tensor, targets: torch.Tensor) -> t
     instead of being kept: memory stays at one chunk of logits whatever the number of targets.
     """
     head = model.get_output_embeddings()
-    cap = getattr(model.config, "final_logit_softcapping", None)
 
     def chunk_loss(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        logits = head(h).float()
-        if cap:  # Gemma-style soft-capping, as the model's own forward applies it
-            logits = torch.tanh(logits / cap) * cap
-        return torch.nn.functional.cross_entropy(logits, t, reduction="none")
+        # scaled and soft-capped as the model's own forward does (checked once per run: check_head_projection)
+        return torch.nn.functional.cross_entropy(head_logits(model.config, head, h), t, reduction="none")
 
     if hidden.shape[0] <= _CHUNK:
         return chunk_loss(hidden, targets) if hidden.shape[0] else hidden.sum(-1) * 0.0
