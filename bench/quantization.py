@@ -1,19 +1,24 @@
 """Quantisation study (issue 9): what each precision the engines offer does to the three jobs, in one table.
 
 Measured here: zero-shot accuracy (bench/classify.py's prompts and label words, raw, no calibration) on the five
-shared tasks, `--test-size` seeded test rows each, with gemma3-270m on transformers float32 and on the
-CTranslate2 engine at int8. Gathered from the other benchmarks' results files, so the table has one
-row per precision (nothing is re-measured or typed in by hand):
+shared tasks, `--test-size` seeded test rows each, with gemma3-270m on transformers float32, bfloat16 and torch's
+dynamic int8, on the CTranslate2 engine at int8, and on llama.cpp's Q4_K_M where the optional extra is installed.
+Gathered from the other benchmarks' results files, so the table has one row per precision (nothing is
+re-measured or typed in by hand):
 
 - PLR accuracy at 64 per class: bench/results/precision.json (transformers float32 / bfloat16 / int8-dynamic;
   the ctranslate2 backend serves embeddings from its transformers float32 twin, so its PLR is float32's);
-- summarization ROUGE on the 100 Korean eval rows: bench/results/summarize_train.json (float32: ko_lora;
-  ctranslate2 int8: ko_lora_ct2_int8) and bench/results/engine_candidates.json (ONNX Runtime GenAI int8 / int4);
-- time per generated token: bench/results/runtime_engines.json (one prompt at a time, 48 tokens).
+- summarization ROUGE on the 100 Korean eval rows: bench/results/summarize_train.json, one trained summarizer
+  (`--summarizer`, default ko_lora) decoded in each precision: stages NAME (float32), NAME_bf16, NAME_int8,
+  NAME_ct2_float32 and NAME_ct2_int8, where measured; and bench/results/engine_candidates.json (ONNX Runtime GenAI int8 / int4, on
+  ko_lora);
+- time per generated token: `--engines-file` (default bench/results/runtime_engines.json; one prompt at a time,
+  48 tokens, every row from one run on one machine).
 
 Writes bench/results/quantization.json; prints the README table.
 
     SLMKIT_NUM_THREADS=1 taskset -c 1 python bench/quantization.py --test-size 100
+    python bench/quantization.py --test-size 100 --engines-file runtime_engines_zen5.json --summarizer ko_lora_vnni
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ sys.path.insert(0, str(HERE))
 SETTINGS = {  # name -> load_model options
     "transformers float32": {},
     "ctranslate2 int8": {"backend": "ctranslate2", "quantize": "int8"},
+    "transformers bfloat16": {"dtype": "bfloat16"},
+    "transformers int8 dynamic": {"dtype": "float32", "quantize": "int8"},
+    "llamacpp q4_k_m": {"backend": "llamacpp"},  # measured only where the optional extra is installed
 }
 
 
@@ -44,8 +52,13 @@ def zero_shot(args) -> dict:
     from slmkit.classify._cache import EmbeddingCache
     from slmkit.models import load_model
 
+    import importlib.util
+
     out = {}
     for setting, options in SETTINGS.items():
+        if options.get("backend") == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
+            print(setting, "skipped: llama-cpp-python is not installed (optional extra slmkit[llamacpp])")
+            continue
         lm = load_model("gemma3-270m", **options)
         cache = EmbeddingCache()
         cache.add_model("gemma3-270m", lm)
@@ -69,8 +82,8 @@ def _load(name: str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def gather(zs: dict) -> list[dict]:
-    precision, engines = _load("precision.json"), _load("runtime_engines.json")
+def gather(zs: dict, engines_file: str = "runtime_engines.json", summarizer: str = "ko_lora") -> list[dict]:
+    precision, engines = _load("precision.json"), _load(engines_file)
     summarize, candidates = _load("summarize_train.json"), _load("engine_candidates.json")
 
     def plr(setting: str):  # mean over the five tasks; None until bench/precision.py has measured all five
@@ -87,25 +100,41 @@ def gather(zs: dict) -> list[dict]:
         return None
 
     cand = candidates.get("rows", {})
-    return [
+    rows = [
         {"precision": "float32 (transformers)", "plr_64": plr("float32"),
-         "zero_shot": zs.get("transformers float32", {}).get("mean"), "rouge": rouge("ko_lora"),
+         "zero_shot": zs.get("transformers float32", {}).get("mean"), "rouge": rouge(summarizer),
          "ms_per_token": gen("transformers", "float32")},
-        {"precision": "bfloat16 (transformers)", "plr_64": plr("bfloat16"), "zero_shot": None, "rouge": None,
-         "ms_per_token": None},
-        {"precision": "int8 dynamic (transformers)", "plr_64": plr("int8"), "zero_shot": None, "rouge": None,
-         "ms_per_token": None},
+        {"precision": "bfloat16 (transformers)", "plr_64": plr("bfloat16"),
+         "zero_shot": zs.get("transformers bfloat16", {}).get("mean"), "rouge": rouge(f"{summarizer}_bf16"),
+         "ms_per_token": gen("transformers", "bfloat16")},
+        {"precision": "int8 dynamic (transformers)", "plr_64": plr("int8"),
+         "zero_shot": zs.get("transformers int8 dynamic", {}).get("mean"), "rouge": rouge(f"{summarizer}_int8"),
+         "ms_per_token": gen("transformers", "int8")},
         {"precision": "float32 (ctranslate2)", "plr_64": plr("float32"),
-         "zero_shot": None, "rouge": None,
+         "zero_shot": None, "rouge": rouge(f"{summarizer}_ct2_float32"),
          "ms_per_token": gen("ctranslate2", "float32")},
         {"precision": "int8 (ctranslate2)", "plr_64": plr("float32"),
-         "zero_shot": zs.get("ctranslate2 int8", {}).get("mean"), "rouge": rouge("ko_lora_ct2_int8"),
+         "zero_shot": zs.get("ctranslate2 int8", {}).get("mean"), "rouge": rouge(f"{summarizer}_ct2_int8"),
          "ms_per_token": gen("ctranslate2", "int8")},
         {"precision": "int8 weights (ONNX Runtime GenAI)", "plr_64": None, "zero_shot": None,
-         "rouge": (cand.get("ort_int8") or {}).get("final"), "ms_per_token": None},
+         "rouge": _other_model((cand.get("ort_int8") or {}).get("final"), summarizer, rouge("ko_lora")),
+         "ms_per_token": None},
         {"precision": "int4 weights (ONNX Runtime GenAI)", "plr_64": None, "zero_shot": None,
-         "rouge": (cand.get("ort_int4") or {}).get("final"), "ms_per_token": None},
+         "rouge": _other_model((cand.get("ort_int4") or {}).get("final"), summarizer, rouge("ko_lora")),
+         "ms_per_token": None},
+        {"precision": "Q4_K_M (llama.cpp, the package's GGUF)", "plr_64": None,
+         "zero_shot": zs.get("llamacpp q4_k_m", {}).get("mean"), "rouge": None,
+         "ms_per_token": gen("llamacpp", "q4_k_m")},
     ]
+    # llama.cpp's row only where the optional extra was installed for the measurement (else it holds nothing)
+    return [r for r in rows if not r["precision"].startswith("Q4_K_M") or r["zero_shot"] or r["ms_per_token"]]
+
+
+def _other_model(score, summarizer: str, ko_lora_float32):
+    """engine_candidates.py decoded ko_lora: beside another summarizer's column, name it and its float32 score."""
+    if score is None or summarizer == "ko_lora":
+        return score
+    return f"{score} (on ko_lora, float32 {ko_lora_float32})"
 
 
 def main() -> None:
@@ -114,14 +143,35 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "quantization.json")
     parser.add_argument("--gather-only", action="store_true", help="rebuild the table from the JSON files")
+    parser.add_argument("--engines-file", default="runtime_engines.json",
+                        help="bench/results file with bench/runtime.py --engines rows (time per token)")
+    parser.add_argument("--summarizer", default="ko_lora",
+                        help="summarize_train.json stage whose precision variants give the ROUGE column")
     args = parser.parse_args()
     from slmkit.data import write_json
 
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     zs = ({k: v for k, v in previous.get("zero_shot", {}).items() if k in SETTINGS} if args.gather_only
           else zero_shot(args))
-    result = {"config": {"test_size": args.test_size, "seed": args.seed, "model": "gemma3-270m"},
-              "zero_shot": zs, "table": gather(zs)}
+    import os
+    import platform
+
+    import ctranslate2
+    import torch
+    import transformers
+    from classify import cpu_name  # bench/classify.py
+
+    from slmkit.models._precision import cpu_native_bf16
+
+    meta = {"versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "ctranslate2": ctranslate2.__version__, "python": platform.python_version()},
+            "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "native_bf16": cpu_native_bf16(),
+                        "threads": os.environ.get("SLMKIT_NUM_THREADS", "default")}}
+    if args.gather_only:  # the zero-shot scores were measured by the previous run: keep its record
+        meta = {k: previous.get(k, meta[k]) for k in meta}
+    result = {**meta, "config": {"test_size": args.test_size, "seed": args.seed, "model": "gemma3-270m",
+                                 "engines_file": args.engines_file, "summarizer": args.summarizer},
+              "zero_shot": zs, "table": gather(zs, args.engines_file, args.summarizer)}
     write_json(args.out, result)
     print("| precision | PLR accuracy, 64/class | zero-shot accuracy | ROUGE (Korean eval) | ms per token |")
     print("|---|---|---|---|---|")

@@ -117,6 +117,36 @@ STAGES = {
     # paired against that model's greedy float32 decoding and against its own greedy pass.
     "ko_lora_4ep_mbr_sampled": dict(lang="ko", reuse="ko_lora_4ep", load=dict(backend="ctranslate2", quantize="int8"),
                                     keep_tokens_from="ko_train", decode=dict(mbr_samples=8)),
+    # Issue 9 on the CPU its targets were set on (AVX-512 with BF16 and VNNI, float32 embeddings at the issue's
+    # 849-862 tokens/s; December 2026): the default recipe trained there (seed 3, a sixth run of it for issue 7),
+    # decoded greedily in float32 and by the fast engine at int8, whole and with the output layer trimmed to the
+    # training rows' tokens. Paired row by row against the float32 decoding (PAIRED); int8 products on VNNI
+    # round differently from the AVX2 CPU where ko_lora_ct2_int8 was measured.
+    "ko_lora_vnni": dict(lang="ko", train=DEFAULT, seed=3, load=dict(dtype="float32")),
+    "ko_lora_vnni_ct2_int8": dict(lang="ko", reuse="ko_lora_vnni", load=dict(backend="ctranslate2", quantize="int8")),
+    "ko_lora_vnni_ct2_int8_trimmed": dict(lang="ko", reuse="ko_lora_vnni",
+                                          load=dict(backend="ctranslate2", quantize="int8"),
+                                          keep_tokens_from="ko_train"),
+    # ... and by the fast engine at float32 with the output layer trimmed: float32's own arithmetic, so any gap is
+    # the trimming's (kept: the training rows' tokens, so an eval word they lack cannot be written as itself)
+    "ko_lora_vnni_ct2_float32_trimmed": dict(lang="ko", reuse="ko_lora_vnni",
+                                             load=dict(backend="ctranslate2", quantize="float32"),
+                                             keep_tokens_from="ko_train"),
+    # ... trimmed as `summarize predict --keep-tokens TRAIN` trims: the training rows' tokens and the eval dialogues'
+    # (the inputs, known when decoding; never their references), at float32 and at int8
+    "ko_lora_vnni_ct2_float32_trimmed_inputs": dict(lang="ko", reuse="ko_lora_vnni",
+                                                    load=dict(backend="ctranslate2", quantize="float32"),
+                                                    keep_tokens_from="ko_train", keep_input_tokens=True),
+    "ko_lora_vnni_ct2_int8_trimmed_inputs": dict(lang="ko", reuse="ko_lora_vnni",
+                                                 load=dict(backend="ctranslate2", quantize="int8"),
+                                                 keep_tokens_from="ko_train", keep_input_tokens=True),
+    # ... and by the whole engine at float32 (its arithmetic is transformers float32's: the quantisation table's row)
+    "ko_lora_vnni_ct2_float32": dict(lang="ko", reuse="ko_lora_vnni",
+                                     load=dict(backend="ctranslate2", quantize="float32")),
+    # ... and by the transformers backend's reduced precisions, for the quantisation study's ROUGE column
+    # (bench/quantization.py): bf16 (oneDNN-packed layers) and torch's dynamic int8 of the Linear layers.
+    "ko_lora_vnni_bf16": dict(lang="ko", reuse="ko_lora_vnni", load=dict(dtype="bfloat16")),
+    "ko_lora_vnni_int8": dict(lang="ko", reuse="ko_lora_vnni", load=dict(dtype="float32", quantize="int8")),
 }
 TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
 # Runs of ONE trained model decoded in different precisions or ways, compared row by row with its greedy float32
@@ -127,7 +157,11 @@ PAIRED = {"ko_lora_bf16_f32": ("ko_lora_bf16", "ko_lora_bf16_trimmed"),
           "ko_lora_seed2": ("ko_lora_seed2_mbr_sampled", "ko_lora_seed2_mbr_sampled_greedy", "ko_lora_seed2_bf16"),
           "ko_lora_seed2_mbr_sampled_greedy": ("ko_lora_seed2_mbr_sampled",),
           "ko_lora_4ep": ("ko_lora_4ep_mbr_sampled", "ko_lora_4ep_mbr_sampled_greedy"),
-          "ko_lora_4ep_mbr_sampled_greedy": ("ko_lora_4ep_mbr_sampled",)}
+          "ko_lora_4ep_mbr_sampled_greedy": ("ko_lora_4ep_mbr_sampled",),
+          "ko_lora_vnni": ("ko_lora_vnni_ct2_int8", "ko_lora_vnni_ct2_int8_trimmed", "ko_lora_vnni_ct2_float32_trimmed",
+                           "ko_lora_vnni_ct2_float32_trimmed_inputs", "ko_lora_vnni_ct2_int8_trimmed_inputs",
+                           "ko_lora_vnni_ct2_float32",
+                           "ko_lora_vnni_bf16", "ko_lora_vnni_int8")}
 
 
 def main() -> None:
@@ -384,6 +418,9 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
     if spec.get("keep_tokens_from"):  # training rows only: the eval rows never choose the kept tokens
         rows = sets[spec["keep_tokens_from"]]
         load["keep_tokens"] = list(rows["dialogue"]) + [r for refs in rows["references"] for r in refs]
+        if spec.get("keep_input_tokens"):  # and the dialogues being summarized, as `summarize predict
+            # --keep-tokens` keeps them: inputs are known when decoding (their references stay unseen)
+            load["keep_tokens"] += list(evaluate_on["dialogue"])
     lm = load_model(str(run_dir), **load)
     mbr_info = None
     summarizer = FineTunedSummarizer(lm, lang, decode, seed=args.seed)

@@ -239,6 +239,38 @@ def test_summarize_predict_runs_on_the_engine(tiny_causal_dir, tmp_path):
     assert list(pd.read_csv(out)["fname"]) == ["d0", "d1"]
 
 
+def test_summarize_predict_runs_the_engine_at_the_precision_asked(tiny_causal_dir, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from slmkit.cli.main import app
+    from slmkit.summarize import PredictConfig
+    from slmkit.summarize._predict import build_summarizer
+
+    table = tmp_path / "dev.csv"
+    pd.DataFrame({"fname": ["d0", "d1"], "dialogue": ["#Person1#: 배고파.\n#Person2#: 밥 먹으러 가자.",
+                                                     "#Person1#: Hi.\n#Person2#: Hello there."]}).to_csv(table, index=False)
+    config = PredictConfig(method="zero-shot", model=str(tiny_causal_dir), backend="ctranslate2", quantize="float32")
+    assert build_summarizer(config, "en").lm.info["quantize"] == "float32"  # the engine's float32 equals
+    # transformers float32 (test_float32_greedy_text_equals_transformers); int8 is the default
+    common = ["summarize", "predict", str(table), "--method", "zero-shot", "--model", str(tiny_causal_dir),
+              "--max-new-tokens", "6"]
+    runner = CliRunner()
+    engine = runner.invoke(app, [*common, "--output", str(tmp_path / "ct2.csv"), "--backend", "ctranslate2",
+                                 "--quantize", "float32"])
+    assert engine.exit_code == 0, engine.output
+    manifest = json.loads((tmp_path / "ct2.csv.manifest.json").read_text())
+    assert manifest["identity"]["config"]["quantize"] == "float32"
+    # an int8 output's manifest names no quantize, as before the option existed (its rows still resume)
+    int8 = runner.invoke(app, [*common, "--output", str(tmp_path / "int8.csv"), "--backend", "ctranslate2"])
+    assert int8.exit_code == 0, int8.output
+    assert "quantize" not in json.loads((tmp_path / "int8.csv.manifest.json").read_text())["identity"]["config"]
+    with pytest.raises(ConfigError, match="quantize applies to the ctranslate2 backend"):
+        PredictConfig(model=str(tiny_causal_dir), quantize="float32")
+    with pytest.raises(ConfigError, match="'int8' or 'float32'"):
+        PredictConfig(model=str(tiny_causal_dir), backend="ctranslate2", quantize="int4")
+
+
 def test_trimmed_vocabulary_is_the_full_model_masked_to_the_kept_tokens(tiny_lm, tiny_causal_dir):
     from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -262,11 +294,18 @@ def test_trimmed_vocabulary_is_the_full_model_masked_to_the_kept_tokens(tiny_lm,
                                          logits_processor=LogitsProcessorList([OnlyKept()]))
         expected = tiny_lm.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
         assert fast.generate([prompt], max_new_tokens=8)[0] == expected
-    # two threads: a trimmed model decodes one prompt on a single-thread replica, the same text
+    # two threads: a trimmed float32 model decodes one prompt on the two-thread engine (its 4-byte weights read
+    # faster on two threads), a trimmed int8 one on a single-thread replica; the same text either way
     parallel = load_model(str(tiny_causal_dir), backend="ctranslate2", quantize="float32", keep_tokens=corpus,
                           num_threads=2)
-    assert parallel._single_stream_engine() is parallel._decoder is not parallel._generator
+    assert parallel._single_stream_engine() is parallel._generator is not parallel._decoder
     assert [parallel.generate([p], max_new_tokens=8)[0] for p in PROMPTS] == fast.generate(PROMPTS, max_new_tokens=8)
+    int8 = load_model(str(tiny_causal_dir), backend="ctranslate2", quantize="int8", keep_tokens=corpus,
+                      num_threads=2)
+    assert int8._single_stream_engine() is int8._decoder is not int8._generator
+    int8_alone = load_model(str(tiny_causal_dir), backend="ctranslate2", quantize="int8", keep_tokens=corpus,
+                            num_threads=1)
+    assert [int8.generate([p], max_new_tokens=8)[0] for p in PROMPTS] == int8_alone.generate(PROMPTS, max_new_tokens=8)
     with pytest.raises(ConfigError, match="serves generation only"):
         fast.token_losses(PROMPTS)
     with pytest.raises(ConfigError, match="list of texts"):  # one string would keep only its characters

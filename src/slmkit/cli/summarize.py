@@ -134,6 +134,12 @@ def predict_cmd(
         "and dialogues and of the input's dialogues; faster decoding, other tokens cannot be written.",
     ),
     dtype: str = DTYPE_OPTION,
+    quantize: str = typer.Option(
+        None,
+        "--quantize",
+        help="ctranslate2 precision: int8 (default) | float32 (float32's summaries; with --keep-tokens ~2x "
+        "transformers float32).",
+    ),
     seed: int = SEED_OPTION,
 ) -> None:
     """Summarize every dialogue and write the competition's fname,summary CSV (resumes where it stopped)."""
@@ -157,6 +163,7 @@ def predict_cmd(
         seed=seed,
         keep_tokens=keep_tokens,
         dtype=dtype,
+        quantize=quantize,
     )
     from slmkit.data import resumable_output
     from slmkit.summarize._resume import predict_identity

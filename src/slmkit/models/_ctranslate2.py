@@ -1,6 +1,7 @@
 """CTranslate2 backend (optional extra `slmkit[fast]`): fast CPU generation and scoring, from wheels, no compiler.
 
-Why this engine (measured on this project's 2-core AVX2 CPU, bench/results/engines.json): CTranslate2 converts
+Why this engine (measured on this project's 2-core AVX2 CPU, bench/engine_candidates.py and bench/runtime.py
+--engines; README, "The fast engine"): CTranslate2 converts
 gemma3-270m in ~20 s, runs int8 weights *and* int8 matrix products, and batches well (several prompts share one
 decoding loop). ONNX Runtime GenAI's int8 matched it single-stream but batched at less than half its rate, and
 its int4 changed greedy outputs within the first few tokens; OpenVINO's exporter (optimum-intel) requires
@@ -118,8 +119,10 @@ class CTranslate2LM(LanguageModel):
     def _single_stream_engine(self):
         """The engine for one prompt alone. The whole output layer (262k x 640 for Gemma 3) is a matrix-vector
         product large enough to share between threads: 26 tokens/s on two threads against 22 on one (int8);
-        trimmed to a language's tokens it is not, and one thread is faster: 51-53 against 41-50."""
-        return self._decoder if self._order is not None else self._generator
+        trimmed to a language's tokens at int8 it is not, and one thread is faster: 51-53 against 41-50 (80
+        against 58 on the Zen 5 EPYC). float32 weights are 4x the bytes per step, which two threads read faster:
+        trimmed float32 decoded 85 tokens/s on two threads against 51 on one there (gemma3-270m, 48 new tokens)."""
+        return self._decoder if self._order is not None and self.quantize == "int8" else self._generator
 
     # tokens -------------------------------------------------------------------------------------------------
     def _ids(self, text: str, bos: bool = True) -> list[int]:

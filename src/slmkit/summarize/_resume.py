@@ -38,6 +38,8 @@ def predict_identity(input_path: str | Path, config, columns: DialogueColumns | 
         settings["repetition_penalty"] = resolved_repetition_penalty(config)  # likewise (None: 1.0 or the run's)
     if settings.get("dtype", "") is None:  # unset: outputs written before the option existed still resume
         del settings["dtype"]
+    if settings.get("quantize", "") in (None, "int8"):  # the engine's default, as before the option existed
+        del settings["quantize"]
     identity = {
         "config": settings,
         "columns": asdict(columns or DialogueColumns()),
