@@ -238,17 +238,24 @@ def _engines(args, env: dict) -> dict:
         for backend, quantize in [e for e in ENGINES if not args.engine_set or f"{e[0]}:{e[1]}" in args.engine_set]:
             if backend == "llamacpp" and (model != args.model or importlib.util.find_spec("llama_cpp") is None):
                 continue  # not installed (optional extra), or a fine-tuned run (the llama.cpp backend refuses it)
+            unpacked = {"SLMKIT_PACK_BF16": "0"} if quantize and quantize.endswith("-unpacked") else {}
+            phase = ["--model", model, "--n-texts", str(args.n_texts), "--repeats", str(args.repeats),
+                     "--seed", str(args.seed), "--phase", "engine", "--backend", backend,
+                     *(["--quantize", quantize] if quantize else [])]
+            if args.warm_cache:  # the user's cache: a conversion made by an earlier process, as every later load is
+                if backend == "ctranslate2":  # make sure it exists; this first process's numbers are dropped
+                    _run_phase(phase, {**env, **unpacked})
+                row = _run_phase(phase, {**env, **unpacked})
+                rows.append({**row, "model": model})
+                print(json.dumps(rows[-1]), flush=True)
+                continue
             # a fresh engine cache (the GGUF conversion linked in), so the engine's own conversion is timed
             with tempfile.TemporaryDirectory() as fresh:
                 user = Path(env.get("SLMKIT_CACHE") or Path.home() / ".cache" / "slmkit")
                 for entry in ("gguf", "converted", "checksums.json"):
                     if (user / entry).exists():
                         (Path(fresh) / entry).symlink_to((user / entry).resolve())
-                unpacked = {"SLMKIT_PACK_BF16": "0"} if quantize and quantize.endswith("-unpacked") else {}
-                row = _run_phase(["--model", model, "--n-texts", str(args.n_texts), "--repeats", str(args.repeats),
-                                  "--seed", str(args.seed), "--phase", "engine", "--backend", backend,
-                                  *(["--quantize", quantize] if quantize else [])],
-                                 {**env, "SLMKIT_CACHE": fresh, **unpacked})
+                row = _run_phase(phase, {**env, "SLMKIT_CACHE": fresh, **unpacked})
             row["model"] = model
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -321,6 +328,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "runtime.json")
     parser.add_argument("--engines", action="store_true", help="compare backends x precisions instead")
     parser.add_argument("--finetuned", help="with --engines: a fine-tuned run folder or merged model to add")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="with --engines: load conversions from the user's cache (made by an earlier process) "
+                        "instead of converting each engine afresh in the measuring process")
     parser.add_argument("--engine-set", nargs="*", help="with --engines: only these backend:precision rows "
                         "(e.g. transformers:None ctranslate2:int8-trimmed)")
     parser.add_argument("--phase", choices=["load", "throughput", "llamacpp", "engine"], help=argparse.SUPPRESS)
