@@ -2,16 +2,15 @@
 
 Measured here: zero-shot accuracy (bench/classify.py's prompts and label words, raw, no calibration) on the five
 shared tasks, `--test-size` seeded test rows each, with gemma3-270m on transformers float32, bfloat16 and torch's
-dynamic int8, on the CTranslate2 engine at int8, and on llama.cpp's Q4_K_M where the optional extra is installed.
-Gathered from the other benchmarks' results files, so the table has one row per precision (nothing is
+dynamic int8, and on the CTranslate2 engine at int8. Gathered from the other benchmarks' results files, so the table has one row per precision (nothing is
 re-measured or typed in by hand):
 
 - PLR accuracy at 64 per class: bench/results/precision.json (transformers float32 / bfloat16 / int8-dynamic;
   the ctranslate2 backend serves embeddings from its transformers float32 twin, so its PLR is float32's);
 - summarization ROUGE on the 100 Korean eval rows: bench/results/summarize_train.json, one trained summarizer
   (`--summarizer`, default ko_lora) decoded in each precision: stages NAME (float32), NAME_bf16, NAME_int8,
-  NAME_ct2_float32 and NAME_ct2_int8, where measured; and bench/results/engine_candidates.json (ONNX Runtime GenAI int8 / int4, on
-  ko_lora);
+  NAME_ct2_float32 and NAME_ct2_int8, where measured; and bench/results/engine_candidates.json (ONNX Runtime
+  GenAI int8 / int4, on ko_lora);
 - time per generated token: `--engines-file` (default bench/results/runtime_engines.json; one prompt at a time,
   48 tokens, every row from one run on one machine).
 
@@ -41,7 +40,6 @@ SETTINGS = {  # name -> load_model options
     "ctranslate2 int8": {"backend": "ctranslate2", "quantize": "int8"},
     "transformers bfloat16": {"dtype": "bfloat16"},
     "transformers int8 dynamic": {"dtype": "float32", "quantize": "int8"},
-    "llamacpp q4_k_m": {"backend": "llamacpp"},  # measured only where the optional extra is installed
 }
 
 
@@ -52,13 +50,8 @@ def zero_shot(args) -> dict:
     from slmkit.classify._cache import EmbeddingCache
     from slmkit.models import load_model
 
-    import importlib.util
-
     out = {}
     for setting, options in SETTINGS.items():
-        if options.get("backend") == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
-            print(setting, "skipped: llama-cpp-python is not installed (optional extra slmkit[llamacpp])")
-            continue
         lm = load_model("gemma3-270m", **options)
         cache = EmbeddingCache()
         cache.add_model("gemma3-270m", lm)
@@ -100,7 +93,7 @@ def gather(zs: dict, engines_file: str = "runtime_engines.json", summarizer: str
         return None
 
     cand = candidates.get("rows", {})
-    rows = [
+    return [
         {"precision": "float32 (transformers)", "plr_64": plr("float32"),
          "zero_shot": zs.get("transformers float32", {}).get("mean"), "rouge": rouge(summarizer),
          "ms_per_token": gen("transformers", "float32")},
@@ -122,12 +115,7 @@ def gather(zs: dict, engines_file: str = "runtime_engines.json", summarizer: str
         {"precision": "int4 weights (ONNX Runtime GenAI)", "plr_64": None, "zero_shot": None,
          "rouge": _other_model((cand.get("ort_int4") or {}).get("final"), summarizer, rouge("ko_lora")),
          "ms_per_token": None},
-        {"precision": "Q4_K_M (llama.cpp, the package's GGUF)", "plr_64": None,
-         "zero_shot": zs.get("llamacpp q4_k_m", {}).get("mean"), "rouge": None,
-         "ms_per_token": gen("llamacpp", "q4_k_m")},
     ]
-    # llama.cpp's row only where the optional extra was installed for the measurement (else it holds nothing)
-    return [r for r in rows if not r["precision"].startswith("Q4_K_M") or r["zero_shot"] or r["ms_per_token"]]
 
 
 def _other_model(score, summarizer: str, ko_lora_float32):
@@ -154,17 +142,14 @@ def main() -> None:
     zs = ({k: v for k, v in previous.get("zero_shot", {}).items() if k in SETTINGS} if args.gather_only
           else zero_shot(args))
     import os
-    import platform
 
     import ctranslate2
-    import torch
-    import transformers
     from classify import cpu_name  # bench/classify.py
+    from precision import versions  # bench/precision.py
 
     from slmkit.models._precision import cpu_native_bf16
 
-    meta = {"versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "ctranslate2": ctranslate2.__version__, "python": platform.python_version()},
+    meta = {"versions": versions() | {"ctranslate2": ctranslate2.__version__},
             "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "native_bf16": cpu_native_bf16(),
                         "threads": os.environ.get("SLMKIT_NUM_THREADS", "default")}}
     if args.gather_only:  # the zero-shot scores were measured by the previous run: keep its record

@@ -19,7 +19,6 @@ precisions' embedding accuracy).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -132,17 +131,37 @@ def phase_llamacpp(model: str, n_texts: int, seed: int) -> dict:
 # transformers:None is float32 (the reference every ratio is taken against); bfloat16 is what dtype="auto" picks on
 # a CPU with native bf16 (AVX-512 BF16 or AMX), so on such a CPU it is the default path's speed.
 ENGINES = [("transformers", None), ("transformers", "bfloat16-unpacked"), ("transformers", "bfloat16"),
-           ("transformers", "bfloat16-trimmed"), ("ctranslate2", "float32"), ("ctranslate2", "float32-trimmed"), ("ctranslate2", "int8"),
-           ("ctranslate2", "int8-trimmed"), ("transformers", "int8"), ("llamacpp", "q4_k_m")]
+           ("transformers", "bfloat16-trimmed"), ("ctranslate2", "float32"), ("ctranslate2", "float32-trimmed"),
+           ("ctranslate2", "int8"), ("ctranslate2", "int8-trimmed"), ("transformers", "int8")]
 # ("transformers", "int8"): torch's dynamic int8 quantisation of the Linear layers (`quantize="int8"` on the
-# transformers backend), for the quantisation study's time per token; last, so earlier rows' ratios are unchanged.
-# ("llamacpp", "q4_k_m"): the package's own 4-bit GGUF on llama.cpp (optional extra, compiled; the row is left out
-# where it is not installed, and for a fine-tuned run, which the llama.cpp backend refuses).
+# transformers backend), for the quantisation study's time per token.
 # "-trimmed": the output layer keeps the tokens of TRIM_CORPUS source paragraphs (English WikiText paragraphs
 # after the ones measured, so the measured texts never choose them); see load_model(..., keep_tokens=).
 # "-unpacked": bf16 with plain F.linear layers (SLMKIT_PACK_BF16=0), what bf16 ran before the oneDNN-prepacked
 # layers (`PackedLinear`), to show their gain in the same run.
 TRIM_CORPUS = 300
+
+
+def _engine_options(backend: str, quantize: str | None, n_texts: int) -> dict:
+    """load_model options for one ENGINES row."""
+    precision = (quantize or "float32").removesuffix("-trimmed").removesuffix("-unpacked")
+    if backend == "transformers" and precision == "int8":  # torch dynamic int8 over float32 weights
+        options = {"dtype": "float32", "quantize": "int8"}
+    elif backend == "transformers":  # explicit, so the reference stays float32 whatever "auto" means on this CPU
+        options = {"dtype": precision}
+    else:
+        options = {"quantize": precision}
+    if quantize and quantize.endswith("-trimmed"):
+        options["keep_tokens"] = _source_paragraphs()[n_texts : n_texts + TRIM_CORPUS]
+    return options
+
+
+def phase_convert(model: str, backend: str, quantize: str | None, n_texts: int) -> dict:
+    """Load one ENGINES row once, so its conversion is in the cache before a measuring process loads it."""
+    from slmkit.models import load_model
+
+    lm = load_model(model, backend=backend, **_engine_options(backend, quantize, n_texts))
+    return {"converted_s": lm.info.get("converted_seconds")}
 
 
 def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, repeats: int, seed: int) -> dict:
@@ -152,28 +171,13 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
 
     from slmkit.models import GenerationParams, load_model
 
-    precision = (quantize or "float32").removesuffix("-trimmed").removesuffix("-unpacked")
-    if backend == "llamacpp":  # the GGUF's own Q4_K_M weights: nothing to choose
-        options = {}
-    elif backend == "transformers" and precision == "int8":  # torch dynamic int8 over float32 weights
-        options = {"dtype": "float32", "quantize": "int8"}
-    elif backend == "transformers":  # explicit, so the reference stays float32 whatever "auto" means on this CPU
-        options = {"dtype": precision}
-    else:
-        options = {"quantize": precision}
-    if quantize and quantize.endswith("-trimmed"):
-        options["keep_tokens"] = _source_paragraphs()[n_texts : n_texts + TRIM_CORPUS]
+    options = _engine_options(backend, quantize, n_texts)
     start = time.perf_counter()
     lm = load_model(model, backend=backend, **options)
     out = {"backend": backend, "quantize": quantize or "float32", "load_s": round(time.perf_counter() - start, 2),
            "converted_s": lm.info.get("converted_seconds"), "checksum": lm.info["checksum"],
            "kept_tokens": lm.info.get("kept_tokens"), "packed_linears": lm.info.get("packed_linears")}
-    if backend == "transformers":
-        ref = lm
-    elif backend == "llamacpp":  # the float32 transformers model of the same GGUF, for texts and agreement
-        ref = load_model(model, dtype="float32")
-    else:
-        ref = lm._twin()  # a transformers copy of the same weights (float32)
+    ref = lm if backend == "transformers" else lm._twin()  # a transformers copy of the same weights (float32)
     texts = _texts_of_n_tokens(ref, n_texts, 100)
     if backend == "transformers":  # the ctranslate2 backend serves embeddings from its float32 twin: not measured
         lm.embed(texts[:4])  # warm-up
@@ -183,10 +187,6 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
         # the middle layer alone: the forward pass stops after it (`_layer_states`)
         seconds = _median_time(lambda: lm.embed(texts, batch_size=8, layers=(lm.n_layers // 2,)), repeats)
         out["embed_middle_batch_8_tokens_per_s"] = round(n_texts * 100 / seconds, 1)
-    elif backend == "llamacpp":  # one text at a time whatever the batch size, last layer only (all llama.cpp gives)
-        lm.embed(texts[:2])  # warm-up
-        seconds = _median_time(lambda: lm.embed(texts), repeats)
-        out["embed_batch_1_tokens_per_s"] = round(n_texts * 100 / seconds, 1)
     if not lm.info.get("kept_tokens"):  # a trimmed engine generates only
         lm.token_losses(texts[:4])  # warm-up
         n_scored = sum(len(x) for x in lm.token_losses(texts))
@@ -210,16 +210,12 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
     reduced = backend != "transformers" or quantize not in (None, "float32")
     if reduced:  # teacher-forced top-1 agreement with transformers float32 (a trimmed head: over its kept tokens)
         twin = ref if backend != "transformers" else load_model(model, dtype="float32")
-        if backend == "llamacpp":
-            _ = lm._logits(twin._encode(texts[:1])[0])  # open the scorer before counting
         agree = total = 0
         for text in texts[:8]:
             ids = twin._encode([text])[0]
             with torch.no_grad():
                 if backend == "transformers":
                     fast = lm.model(torch.tensor([ids])).logits[0].float().argmax(-1).numpy()
-                elif backend == "llamacpp":  # the GGUF's vocabulary is the tokenizer's: ids are shared
-                    fast = lm._logits(ids).argmax(-1)
                 else:
                     fast = np.asarray(lm._generator.forward_batch([lm._tokens(ids)]))[0].argmax(-1)
                     fast = np.asarray(lm._own_ids(fast.tolist()))  # a trimmed engine's ids -> the tokenizer's
@@ -236,15 +232,13 @@ def _engines(args, env: dict) -> dict:
     rows = []
     for model in models:
         for backend, quantize in [e for e in ENGINES if not args.engine_set or f"{e[0]}:{e[1]}" in args.engine_set]:
-            if backend == "llamacpp" and (model != args.model or importlib.util.find_spec("llama_cpp") is None):
-                continue  # not installed (optional extra), or a fine-tuned run (the llama.cpp backend refuses it)
             unpacked = {"SLMKIT_PACK_BF16": "0"} if quantize and quantize.endswith("-unpacked") else {}
-            phase = ["--model", model, "--n-texts", str(args.n_texts), "--repeats", str(args.repeats),
-                     "--seed", str(args.seed), "--phase", "engine", "--backend", backend,
-                     *(["--quantize", quantize] if quantize else [])]
+            row_args = ["--model", model, "--n-texts", str(args.n_texts), "--repeats", str(args.repeats),
+                        "--seed", str(args.seed), "--backend", backend, *(["--quantize", quantize] if quantize else [])]
+            phase = [*row_args, "--phase", "engine"]
             if args.warm_cache:  # the user's cache: a conversion made by an earlier process, as every later load is
-                if backend == "ctranslate2":  # make sure it exists; this first process's numbers are dropped
-                    _run_phase(phase, {**env, **unpacked})
+                if backend == "ctranslate2":  # convert first, in a process of its own, if the cache lacks it
+                    _run_phase([*row_args, "--phase", "convert"], env)
                 row = _run_phase(phase, {**env, **unpacked})
                 rows.append({**row, "model": model})
                 print(json.dumps(rows[-1]), flush=True)
@@ -333,7 +327,8 @@ def main() -> None:
                         "instead of converting each engine afresh in the measuring process")
     parser.add_argument("--engine-set", nargs="*", help="with --engines: only these backend:precision rows "
                         "(e.g. transformers:None ctranslate2:int8-trimmed)")
-    parser.add_argument("--phase", choices=["load", "throughput", "llamacpp", "engine"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["load", "throughput", "llamacpp", "engine", "convert"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="transformers", help=argparse.SUPPRESS)
     parser.add_argument("--quantize", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -341,6 +336,7 @@ def main() -> None:
         result = {
             "engine": lambda: phase_engine(args.model, args.backend, args.quantize, args.n_texts, args.repeats,
                                            args.seed),
+            "convert": lambda: phase_convert(args.model, args.backend, args.quantize, args.n_texts),
             "load": lambda: phase_load(args.model),
             "throughput": lambda: phase_throughput(args.model, args.n_texts, args.repeats, args.seed),
             "llamacpp": lambda: phase_llamacpp(args.model, args.n_texts, args.seed),
