@@ -119,10 +119,11 @@ class CTranslate2LM(LanguageModel):
     def _single_stream_engine(self):
         """The engine for one prompt alone. The whole output layer (262k x 640 for Gemma 3) is a matrix-vector
         product large enough to share between threads: 26 tokens/s on two threads against 22 on one (int8);
-        trimmed to a language's tokens at int8 it is not, and one thread is faster: 51-53 against 41-50 (80
-        against 58 on the Zen 5 EPYC). float32 weights are 4x the bytes per step, which two threads read faster:
-        trimmed float32 decoded 85 tokens/s on two threads against 51 on one there (gemma3-270m, 48 new tokens)."""
-        return self._decoder if self._order is not None and self.quantize == "int8" else self._generator
+        trimmed to a language's tokens it is not, and one thread is faster: 51-53 against 41-50. At float32 on the
+        Zen 5 EPYC two threads decoded a trimmed model faster in a fresh process (85 against 51 tokens/s) but not
+        once the process had run other engines (45 against 58, bench/ct2_decoding.py --quantize float32), so a
+        trimmed model of either precision decodes one prompt on a single-thread replica."""
+        return self._decoder if self._order is not None else self._generator
 
     # tokens -------------------------------------------------------------------------------------------------
     def _ids(self, text: str, bos: bool = True) -> list[int]:
