@@ -120,9 +120,9 @@ class CTranslate2LM(LanguageModel):
         """The engine for one prompt alone. The whole output layer (262k x 640 for Gemma 3) is a matrix-vector
         product large enough to share between threads: 26 tokens/s on two threads against 22 on one (int8);
         trimmed to a language's tokens it is not, and one thread is faster: 51-53 against 41-50. At float32 on the
-        Zen 5 EPYC two threads decoded a trimmed model faster in a fresh process (85 against 51 tokens/s) but not
-        once the process had run other engines (45 against 58, bench/ct2_decoding.py --quantize float32), so a
-        trimmed model of either precision decodes one prompt on a single-thread replica."""
+        Zen 5 EPYC two threads decoded a trimmed model faster at first (76.5 against 57.2 tokens/s) but not once
+        the process had run other engines (45 against 58; bench/ct2_decoding.py --quantize float32), so a trimmed
+        model of either precision decodes one prompt on a single-thread replica."""
         return self._decoder if self._order is not None else self._generator
 
     # tokens -------------------------------------------------------------------------------------------------
