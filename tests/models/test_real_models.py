@@ -48,3 +48,28 @@ def test_transformers_and_llamacpp_agree(gemma):
     assert cpp.score_choices([PROMPT], [" Paris", " Berlin"]).shape == (1, 2)
     assert cpp.embed(TEXTS).shape == (2, 640)
     assert cpp.generate([PROMPT], max_new_tokens=4)[0].strip()
+    # the same GGUF, other numbers (4-bit weights): caches keyed by the checksum must not mix the two backends
+    assert cpp.info["gguf_sha256"] == gemma.info["checksum"]
+    assert cpp.info["checksum"] != gemma.info["checksum"]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python not installed (optional extra slmkit[llamacpp])",
+)
+def test_llamacpp_zero_shot_scores_are_not_served_from_the_transformers_cache(gemma, tmp_path):
+    from slmkit.classify import ZeroShotClassifier
+    from slmkit.classify._cache import EmbeddingCache
+    from slmkit.models import load_model
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    texts = ["The film was a delight from start to finish.", "A dull, tedious mess."]
+    words = {"positive": " great", "negative": " terrible"}
+    prompt = "Review: {text}\nThe review is"
+    scores = {}
+    for name, lm in (("transformers", gemma), ("llamacpp", load_model("gemma3-270m", backend="llamacpp"))):
+        cache.add_model(name, lm)
+        clf = ZeroShotClassifier(name, prompt=prompt, label_words=words, cache=cache).fit()
+        scores[name] = clf.decision_function(texts)
+    # 4-bit llama.cpp scores are close to float32's but never bit-identical: equal arrays would be a cache hit
+    assert not np.array_equal(scores["transformers"], scores["llamacpp"])

@@ -54,11 +54,16 @@ class LlamaCppLM(LanguageModel):
         self._llm = self._open()
         self._scorer = self._emb = None
         self._newline_ids: list[int] | None = None
+        gguf_sha256 = sha256_file(path)
         self.info = {
             "name": spec.name,
             "backend": "llamacpp",
             "source": spec.source,
-            "checksum": sha256_file(path),
+            # The GGUF's sha256 names transformers' float32 model of the same file too, but llama.cpp computes
+            # with the quantised weights (4-bit Q4_K_M) and q8 activations: other numbers, so another checksum, or
+            # caches keyed by it (embeddings, zero-shot scores, predict's resume manifest) would mix the two.
+            "checksum": f"{gguf_sha256}+llamacpp",
+            "gguf_sha256": gguf_sha256,
             "dtype": "gguf",
             "n_ctx": n_ctx,
             "load_seconds": round(time.perf_counter() - start, 2),
