@@ -26,7 +26,10 @@ precision.png. One thread on one core, beside other work:
     taskset -c 1 env SLMKIT_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python bench/precision.py
 
 On the project's AVX2-only CPU that took 1 h 53 min, 1 h 16 min of it bf16's classification (torch emulates
-bf16 there); `--settings float32,int8` leaves bf16 out.
+bf16 there); `--settings float32,int8` leaves bf16 out. The 4-bit GGUF on llama.cpp (`q4_k_m`, the optional extra)
+embeds from its last layer only, so it is compared at that layer:
+
+    python bench/precision.py --settings float32,bfloat16,q4_k_m --layers -1 --out bench/results/precision_last_layer.json
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ SETTINGS = {
     "float32": {"dtype": "float32"},
     "bfloat16": {"dtype": "bfloat16"},
     "int8": {"quantize": "int8"},
+    # the package's own 4-bit GGUF executed by llama.cpp (the optional extra, which compiles). llama.cpp hands out
+    # the last layer only, so this setting runs with `--layers -1` (beside float32 at the same layer).
+    "q4_k_m": {"backend": "llamacpp"},
 }
 ACCURACY_TOLERANCE = 0.005  # at most 0.5 points below float32, on every task
 LOSS_TOLERANCE = 0.01  # document mean losses within 1% relative of float32's, on average
@@ -60,7 +66,7 @@ LAYERS = (0.5, -1)
 BF16_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile")
 
 
-def machine() -> dict:
+def machine(note: str | None = None) -> dict:
     import torch
 
     from slmkit.models._precision import auto_dtype, cpu_flags, cpu_native_bf16
@@ -75,8 +81,8 @@ def machine() -> dict:
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": cpu_native_bf16(),
         "auto_dtype_here": auto_dtype("cpu"),
-        "note": "one thread on one core; another job shared that core during the run, so absolute speeds are "
-        "lower than on a quiet machine; the settings' repeats were interleaved so their ratios are comparable",
+        "note": note or "one thread on one core; another job shared that core during the run, so absolute speeds "
+        "are lower than on a quiet machine; the settings' repeats were interleaved so their ratios are comparable",
     }
 
 
@@ -161,7 +167,7 @@ def generation(lm, prompt: str, new_tokens: int) -> dict:
     return {"new_tokens": n, "seconds": round(seconds, 2), "tokens_per_s": round(n / seconds, 2), "text": text}
 
 
-def classify_task(lm, task, data, seed: int) -> tuple[dict, np.ndarray]:
+def classify_task(lm, task, data, seed: int, layers=LAYERS) -> tuple[dict, np.ndarray]:
     from sklearn.metrics import accuracy_score, f1_score
 
     from slmkit.classify import EmbeddingCache, LMClassifier
@@ -169,7 +175,7 @@ def classify_task(lm, task, data, seed: int) -> tuple[dict, np.ndarray]:
     train_x, train_y, test_x, test_y, _info = data
     cache = EmbeddingCache(None)  # in memory: nothing is shared between settings or runs
     cache.add_model("bench-model", lm)
-    clf = LMClassifier("bench-model", template=task.template, pooling="mean", layers=LAYERS, cache=cache,
+    clf = LMClassifier("bench-model", template=task.template, pooling="mean", layers=layers, cache=cache,
                        random_state=seed, adapt_budget_s=0)
     start = time.perf_counter()
     clf.fit(train_x, train_y)
@@ -279,7 +285,11 @@ def main() -> None:
     parser.add_argument("--gen-tokens", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "precision.json")
+    parser.add_argument("--note", help="how the run was made (threads, what else ran), recorded with the machine")
+    parser.add_argument("--layers", default=",".join(map(str, LAYERS)),
+                        help="PLR's layers (depth fractions or indices); -1 alone for a llama.cpp setting")
     args = parser.parse_args()
+    layers = tuple(float(x) if "." in x else int(x) for x in args.layers.split(","))
 
     from slmkit.data import write_json
     from slmkit.models import load_model
@@ -290,13 +300,13 @@ def main() -> None:
     started = time.perf_counter()
     result = {
         "model": args.model,
-        "config": vars(args) | {"out": str(args.out), "layers": list(LAYERS), "pooling": "mean",
+        "config": vars(args) | {"out": str(args.out), "layers": list(layers), "pooling": "mean",
                                 "template": "the task's instruction (bench/classify.py TASKS)",
                                 "classifier": "LMClassifier, fixed configuration, adapt_budget_s=0, one draw",
                                 "test_rows": f"subsampled to {args.test_size} per task (seed {args.seed})",
                                 "settings": {n: SETTINGS[n] for n in names}},
         "versions": versions(),
-        "machine": machine(),
+        "machine": machine(args.note),
         "settings": {n: {} for n in names},
     }
 
@@ -314,7 +324,8 @@ def main() -> None:
         info = lms[name].info
         result["settings"][name]["load"] = {"seconds": round(time.perf_counter() - start, 2),
                                             **{k: info.get(k) for k in ("dtype", "quantize", "checksum")}}
-        result["model_checksum"] = info.get("weights_checksum", info.get("checksum"))
+        if name == "float32":  # the reference's weights (the other settings' checksums are in their "load")
+            result["model_checksum"] = info.get("weights_checksum", info.get("checksum"))
         save()
     texts = _texts_of_n_tokens(lms["float32"], args.n_texts, 100)
     outputs = throughput(lms, texts, args.repeats, result, save)
@@ -349,7 +360,7 @@ def main() -> None:
         entry = result["settings"][name]
         entry["classification"], entry["classification_feature_cosine"] = {}, {}
         for task in tasks:
-            scores, features = classify_task(lm, task, data[task.name], args.seed)
+            scores, features = classify_task(lm, task, data[task.name], args.seed, layers)
             entry["classification"][task.name] = scores
             if name == "float32":
                 reference[task.name] = features

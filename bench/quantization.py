@@ -2,17 +2,22 @@
 
 Measured here: zero-shot accuracy (bench/classify.py's prompts and label words, raw, no calibration) on the five
 shared tasks, `--test-size` seeded test rows each, with gemma3-270m on transformers float32, bfloat16 and torch's
-dynamic int8, and on the CTranslate2 engine at int8. Gathered from the other benchmarks' results files, so the table has one row per precision (nothing is
-re-measured or typed in by hand):
+dynamic int8, on the CTranslate2 engine at int8, and on llama.cpp with the package's own Q4_K_M GGUF (4-bit; the
+optional extra, which compiles: left out where it is not installed). `--settings` measures some of them again and
+keeps the others' scores from the previous run. Gathered from the other benchmarks' results files, so the table has
+one row per precision (nothing is re-measured or typed in by hand):
 
 - PLR accuracy at 64 per class: bench/results/precision.json (transformers float32 / bfloat16 / int8-dynamic;
-  the ctranslate2 backend serves embeddings from its transformers float32 twin, so its PLR is float32's);
+  the ctranslate2 backend serves embeddings from its transformers float32 twin, so its PLR is float32's); llama.cpp's
+  from bench/results/precision_last_layer.json, beside float32's at the same (last) layer;
 - summarization ROUGE on the 100 Korean eval rows: bench/results/summarize_train.json, one trained summarizer
   (`--summarizer`, default ko_lora) decoded in each precision: stages NAME (float32), NAME_bf16, NAME_int8,
-  NAME_ct2_float32 and NAME_ct2_int8, where measured; and bench/results/engine_candidates.json (ONNX Runtime
+  NAME_ct2_float32, NAME_ct2_int8, NAME_bf16_trimmed_inputs and NAME_q4_k_m (the run written as a Q4_K_M GGUF by
+  bench/gguf_q4.py, decoded by llama.cpp), where measured; and bench/results/engine_candidates.json (ONNX Runtime
   GenAI int8 / int4, on ko_lora);
 - time per generated token: `--engines-file` (default bench/results/runtime_engines.json; one prompt at a time,
-  48 tokens, every row from one run on one machine).
+  48 tokens, every row from one run on one machine). Several files: a row is taken from the first that has it, and
+  the table records which file gave each row (compare rows from different runs through their float32 rows).
 
 Writes bench/results/quantization.json; prints the README table.
 
@@ -40,6 +45,7 @@ SETTINGS = {  # name -> load_model options
     "ctranslate2 int8": {"backend": "ctranslate2", "quantize": "int8"},
     "transformers bfloat16": {"dtype": "bfloat16"},
     "transformers int8 dynamic": {"dtype": "float32", "quantize": "int8"},
+    "llamacpp q4_k_m": {"backend": "llamacpp"},  # the GGUF's own 4-bit weights, executed by llama.cpp
 }
 
 
@@ -50,8 +56,18 @@ def zero_shot(args) -> dict:
     from slmkit.classify._cache import EmbeddingCache
     from slmkit.models import load_model
 
+    import importlib.util
+    import os
+
+    from classify import cpu_name  # bench/classify.py
+
     out = {}
     for setting, options in SETTINGS.items():
+        if args.settings and setting not in args.settings:
+            continue
+        if options.get("backend") == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
+            print(setting, "skipped: llama-cpp-python is not installed (optional extra slmkit[llamacpp])")
+            continue
         lm = load_model("gemma3-270m", **options)
         cache = EmbeddingCache()
         cache.add_model("gemma3-270m", lm)
@@ -66,7 +82,8 @@ def zero_shot(args) -> dict:
                          "seconds": round(time.perf_counter() - start, 1)}
             print(setting, name, row[name], flush=True)
         out[setting] = {"tasks": row, "mean": round(float(np.mean([r["accuracy"] for r in row.values()])), 4),
-                        "checksum": lm.info["checksum"]}
+                        "checksum": lm.info["checksum"], "cpu": cpu_name(),
+                        "threads": os.environ.get("SLMKIT_NUM_THREADS", "default")}
     return out
 
 
@@ -75,21 +92,30 @@ def _load(name: str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def gather(zs: dict, engines_file: str = "runtime_engines.json", summarizer: str = "ko_lora") -> list[dict]:
-    precision, engines = _load("precision.json"), _load(engines_file)
+def gather(zs: dict, engines_files=("runtime_engines.json",), summarizer: str = "ko_lora") -> list[dict]:
+    if isinstance(engines_files, str):
+        engines_files = (engines_files,)
+    precision, engines = _load("precision.json"), {name: _load(name) for name in engines_files}
+    last_layer = _load("precision_last_layer.json")
     summarize, candidates = _load("summarize_train.json"), _load("engine_candidates.json")
 
-    def plr(setting: str):  # mean over the five tasks; None until bench/precision.py has measured all five
-        tasks = (precision.get("settings", {}).get(setting, {}) or {}).get("classification", {})
+    def plr(setting: str, source: dict = precision):  # mean over the five tasks; None until all five are measured
+        tasks = (source.get("settings", {}).get(setting, {}) or {}).get("classification", {})
         return round(float(np.mean([t["accuracy"] for t in tasks.values()])), 4) if len(tasks) == 5 else None
+
+    def plr_last_layer(setting: str):  # llama.cpp embeds from its last layer only: compared with float32's there
+        own, reference = plr(setting, last_layer), plr("float32", last_layer)
+        return None if own is None else f"{own} (last layer; float32 {reference})"
 
     def rouge(stage: str):
         return (summarize.get("runs", {}).get(stage, {}).get("scores") or {}).get("final")
 
     def gen(backend: str, quantize: str):
-        for row in engines.get("rows", []):
-            if row["model"] == "gemma3-270m" and row["backend"] == backend and row["quantize"] == quantize:
-                return round(1000 / row["generate_single_tokens_per_s"], 1)
+        for i, (name, runs) in enumerate(engines.items()):
+            for row in runs.get("rows", []):
+                if row["model"] == "gemma3-270m" and row["backend"] == backend and row["quantize"] == quantize:
+                    ms = round(1000 / row["generate_single_tokens_per_s"], 1)
+                    return ms if i == 0 else f"{ms} ({name})"
         return None
 
     cand = candidates.get("rows", {})
@@ -100,6 +126,10 @@ def gather(zs: dict, engines_file: str = "runtime_engines.json", summarizer: str
         {"precision": "bfloat16 (transformers)", "plr_64": plr("bfloat16"),
          "zero_shot": zs.get("transformers bfloat16", {}).get("mean"), "rouge": rouge(f"{summarizer}_bf16"),
          "ms_per_token": gen("transformers", "bfloat16")},
+        # trimming changes no arithmetic: the same bf16 model projecting onto the kept tokens only (embeddings
+        # unchanged, so PLR is bf16's; a trimmed model cannot score choices, so no zero-shot)
+        {"precision": "bfloat16, output layer trimmed (transformers)", "plr_64": plr("bfloat16"), "zero_shot": None,
+         "rouge": rouge(f"{summarizer}_bf16_trimmed_inputs"), "ms_per_token": gen("transformers", "bfloat16-trimmed")},
         {"precision": "int8 dynamic (transformers)", "plr_64": plr("int8"),
          "zero_shot": zs.get("transformers int8 dynamic", {}).get("mean"), "rouge": rouge(f"{summarizer}_int8"),
          "ms_per_token": gen("transformers", "int8")},
@@ -115,6 +145,10 @@ def gather(zs: dict, engines_file: str = "runtime_engines.json", summarizer: str
         {"precision": "int4 weights (ONNX Runtime GenAI)", "plr_64": None, "zero_shot": None,
          "rouge": _other_model((cand.get("ort_int4") or {}).get("final"), summarizer, rouge("ko_lora")),
          "ms_per_token": None},
+        # ROUGE: the trained summarizer merged and re-quantised to Q4_K_M (bench/gguf_q4.py)
+        {"precision": "Q4_K_M (llama.cpp, the package's GGUF)", "plr_64": plr_last_layer("q4_k_m"),
+         "zero_shot": zs.get("llamacpp q4_k_m", {}).get("mean"), "rouge": rouge(f"{summarizer}_q4_k_m"),
+         "ms_per_token": gen("llamacpp", "q4_k_m")},
     ]
 
 
@@ -131,7 +165,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "quantization.json")
     parser.add_argument("--gather-only", action="store_true", help="rebuild the table from the JSON files")
-    parser.add_argument("--engines-file", default="runtime_engines.json",
+    parser.add_argument("--settings", nargs="*", choices=list(SETTINGS),
+                        help="measure only these zero-shot settings; the others keep the previous run's scores")
+    parser.add_argument("--engines-file", nargs="+", default=["runtime_engines.json"],
                         help="bench/results file with bench/runtime.py --engines rows (time per token)")
     parser.add_argument("--summarizer", default="ko_lora",
                         help="summarize_train.json stage whose precision variants give the ROUGE column")
@@ -139,8 +175,8 @@ def main() -> None:
     from slmkit.data import write_json
 
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    zs = ({k: v for k, v in previous.get("zero_shot", {}).items() if k in SETTINGS} if args.gather_only
-          else zero_shot(args))
+    kept = {k: v for k, v in previous.get("zero_shot", {}).items() if k in SETTINGS}
+    zs = kept if args.gather_only else ({**kept, **zero_shot(args)} if args.settings else zero_shot(args))
     import os
 
     import ctranslate2
@@ -152,7 +188,7 @@ def main() -> None:
     meta = {"versions": versions() | {"ctranslate2": ctranslate2.__version__},
             "machine": {"cpu": cpu_name(), "cpus": os.cpu_count(), "native_bf16": cpu_native_bf16(),
                         "threads": os.environ.get("SLMKIT_NUM_THREADS", "default")}}
-    if args.gather_only:  # the zero-shot scores were measured by the previous run: keep its record
+    if args.gather_only or args.settings:  # (some) zero-shot scores come from the previous run: keep its record
         meta = {k: previous.get(k, meta[k]) for k in meta}
     result = {**meta, "config": {"test_size": args.test_size, "seed": args.seed, "model": "gemma3-270m",
                                  "engines_file": args.engines_file, "summarizer": args.summarizer},

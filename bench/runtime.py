@@ -19,6 +19,7 @@ precisions' embedding accuracy).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -109,7 +110,6 @@ def phase_throughput(model: str, n_texts: int, repeats: int, seed: int) -> dict:
 
 
 def phase_llamacpp(model: str, n_texts: int, seed: int) -> dict:
-    import importlib.util
 
     if importlib.util.find_spec("llama_cpp") is None:
         return {"skipped": "llama-cpp-python not installed (optional extra slmkit[llamacpp])"}
@@ -132,9 +132,11 @@ def phase_llamacpp(model: str, n_texts: int, seed: int) -> dict:
 # a CPU with native bf16 (AVX-512 BF16 or AMX), so on such a CPU it is the default path's speed.
 ENGINES = [("transformers", None), ("transformers", "bfloat16-unpacked"), ("transformers", "bfloat16"),
            ("transformers", "bfloat16-trimmed"), ("ctranslate2", "float32"), ("ctranslate2", "float32-trimmed"),
-           ("ctranslate2", "int8"), ("ctranslate2", "int8-trimmed"), ("transformers", "int8")]
+           ("ctranslate2", "int8"), ("ctranslate2", "int8-trimmed"), ("transformers", "int8"), ("llamacpp", "q4_k_m")]
 # ("transformers", "int8"): torch's dynamic int8 quantisation of the Linear layers (`quantize="int8"` on the
 # transformers backend), for the quantisation study's time per token.
+# ("llamacpp", "q4_k_m"): the package's own 4-bit GGUF on llama.cpp (the optional extra, which compiles: the row
+# is left out where it is not installed, and for a fine-tuned run, which the llama.cpp backend refuses).
 # "-trimmed": the output layer keeps the tokens of TRIM_CORPUS source paragraphs (English WikiText paragraphs
 # after the ones measured, so the measured texts never choose them); see load_model(..., keep_tokens=).
 # "-unpacked": bf16 with plain F.linear layers (SLMKIT_PACK_BF16=0), what bf16 ran before the oneDNN-prepacked
@@ -145,7 +147,9 @@ TRIM_CORPUS = 300
 def _engine_options(backend: str, quantize: str | None, n_texts: int) -> dict:
     """load_model options for one ENGINES row."""
     precision = (quantize or "float32").removesuffix("-trimmed").removesuffix("-unpacked")
-    if backend == "transformers" and precision == "int8":  # torch dynamic int8 over float32 weights
+    if backend == "llamacpp":  # the GGUF's own Q4_K_M weights: nothing to choose
+        options = {}
+    elif backend == "transformers" and precision == "int8":  # torch dynamic int8 over float32 weights
         options = {"dtype": "float32", "quantize": "int8"}
     elif backend == "transformers":  # explicit, so the reference stays float32 whatever "auto" means on this CPU
         options = {"dtype": precision}
@@ -177,7 +181,12 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
     out = {"backend": backend, "quantize": quantize or "float32", "load_s": round(time.perf_counter() - start, 2),
            "converted_s": lm.info.get("converted_seconds"), "checksum": lm.info["checksum"],
            "kept_tokens": lm.info.get("kept_tokens"), "packed_linears": lm.info.get("packed_linears")}
-    ref = lm if backend == "transformers" else lm._twin()  # a transformers copy of the same weights (float32)
+    if backend == "transformers":
+        ref = lm
+    elif backend == "llamacpp":  # the float32 transformers model of the same GGUF, for texts and agreement
+        ref = load_model(model, dtype="float32")
+    else:
+        ref = lm._twin()  # a transformers copy of the same weights (float32)
     texts = _texts_of_n_tokens(ref, n_texts, 100)
     if backend == "transformers":  # the ctranslate2 backend serves embeddings from its float32 twin: not measured
         lm.embed(texts[:4])  # warm-up
@@ -187,6 +196,10 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
         # the middle layer alone: the forward pass stops after it (`_layer_states`)
         seconds = _median_time(lambda: lm.embed(texts, batch_size=8, layers=(lm.n_layers // 2,)), repeats)
         out["embed_middle_batch_8_tokens_per_s"] = round(n_texts * 100 / seconds, 1)
+    elif backend == "llamacpp":  # one text at a time whatever the batch size, last layer only (all llama.cpp gives)
+        lm.embed(texts[:2])  # warm-up
+        seconds = _median_time(lambda: lm.embed(texts), repeats)
+        out["embed_batch_1_tokens_per_s"] = round(n_texts * 100 / seconds, 1)
     if not lm.info.get("kept_tokens"):  # a trimmed engine generates only
         lm.token_losses(texts[:4])  # warm-up
         n_scored = sum(len(x) for x in lm.token_losses(texts))
@@ -210,12 +223,16 @@ def phase_engine(model: str, backend: str, quantize: str | None, n_texts: int, r
     reduced = backend != "transformers" or quantize not in (None, "float32")
     if reduced:  # teacher-forced top-1 agreement with transformers float32 (a trimmed head: over its kept tokens)
         twin = ref if backend != "transformers" else load_model(model, dtype="float32")
+        if backend == "llamacpp":
+            _ = lm._logits(twin._encode(texts[:1])[0])  # open the scorer before counting
         agree = total = 0
         for text in texts[:8]:
             ids = twin._encode([text])[0]
             with torch.no_grad():
                 if backend == "transformers":
                     fast = lm.model(torch.tensor([ids])).logits[0].float().argmax(-1).numpy()
+                elif backend == "llamacpp":  # the GGUF's vocabulary is the tokenizer's: ids are shared
+                    fast = lm._logits(ids).argmax(-1)
                 else:
                     fast = np.asarray(lm._generator.forward_batch([lm._tokens(ids)]))[0].argmax(-1)
                     fast = np.asarray(lm._own_ids(fast.tolist()))  # a trimmed engine's ids -> the tokenizer's
@@ -232,6 +249,8 @@ def _engines(args, env: dict) -> dict:
     rows = []
     for model in models:
         for backend, quantize in [e for e in ENGINES if not args.engine_set or f"{e[0]}:{e[1]}" in args.engine_set]:
+            if backend == "llamacpp" and (model != args.model or importlib.util.find_spec("llama_cpp") is None):
+                continue  # not installed (optional extra), or a fine-tuned run (the llama.cpp backend refuses it)
             unpacked = {"SLMKIT_PACK_BF16": "0"} if quantize and quantize.endswith("-unpacked") else {}
             row_args = ["--model", model, "--n-texts", str(args.n_texts), "--repeats", str(args.repeats),
                         "--seed", str(args.seed), "--backend", backend, *(["--quantize", quantize] if quantize else [])]

@@ -147,6 +147,14 @@ STAGES = {
     # (bench/quantization.py): bf16 (oneDNN-packed layers) and torch's dynamic int8 of the Linear layers.
     "ko_lora_vnni_bf16": dict(lang="ko", reuse="ko_lora_vnni", load=dict(dtype="bfloat16")),
     "ko_lora_vnni_int8": dict(lang="ko", reuse="ko_lora_vnni", load=dict(dtype="float32", quantize="int8")),
+    # ... and bf16 with the output layer trimmed as `summarize predict --keep-tokens TRAIN` trims (training rows'
+    # tokens and the eval dialogues'): the transformers configuration that runs single-stream above 60 tokens/s
+    # (runtime_engines_zen5.json) -- does it also keep ROUGE within 0.5 of float32?
+    "ko_lora_vnni_bf16_trimmed_inputs": dict(lang="ko", reuse="ko_lora_vnni", load=dict(dtype="bfloat16"),
+                                             keep_tokens_from="ko_train", keep_input_tokens=True),
+    # ... and 4-bit: the run merged and written as a Q4_K_M GGUF (the package's own quantisation mix; bench/gguf_q4.py),
+    # decoded greedily by llama.cpp one dialogue at a time (the optional extra, which compiles)
+    "ko_lora_vnni_q4_k_m": dict(lang="ko", reuse="ko_lora_vnni", gguf_q4_k_m=True),
 }
 TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
 # Runs of ONE trained model decoded in different precisions or ways, compared row by row with its greedy float32
@@ -161,7 +169,8 @@ PAIRED = {"ko_lora_bf16_f32": ("ko_lora_bf16", "ko_lora_bf16_trimmed"),
           "ko_lora_vnni": ("ko_lora_vnni_ct2_int8", "ko_lora_vnni_ct2_int8_trimmed", "ko_lora_vnni_ct2_float32_trimmed",
                            "ko_lora_vnni_ct2_float32_trimmed_inputs", "ko_lora_vnni_ct2_int8_trimmed_inputs",
                            "ko_lora_vnni_ct2_float32",
-                           "ko_lora_vnni_bf16", "ko_lora_vnni_int8")}
+                           "ko_lora_vnni_bf16", "ko_lora_vnni_int8", "ko_lora_vnni_bf16_trimmed_inputs",
+                           "ko_lora_vnni_q4_k_m")}
 
 
 def main() -> None:
@@ -421,7 +430,15 @@ def _train_and_eval(name: str, spec: dict, sets: dict, args, out: Path) -> dict:
         if spec.get("keep_input_tokens"):  # and the dialogues being summarized, as `summarize predict
             # --keep-tokens` keeps them: inputs are known when decoding (their references stay unseen)
             load["keep_tokens"] += list(evaluate_on["dialogue"])
-    lm = load_model(str(run_dir), **load)
+    if spec.get("gguf_q4_k_m"):  # the run written as a 4-bit GGUF (bench/gguf_q4.py), decoded by llama.cpp
+        from gguf_q4 import export_q4_k_m  # bench/gguf_q4.py
+
+        gguf_file = run_dir / "q4_k_m.gguf"  # beside the run's weights, in out/ (never committed)
+        if not gguf_file.is_file():
+            export_q4_k_m(str(run_dir), gguf_file)
+        lm = load_model(str(gguf_file), backend="llamacpp", n_ctx=2048)
+    else:
+        lm = load_model(str(run_dir), **load)
     mbr_info = None
     summarizer = FineTunedSummarizer(lm, lang, decode, seed=args.seed)
     start = time.perf_counter()

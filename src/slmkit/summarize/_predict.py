@@ -65,9 +65,10 @@ class PredictConfig:
             None (the default) keeps the whole vocabulary. transformers and ctranslate2 backends.
         dtype: transformers backend only: the precision the summarizing LM decodes in ("auto", "float32",
             "bfloat16", "float16"); None follows `$SLMKIT_DTYPE`, else "auto" (bf16 where the CPU computes it
-            natively). On two trained Korean summarizers bf16 decoded 2-3x faster than float32 and scored
-            -0.87 and +0.73 ROUGE against it (README, `ko_lora_bf16*`, `ko_lora_seed2*`): no cost on average,
-            but a point either way per model; "float32" removes that variance for a final submission.
+            natively). On three trained Korean summarizers bf16 decoded 2-4x faster than float32 and scored
+            -0.87, +0.73 and -0.31 ROUGE against it (README, `ko_lora_bf16*`, `ko_lora_seed2*`, `ko_lora_vnni*`);
+            with `keep_tokens`, -0.27 at 0.37 s a dialogue against 1.78: little cost on average, but up to a
+            point either way per model; "float32" removes that variance for a final submission.
         quantize: ctranslate2 backend only: the engine's precision, "int8" (None: the default) or "float32".
             The float32 engine decodes as transformers float32 does (tested); with `keep_tokens` it is the fast
             path that keeps float32's summaries: on a trained Korean summarizer 99 of 100 equal to transformers
