@@ -12,8 +12,9 @@ one row per precision (nothing is re-measured or typed in by hand):
   from bench/results/precision_last_layer.json, beside float32's at the same (last) layer;
 - summarization ROUGE on the 100 Korean eval rows: bench/results/summarize_train.json, one trained summarizer
   (`--summarizer`, default ko_lora) decoded in each precision: stages NAME (float32), NAME_bf16, NAME_int8,
-  NAME_ct2_float32, NAME_ct2_int8, NAME_bf16_trimmed_inputs and NAME_q4_k_m (the run written as a Q4_K_M GGUF by
-  bench/gguf_q4.py, decoded by llama.cpp), where measured; and bench/results/engine_candidates.json (ONNX Runtime
+  NAME_ct2_float32, NAME_ct2_int8, NAME_bf16_trimmed_inputs, NAME_q4_k_m_adapter (llama.cpp: the Q4_K_M base file
+  with the run's LoRA adapter) and NAME_q4_k_m (the run merged and written as a Q4_K_M GGUF by bench/gguf_q4.py),
+  where measured; and bench/results/engine_candidates.json (ONNX Runtime
   GenAI int8 / int4, on ko_lora);
 - time per generated token: `--engines-file` (default bench/results/runtime_engines.json; one prompt at a time,
   48 tokens, every row from one run on one machine). Several files: a row is taken from the first that has it, and
@@ -145,10 +146,13 @@ def gather(zs: dict, engines_files=("runtime_engines.json",), summarizer: str = 
         {"precision": "int4 weights (ONNX Runtime GenAI)", "plr_64": None, "zero_shot": None,
          "rouge": _other_model((cand.get("ort_int4") or {}).get("final"), summarizer, rouge("ko_lora")),
          "ms_per_token": None},
-        # ROUGE: the trained summarizer merged and re-quantised to Q4_K_M (bench/gguf_q4.py)
+        # ROUGE: the trained summarizer as the llama.cpp backend serves a LoRA run (the Q4_K_M base file, the adapter
+        # applied in float32); below, merged and re-quantised to Q4_K_M instead (bench/gguf_q4.py)
         {"precision": "Q4_K_M (llama.cpp, the package's GGUF)", "plr_64": plr_last_layer("q4_k_m"),
-         "zero_shot": zs.get("llamacpp q4_k_m", {}).get("mean"), "rouge": rouge(f"{summarizer}_q4_k_m"),
+         "zero_shot": zs.get("llamacpp q4_k_m", {}).get("mean"), "rouge": rouge(f"{summarizer}_q4_k_m_adapter"),
          "ms_per_token": gen("llamacpp", "q4_k_m")},
+        {"precision": "Q4_K_M, fine-tune merged and re-quantised (llama.cpp)", "plr_64": None, "zero_shot": None,
+         "rouge": rouge(f"{summarizer}_q4_k_m"), "ms_per_token": None},
     ]
 
 

@@ -136,7 +136,7 @@ ENGINES = [("transformers", None), ("transformers", "bfloat16-unpacked"), ("tran
 # ("transformers", "int8"): torch's dynamic int8 quantisation of the Linear layers (`quantize="int8"` on the
 # transformers backend), for the quantisation study's time per token.
 # ("llamacpp", "q4_k_m"): the package's own 4-bit GGUF on llama.cpp (the optional extra, which compiles: the row
-# is left out where it is not installed, and for a fine-tuned run, which the llama.cpp backend refuses).
+# is left out where it is not installed); a LoRA run runs on that file with its adapter applied by llama.cpp.
 # "-trimmed": the output layer keeps the tokens of TRIM_CORPUS source paragraphs (English WikiText paragraphs
 # after the ones measured, so the measured texts never choose them); see load_model(..., keep_tokens=).
 # "-unpacked": bf16 with plain F.linear layers (SLMKIT_PACK_BF16=0), what bf16 ran before the oneDNN-prepacked
@@ -249,8 +249,8 @@ def _engines(args, env: dict) -> dict:
     rows = []
     for model in models:
         for backend, quantize in [e for e in ENGINES if not args.engine_set or f"{e[0]}:{e[1]}" in args.engine_set]:
-            if backend == "llamacpp" and (model != args.model or importlib.util.find_spec("llama_cpp") is None):
-                continue  # not installed (optional extra), or a fine-tuned run (the llama.cpp backend refuses it)
+            if backend == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
+                continue  # not installed (optional extra)
             unpacked = {"SLMKIT_PACK_BF16": "0"} if quantize and quantize.endswith("-unpacked") else {}
             row_args = ["--model", model, "--n-texts", str(args.n_texts), "--repeats", str(args.repeats),
                         "--seed", str(args.seed), "--backend", backend, *(["--quantize", quantize] if quantize else [])]

@@ -155,6 +155,9 @@ STAGES = {
     # ... and 4-bit: the run merged and written as a Q4_K_M GGUF (the package's own quantisation mix; bench/gguf_q4.py),
     # decoded greedily by llama.cpp one dialogue at a time (the optional extra, which compiles)
     "ko_lora_vnni_q4_k_m": dict(lang="ko", reuse="ko_lora_vnni", gguf_q4_k_m=True),
+    # ... and 4-bit as the llama.cpp backend serves a LoRA run: the package's Q4_K_M base file as it is, the run's
+    # adapter converted to a llama.cpp LoRA adapter and applied in float32 (`load_model(run, backend="llamacpp")`)
+    "ko_lora_vnni_q4_k_m_adapter": dict(lang="ko", reuse="ko_lora_vnni", load=dict(backend="llamacpp", n_ctx=2048)),
 }
 TUNE_SPLIT = 319  # of the 399 Korean training rows: trials train on these, the rest score them
 # Runs of ONE trained model decoded in different precisions or ways, compared row by row with its greedy float32
@@ -170,7 +173,7 @@ PAIRED = {"ko_lora_bf16_f32": ("ko_lora_bf16", "ko_lora_bf16_trimmed"),
                            "ko_lora_vnni_ct2_float32_trimmed_inputs", "ko_lora_vnni_ct2_int8_trimmed_inputs",
                            "ko_lora_vnni_ct2_float32",
                            "ko_lora_vnni_bf16", "ko_lora_vnni_int8", "ko_lora_vnni_bf16_trimmed_inputs",
-                           "ko_lora_vnni_q4_k_m")}
+                           "ko_lora_vnni_q4_k_m", "ko_lora_vnni_q4_k_m_adapter")}
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,3 +74,53 @@ def test_llamacpp_zero_shot_scores_are_not_served_from_the_transformers_cache(ge
         scores[name] = clf.decision_function(texts)
     # 4-bit llama.cpp scores are close to float32's but never bit-identical: equal arrays would be a cache hit
     assert not np.array_equal(scores["transformers"], scores["llamacpp"])
+
+
+def _top1_agreement(reference, other_logits) -> float:
+    """Teacher-forced next-token agreement of `other_logits(ids)` with the transformers model `reference`."""
+    import torch
+
+    agree = total = 0
+    for text in TEXTS:
+        ids = reference._encode([text])[0]
+        with torch.no_grad():
+            slow = reference.model(torch.tensor([ids])).logits[0].argmax(-1).numpy()
+        fast = np.asarray(other_logits(list(ids))).argmax(-1)
+        agree, total = agree + int((fast == slow).sum()), total + len(ids)
+    return agree / total
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python not installed (optional extra slmkit[llamacpp])",
+)
+def test_llamacpp_serves_a_lora_run_with_its_adapter_on_the_4bit_base(tmp_path):
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from slmkit.models import load_model, resolve_model
+
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    base = load_model("gemma3-270m", dtype="float32")
+    # a LoRA whose B is not zero (peft's default would make the adapter a no-op), large enough to move the model
+    adapted = get_peft_model(base.model, LoraConfig(r=8, lora_alpha=8, init_lora_weights=False,
+                                                    target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]))
+    adapted.save_pretrained(str(run / "model"))
+    (run / "slmkit_run.json").write_text(json.dumps(
+        {"status": "done", "method": "lora", "base_model": resolve_model("gemma3-270m").to_dict()}))
+    tuned = load_model(str(run), dtype="float32")
+    cpp = load_model(str(run), backend="llamacpp", n_ctx=256)
+    cpp_base = load_model("gemma3-270m", backend="llamacpp", n_ctx=256)
+    with_adapter = _top1_agreement(tuned, cpp._logits)
+    base_only = _top1_agreement(tuned, cpp_base._logits)
+    assert with_adapter >= 0.9, with_adapter  # the 4-bit base + adapter follows the fine-tuned model
+    assert base_only < with_adapter - 0.1, (base_only, with_adapter)  # ... and the adapter is really applied
+    assert "+adapter:" in cpp.info["checksum"] and cpp.info["checksum"] != cpp_base.info["checksum"]
+    converted = Path(cpp.info["lora_gguf"])
+    stamp = converted.stat().st_mtime_ns
+    again = load_model(str(run), backend="llamacpp", n_ctx=256)
+    assert Path(again.info["lora_gguf"]) == converted and converted.stat().st_mtime_ns == stamp  # converted once
+    assert again.generate([PROMPT], max_new_tokens=4)[0] is not None

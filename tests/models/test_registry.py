@@ -80,7 +80,32 @@ def test_hub_models_have_distinct_checksums_and_an_adapter_counts(tmp_path):
     assert weights_checksum(tuned).startswith(weights_checksum(a) + "+adapter:")
 
 
-def test_llamacpp_refuses_a_fine_tuned_run_instead_of_serving_its_base(tiny_causal_dir, tmp_path):
+def test_llamacpp_refuses_a_fine_tuned_run_of_a_model_without_gguf_instead_of_serving_its_base(
+    tiny_causal_dir, tmp_path
+):
+    from slmkit.errors import ModelUnavailableError
+
     spec = ModelSpec(name="tuned", path=str(tiny_causal_dir), adapter=str(tmp_path), backend="llamacpp")
-    with pytest.raises(ConfigError, match="fine-tuned run .* llama.cpp backend serves GGUF files only"):
+    with pytest.raises(ModelUnavailableError, match="has no GGUF file"):
         load_model(spec)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"peft_type": "P_TUNING", "num_virtual_tokens": 8}, "a P_TUNING adapter; the llama.cpp backend runs LoRA"),
+    ({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "use_dora": True}, "use_dora cannot be expressed"),
+    ({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "modules_to_save": ["lm_head"]}, "modules_to_save cannot"),
+    ({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "bias": "all"}, "bias cannot be expressed"),
+])
+def test_llamacpp_refuses_an_adapter_it_cannot_apply_and_caches_nothing(tmp_path, monkeypatch, config, message):
+    import json
+
+    from slmkit.models._llamacpp import lora_adapter_gguf
+
+    monkeypatch.setenv("SLMKIT_CACHE", str(tmp_path / "cache"))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    with pytest.raises(ConfigError, match=message):
+        lora_adapter_gguf(adapter, tmp_path / "base.gguf")
+    assert not (tmp_path / "cache").exists()

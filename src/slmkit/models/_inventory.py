@@ -53,7 +53,7 @@ ENGINES = (
      "the default: every job, training, GPU; keep_tokens= trims the output layer"),
     ("ctranslate2", "ctranslate2", "ctranslate2", ("int8", "float32"),
      "fast CPU generation and scoring; extra `fast`; keep_tokens= trims the output layer"),
-    ("llamacpp", "llama_cpp", "llama-cpp-python", ("gguf",), "GGUF files as quantised; extra `llamacpp` (compiles)"),
+    ("llamacpp", "llama_cpp", "llama-cpp-python", ("gguf",), "GGUF files as quantised, and LoRA runs of them (adapter applied by llama.cpp); extra `llamacpp` (compiles)"),
 )
 
 
