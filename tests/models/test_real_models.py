@@ -124,3 +124,62 @@ def test_llamacpp_serves_a_lora_run_with_its_adapter_on_the_4bit_base(tmp_path):
     again = load_model(str(run), backend="llamacpp", n_ctx=256)
     assert Path(again.info["lora_gguf"]) == converted and converted.stat().st_mtime_ns == stamp  # converted once
     assert again.generate([PROMPT], max_new_tokens=4)[0] is not None
+
+
+def _hand_made_lora(folder: Path, *, rsLoRA: bool = False) -> dict:
+    """A peft LoRA adapter folder for gemma3-270m's layer-0 query projection, written by hand (no model load)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(0)
+    tensors = {
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.randn(8, 640, generator=gen),
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": torch.randn(1024, 8, generator=gen),
+    }
+    save_file(tensors, str(folder / "adapter_model.safetensors"))
+    (folder / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj"], "use_rslora": rsLoRA}))
+    return tensors
+
+
+@pytest.mark.parametrize("rslora", [False, True])
+def test_a_lora_adapter_converts_to_llamacpp_whole_or_not_at_all(tmp_path, monkeypatch, rslora):
+    # needs the gguf package and the built-in GGUF only (not llama-cpp-python): runs wherever the slow tests run
+    import gguf
+
+    from slmkit.models import resolve_model
+    from slmkit.models._llamacpp import lora_adapter_gguf
+    from slmkit.models._weights import cache_dir, gguf_path
+
+    base = gguf_path(resolve_model("gemma3-270m"))
+    tensors = _hand_made_lora(tmp_path / "adapter", rsLoRA=rslora)
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    before = set((cache_dir() / "llamacpp").glob("*"))  # other tests' conversions share the session's cache
+    with monkeypatch.context() as patch:  # killed while writing the tensors
+        patch.setattr(gguf.GGUFWriter, "write_tensors_to_file", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            lora_adapter_gguf(tmp_path / "adapter", base)
+    assert set((cache_dir() / "llamacpp").glob("*")) == before, "a broken or partial adapter was left in the cache"
+
+    converted = lora_adapter_gguf(tmp_path / "adapter", base)
+    reader = gguf.GGUFReader(str(converted))
+    assert reader.fields["general.type"].contents() == "adapter"
+    assert reader.fields["adapter.type"].contents() == "lora"
+    # llama.cpp scales by alpha / r: the peft scaling (alpha / r, or alpha / sqrt(r) with rsLoRA) times r
+    expected_alpha = 16 / (8**0.5 if rslora else 8) * 8
+    assert reader.fields["adapter.lora.alpha"].contents() == pytest.approx(expected_alpha)
+    got = {t.name: np.asarray(t.data).reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
+    assert set(got) == {"blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b"}
+    np.testing.assert_array_equal(
+        got["blk.0.attn_q.weight.lora_a"],
+        tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"].numpy())
+    np.testing.assert_array_equal(
+        got["blk.0.attn_q.weight.lora_b"],
+        tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"].numpy())
+    assert lora_adapter_gguf(tmp_path / "adapter", base) == converted  # cached: converted once

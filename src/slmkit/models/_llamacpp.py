@@ -281,8 +281,10 @@ def lora_adapter_gguf(adapter_dir: str | Path, base_gguf: Path) -> Path:
                           "adapter; use backend 'transformers' or 'ctranslate2'")
     if not weights_file.is_file():
         raise ConfigError(f"{adapter_dir}: no adapter_model.safetensors")
-    key = hashlib.sha256(
-        f"{dir_checksum(adapter_dir)}:{sha256_file(base_gguf)}:{LORA_GGUF_VERSION}".encode()).hexdigest()[:16]
+    # the config is part of the key: its alpha and rsLoRA flag set the scale written into the file
+    config_sha = hashlib.sha256(config_file.read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{dir_checksum(adapter_dir)}:{config_sha}:{sha256_file(base_gguf)}:"
+                         f"{LORA_GGUF_VERSION}".encode()).hexdigest()[:16]
     target = cache_dir() / "llamacpp" / f"lora-{key}.gguf"
     if target.is_file():
         return target
