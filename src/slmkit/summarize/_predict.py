@@ -33,7 +33,7 @@ class PredictConfig:
         method: "lead" (first turns), "longest" (longest turn), "zero-shot" or "few-shot" prompting.
         model: causal LM for the prompting methods (a registry name or a path).
         backend: what runs it: "transformers", or "ctranslate2" (int8 CPU generation, ~2x faster; the `fast`
-            extra) or "llamacpp" for GGUF files.
+            extra) or "llamacpp" for GGUF files and LoRA runs of them (4-bit base, adapter in float32).
         language: "ko", "en" or "auto" (from the share of Hangul in the dialogues).
         lead_k: turns kept by "lead".
         shots: few-shot examples per prompt.
