@@ -273,7 +273,8 @@ def lora_adapter_gguf(adapter_dir: str | Path, base_gguf: Path) -> Path:
     if config.get("peft_type") != "LORA":
         raise ConfigError(f"{adapter_dir}: a {config.get('peft_type')} adapter; the llama.cpp backend runs LoRA "
                           "adapters only (use backend 'transformers')")
-    unsupported = [k for k in ("use_dora", "modules_to_save", "rank_pattern", "alpha_pattern") if config.get(k)]
+    unsupported = [k for k in ("use_dora", "modules_to_save", "rank_pattern", "alpha_pattern", "fan_in_fan_out")
+                   if config.get(k)]
     if config.get("bias", "none") != "none":
         unsupported.append("bias")
     if unsupported:
@@ -290,7 +291,10 @@ def lora_adapter_gguf(adapter_dir: str | Path, base_gguf: Path) -> Path:
         return target
     reader = gguf.GGUFReader(str(base_gguf))
     arch = reader.fields["general.architecture"].contents()
-    arch_id = {name: a for a, name in gguf.MODEL_ARCH_NAMES.items()}[arch]
+    arch_id = {name: a for a, name in gguf.MODEL_ARCH_NAMES.items()}.get(arch)
+    if arch_id is None:
+        raise ConfigError(f"{base_gguf}: architecture {arch!r} is unknown to the gguf package here; cannot map the "
+                          "adapter's tensors (use backend 'transformers')")
     names = gguf.get_tensor_name_map(arch_id, int(reader.fields[f"{arch}.block_count"].contents()))
     rank = int(config["r"])
     # peft scales the product by alpha / r (alpha / sqrt(r) with rsLoRA); llama.cpp by its alpha / r
