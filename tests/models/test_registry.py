@@ -95,6 +95,7 @@ def test_llamacpp_refuses_a_fine_tuned_run_of_a_model_without_gguf_instead_of_se
     ({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "use_dora": True}, "use_dora cannot be expressed"),
     ({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "modules_to_save": ["lm_head"]}, "modules_to_save cannot"),
     ({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "bias": "all"}, "bias cannot be expressed"),
+    ({"peft_type": "LORA", "r": 8, "lora_alpha": 8, "fan_in_fan_out": True}, "fan_in_fan_out cannot be expressed"),
 ])
 def test_llamacpp_refuses_an_adapter_it_cannot_apply_and_caches_nothing(tmp_path, monkeypatch, config, message):
     import json
