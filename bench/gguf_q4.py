@@ -35,10 +35,9 @@ def _base_gguf() -> Path:
 
 def _gguf_weights(state: dict, reader) -> dict[str, np.ndarray]:
     """GGUF tensor name -> float32 array in llama.cpp's layout, for every tensor of the base GGUF."""
-    import gguf
+    from slmkit.models._llamacpp import gguf_tensor_names  # the backend's adapter conversion uses the same map
 
-    n_blocks = 1 + max(int(name.split(".")[1]) for name in (t.name for t in reader.tensors) if name.startswith("blk."))
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GEMMA3, n_blocks)
+    _, names = gguf_tensor_names(reader, _base_gguf())
     out = {}
     for hf_name, tensor in state.items():
         if hf_name == "lm_head.weight":  # tied to the embedding: the GGUF has no output tensor

@@ -251,6 +251,18 @@ def _adapter_suffix(spec: ModelSpec) -> str:
     return f"+adapter:{dir_checksum(spec.adapter)[:16]}" if spec.adapter else ""
 
 
+def gguf_tensor_names(reader, path: Path):
+    """(architecture, the `gguf` package's HF -> GGUF tensor name map) for an opened GGUF file."""
+    import gguf
+
+    arch = reader.fields["general.architecture"].contents()
+    arch_id = {name: a for a, name in gguf.MODEL_ARCH_NAMES.items()}.get(arch)
+    if arch_id is None:
+        raise ConfigError(f"{path}: architecture {arch!r} is unknown to the gguf package here; cannot map "
+                          "transformers tensors onto it (use backend 'transformers')")
+    return arch, gguf.get_tensor_name_map(arch_id, int(reader.fields[f"{arch}.block_count"].contents()))
+
+
 def lora_adapter_gguf(adapter_dir: str | Path, base_gguf: Path) -> Path:
     """A peft LoRA adapter folder as a llama.cpp LoRA adapter GGUF for `base_gguf`, converted once and cached.
 
@@ -290,12 +302,7 @@ def lora_adapter_gguf(adapter_dir: str | Path, base_gguf: Path) -> Path:
     if target.is_file():
         return target
     reader = gguf.GGUFReader(str(base_gguf))
-    arch = reader.fields["general.architecture"].contents()
-    arch_id = {name: a for a, name in gguf.MODEL_ARCH_NAMES.items()}.get(arch)
-    if arch_id is None:
-        raise ConfigError(f"{base_gguf}: architecture {arch!r} is unknown to the gguf package here; cannot map the "
-                          "adapter's tensors (use backend 'transformers')")
-    names = gguf.get_tensor_name_map(arch_id, int(reader.fields[f"{arch}.block_count"].contents()))
+    arch, names = gguf_tensor_names(reader, base_gguf)
     rank = int(config["r"])
     # peft scales the product by alpha / r (alpha / sqrt(r) with rsLoRA); llama.cpp by its alpha / r
     scaling = float(config["lora_alpha"]) / (rank**0.5 if config.get("use_rslora") else rank)
