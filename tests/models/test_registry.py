@@ -110,3 +110,33 @@ def test_llamacpp_refuses_an_adapter_it_cannot_apply_and_caches_nothing(tmp_path
     with pytest.raises(ConfigError, match=message):
         lora_adapter_gguf(adapter, tmp_path / "base.gguf")
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_fine_tuned_run_shares_its_base_package_gguf_instead_of_assembling_a_copy(tmp_path, monkeypatch):
+    # A LoRA run folder's spec names the run and carries its base's package: keyed by the spec's name, every run
+    # folder assembled its own copy of the base GGUF into the cache (242 MB each for gemma3-270m).
+    from slmkit._constants import ENV_CACHE_DIR
+    from slmkit.models import _registry
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "fake_weights_pkg.py").write_text(
+        "from pathlib import Path\n"
+        "CALLS = []\n"
+        "def assemble(target):\n"
+        "    target = Path(target)\n"
+        "    CALLS.append(target)\n"
+        "    target.parent.mkdir(parents=True, exist_ok=True)\n"
+        "    target.write_bytes(b'GGUF base')\n"
+        "    return target\n"
+    )
+    monkeypatch.syspath_prepend(str(package))
+    monkeypatch.setenv(ENV_CACHE_DIR, str(tmp_path / "cache"))
+    base = ModelSpec(name="fake-base", package="fake-weights", module="fake_weights_pkg")
+    monkeypatch.setitem(_registry._MODELS, "fake-base", base)
+    run = ModelSpec(name="my-run", package="fake-weights", module="fake_weights_pkg", adapter=str(tmp_path))
+    assert locate_weights(run) == locate_weights(base) == (tmp_path / "cache" / "gguf" / "fake-base", "fake-base.gguf")
+    assert sorted(p.name for p in (tmp_path / "cache" / "gguf").iterdir()) == ["fake-base"]
+    # a package no registered model names keeps the spec's own name
+    other = ModelSpec(name="solo", package="other-weights", module="fake_weights_pkg")
+    assert locate_weights(other)[1] == "solo.gguf"

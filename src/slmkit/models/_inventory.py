@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from slmkit._constants import CONVERTED_MARKER
 from slmkit.models._registry import list_models
 from slmkit.models._spec import ModelSpec
-from slmkit.models._weights import cache_dir, package_dir, package_installed
+from slmkit.models._weights import assembled_gguf, cache_dir, package_dir, package_installed
 
 
 @dataclass
@@ -129,7 +129,7 @@ def _is_converted(spec: ModelSpec) -> bool:
     if spec.package_path:
         gguf = package_dir(spec.module) / spec.package_path
     else:
-        gguf = cache_dir() / "gguf" / spec.name / f"{spec.name}.gguf"
+        gguf = assembled_gguf(spec)
     import json
 
     return any(json.loads(e.read_text()).get("gguf") == str(gguf) for e in entries)

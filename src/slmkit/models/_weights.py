@@ -112,13 +112,24 @@ def locate_weights(spec: ModelSpec) -> tuple[Path, str | None]:
         if not location.exists():
             raise ModelUnavailableError(f"model {spec.name!r}: {location} is missing from package {spec.package!r}")
         return (location.parent, location.name) if location.suffix == ".gguf" else (location, None)
-    target = cache_dir() / "gguf" / spec.name / f"{spec.name}.gguf"
+    target = assembled_gguf(spec)
     if not target.exists():
         logger.info("assembling %s from package %s into %s", spec.name, spec.package, target)
     target = Path(
         importlib.import_module(spec.module).assemble(target)
     )  # the package checks the sha256 of what it assembles
     return target.parent, target.name
+
+
+def assembled_gguf(spec: ModelSpec) -> Path:
+    """Where the GGUF a package's `assemble()` builds is cached: one file per package, named after the registered
+    model that ships in it, whatever spec asks for it. A LoRA run folder's spec carries its base's package under
+    the run's own name; keyed by that name, every run folder got its own copy of the base (242 MB for gemma)."""
+    from slmkit.models._registry import list_models  # here, not at the top: the registry is the higher layer
+
+    owner = next((m.name for m in list_models() if m.package == spec.package and m.module == spec.module
+                  and not m.package_path), spec.name)
+    return cache_dir() / "gguf" / owner / f"{owner}.gguf"
 
 
 def gguf_path(spec: ModelSpec) -> Path:
