@@ -204,7 +204,8 @@ class ScorerPair:
     def checksums(self) -> dict:
         return {
             "quality_config_sha256": hashlib.sha256(
-                json.dumps(self.config.to_dict(), sort_keys=True).encode()
+                json.dumps({**self.config.to_dict(), "training": self.config.training.identity()}, sort_keys=True)
+                .encode()
             ).hexdigest(),
             "forward": self.forward.info.get("checksum"),
             "reverse": self.reverse.info.get("checksum"),

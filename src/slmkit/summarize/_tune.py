@@ -228,7 +228,7 @@ def tune(
         "train_sha256": _frame_digest(train_frame) if train_frame is not None else None,
         "tune": {k: v for k, v in asdict(config).items() if k != "n_trials"},
         "summarize": asdict(summarize_config),
-        "train": base_train.to_dict(),
+        "train": base_train.identity(),  # fields added later drop out at their defaults: old studies resume
     }
 
     if config.space in ("training", "both"):

@@ -16,6 +16,8 @@ LOSS_PATHS = ("target", "full")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "bf16", "fp32")
 TRAIN_CONFIG_NAME = "train_config.json"
+# Fields added after configs began to be hashed into artifacts' checksums (TrainConfig.identity), with defaults.
+_LATER_FIELDS = {"prompt_loss_weight": 0.0}
 
 # LoRA targets per architecture (model_type in config.json): every linear layer of the blocks, never the
 # output layer (on Gemma 3 that is the 262k-token embedding, tied to the input; adapting it buys nothing
@@ -62,6 +64,12 @@ class TrainConfig:
         learning_rate, epochs, max_steps (> 0 overrides epochs), batch_size, grad_accum, warmup_ratio,
             weight_decay, scheduler, max_grad_norm: the optimiser (AdamW) and its schedule.
         max_length: longest (prompt + target) in tokens; longer rows are an error naming the row.
+        prompt_loss_weight: objective "pairs" only: weight of each prompt token's next-token loss beside the
+            target tokens' weight of 1 (the loss is the weighted mean); 0 = the prompt is masked, as usual.
+            Huerta-Enochian & Ko (2024, "Instruction Fine-Tuning: Does Prompt Loss Matter?") found small
+            weights (0.01-0.5) better than masking when targets are short beside their prompts (a summary is
+            ~1/7 of its dialogue): the prompt loss keeps the model near its pre-trained weights and curbs
+            overfitting. It costs time: every prompt position is projected onto the vocabulary too.
         loss_path: "target" projects only the positions that carry a loss onto the vocabulary (the fast
             path: Gemma 3's output layer is 262k wide); "full" is the library's full-vocabulary loss.
         precision: "auto" (bf16 autocast where the hardware computes bf16 natively: a GPU, or a CPU with
@@ -93,6 +101,7 @@ class TrainConfig:
     scheduler: str = "linear"
     max_grad_norm: float = 1.0
     max_length: int = 1024
+    prompt_loss_weight: float = 0.0
     loss_path: str = "target"
     embed_template: str = "{text}"
     embed_pooling: str = "mean"
@@ -160,6 +169,11 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.dpo_beta must be > 0, got {self.dpo_beta}")
         if not self.dpo_sft_weight >= 0:
             raise ConfigError(f"TrainConfig.dpo_sft_weight must be >= 0, got {self.dpo_sft_weight}")
+        if not 0 <= self.prompt_loss_weight <= 1:
+            raise ConfigError(f"TrainConfig.prompt_loss_weight must be in [0, 1], got {self.prompt_loss_weight}")
+        if self.prompt_loss_weight and (self.objective != "pairs" or self.loss_path != "target"):
+            raise ConfigError("TrainConfig.prompt_loss_weight weighs the prompt of (prompt, target) pairs: it needs "
+                              "objective 'pairs' and loss_path 'target'")
         if self.objective == "preference" and self.method == "ptuning":
             raise ConfigError("objective 'preference' trains with method 'lora' or 'full'")
         if self.objective == "contrastive" and self.method == "ptuning":
@@ -168,6 +182,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def identity(self) -> dict:
+        """`to_dict()` less the fields added since artifacts began recording the config, where they hold their
+        defaults: what checksums over a config hash, so the artifacts of earlier versions keep theirs."""
+        values = self.to_dict()
+        for name, default in _LATER_FIELDS.items():
+            if values.get(name) == default:
+                del values[name]
+        return values
 
     def save(self, directory: str | Path) -> Path:
         from slmkit.data import write_json

@@ -21,10 +21,11 @@ IGNORE = -100  # the label transformers and torch's cross-entropy skip
 @dataclass
 class Example:
     """One training row: `input_ids` and `labels` (IGNORE where no loss is taken); seq2seq rows keep the
-    target in `labels` only."""
+    target in `labels` only. `weights`: each label's loss weight, where not all are 1 (a weighted prompt)."""
 
     input_ids: list[int]
     labels: list[int]
+    weights: list[float] | None = None
 
 
 def encode_pairs(
@@ -36,8 +37,10 @@ def encode_pairs(
     seq2seq: bool = False,
     ids: Sequence[str] | None = None,
     source: str = "training data",
+    prompt_loss_weight: float = 0.0,
 ) -> list[Example]:
-    """Tokenize pairs; the loss falls on the target tokens and the closing EOS only.
+    """Tokenize pairs; the loss falls on the target tokens and the closing EOS only, and with
+    `prompt_loss_weight` > 0 (causal LMs) on the prompt's tokens too, each weighted by it.
 
     Raises:
         DataError: an empty prompt or target, or a row longer than `max_length`, naming the 1-based row
@@ -72,7 +75,12 @@ def encode_pairs(
                 f"{where(i)}: {size} tokens (prompt {len(p)} + target {len(t)}) exceed max_length {max_length}; "
                 "raise max_length, shorten the dialogue or drop the row"
             )
-        out.append(Example(p, t) if seq2seq else Example(p + t, [IGNORE] * len(p) + t))
+        if seq2seq:
+            out.append(Example(p, t))
+        elif prompt_loss_weight:
+            out.append(Example(p + t, p + t, [prompt_loss_weight] * len(p) + [1.0] * len(t)))
+        else:
+            out.append(Example(p + t, [IGNORE] * len(p) + t))
     return out
 
 
@@ -148,10 +156,18 @@ class ExampleDataset(torch.utils.data.Dataset):
         return len(self.examples)
 
     def __getitem__(self, i: int) -> dict:
-        return {"input_ids": self.examples[i].input_ids, "labels": self.examples[i].labels}
+        example = self.examples[i]
+        row = {"input_ids": example.input_ids, "labels": example.labels}
+        if example.weights is not None:
+            row["loss_weights"] = example.weights
+        return row
 
     def n_target_tokens(self) -> int:
-        return sum(sum(1 for x in e.labels if x != IGNORE) for e in self.examples)
+        """Tokens whose loss counts in full (a weighted prompt's do not)."""
+        return sum(
+            sum(1 for j, x in enumerate(e.labels) if x != IGNORE and (e.weights is None or e.weights[j] == 1.0))
+            for e in self.examples
+        )
 
     def n_tokens(self) -> int:
         return sum(len(e.input_ids) for e in self.examples)
@@ -159,7 +175,8 @@ class ExampleDataset(torch.utils.data.Dataset):
 
 @dataclass
 class Collator:
-    """Right-pad a batch; padding never carries a loss. Seq2seq batches pad inputs and labels separately."""
+    """Right-pad a batch; padding never carries a loss. Seq2seq batches pad inputs and labels separately.
+    Rows with `loss_weights` give the batch a float `loss_weights` tensor, shaped as `labels` (0 on padding)."""
 
     pad_id: int
 
@@ -174,7 +191,13 @@ class Collator:
             input_ids[i, :n] = torch.tensor(r["input_ids"])
             mask[i, :n] = 1
             labels[i, : len(r["labels"])] = torch.tensor(r["labels"])
-        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        if any("loss_weights" in r for r in rows):
+            weights = torch.zeros((len(rows), lwidth), dtype=torch.float32)
+            for i, r in enumerate(rows):
+                weights[i, : len(r["labels"])] = torch.tensor(r.get("loss_weights", [1.0] * len(r["labels"])))
+            batch["loss_weights"] = weights
+        return batch
 
 
 @dataclass

@@ -387,8 +387,13 @@ def _datasets(
     if config.objective == "pairs":
         if train_pairs is None or documents is not None:
             raise ConfigError("objective 'pairs' needs train_pairs=(prompts, targets) and no documents")
+        if config.prompt_loss_weight and seq2seq:
+            raise ConfigError("TrainConfig.prompt_loss_weight applies to causal LMs: an encoder-decoder reads the "
+                              "prompt in its encoder, where no token is predicted")
+        # Eval rows keep the prompt masked: the eval loss stays the target's, comparable across weights.
         train = encode_pairs(
-            tokenizer, *train_pairs, max_length=config.max_length, seq2seq=seq2seq, ids=train_ids, source=source
+            tokenizer, *train_pairs, max_length=config.max_length, seq2seq=seq2seq, ids=train_ids, source=source,
+            prompt_loss_weight=config.prompt_loss_weight,
         )
         held = (
             encode_pairs(tokenizer, *eval_pairs, max_length=config.max_length, seq2seq=seq2seq, source="eval data")

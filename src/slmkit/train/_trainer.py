@@ -72,10 +72,23 @@ class SlmTrainer(Trainer):
         if self.loss_path == "full":
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         losses, _, outputs = batch_target_losses(model, unwrapped, inputs, self.n_virtual_tokens)
-        total = losses.sum()
-        count = num_items_in_batch if num_items_in_batch is not None else losses.numel()
-        loss = total / torch.as_tensor(count, dtype=total.dtype).clamp(min=1)
+        if "loss_weights" in inputs:  # a weighted prompt (TrainConfig.prompt_loss_weight): the weighted mean
+            weights = inputs["loss_weights"][:, 1:][inputs["labels"][:, 1:] != IGNORE].to(losses.dtype)
+            total, own_count = (losses * weights).sum(), weights.sum()
+        else:
+            total, own_count = losses.sum(), losses.numel()
+        count = num_items_in_batch if num_items_in_batch is not None else own_count
+        loss = total / torch.as_tensor(count, dtype=total.dtype).clamp(min=1)  # a target weighs 1: sums >= 1
         return (loss, outputs) if return_outputs else loss
+
+    def get_batch_samples(self, epoch_iterator, num_batches: int, device):
+        """The library counts the labelled tokens of the accumulated batches to divide the summed loss by; with
+        loss weights the weighted mean's divisor is their sum instead (the weights of the labelled positions)."""
+        batches, count = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if count is not None and batches and "loss_weights" in batches[0]:
+            count = sum(b["loss_weights"][:, 1:][b["labels"][:, 1:] != IGNORE].sum() for b in batches)
+            count = count.to(device) if torch.is_tensor(count) else count
+        return batches, count
 
     def _seq2seq_loss(self, model, inputs, return_outputs: bool, num_items_in_batch):
         """Token-summed cross-entropy over the batch's target tokens / their count in the whole accumulated batch.
