@@ -865,6 +865,9 @@ def _write_table(results: dict, path: Path) -> None:
             "|---|---|---|---|---|---|",
         ]
         for label, entry in overlap.items():
+            if isinstance(entry, dict) and "skipped" in entry:  # said, not silently left out
+                lines.append(f"| {label} | not measured: {entry['skipped']} | | | | |")
+                continue
             if not isinstance(entry, dict) or "scorers" not in entry:
                 continue
             cells = [
