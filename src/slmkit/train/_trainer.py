@@ -86,7 +86,7 @@ class SlmTrainer(Trainer):
         loss weights the weighted mean's divisor is their sum instead (the weights of the labelled positions)."""
         batches, count = super().get_batch_samples(epoch_iterator, num_batches, device)
         if count is not None and batches and "loss_weights" in batches[0]:
-            count = sum(b["loss_weights"][:, 1:][b["labels"][:, 1:] != IGNORE].sum() for b in batches)
+            count = sum(b["loss_weights"][:, 1:].sum() for b in batches)  # 0 wherever no label is
             count = count.to(device) if torch.is_tensor(count) else count
         return batches, count
 
